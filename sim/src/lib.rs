@@ -1,0 +1,6 @@
+//! Everything that executes BPF: the runtime shared by every engine (maps, helpers, the XDP
+//! context and packet buffers), the golden interpreter, and pcap input and output.
+
+pub mod interp;
+pub mod pcap;
+pub mod runtime;

@@ -1,0 +1,2 @@
+//! The `nicc` command line: one subcommand per user job.
+fn main() {}
