@@ -1,0 +1,205 @@
+//! The differential check against the kernel: the same object, the same map contents and the
+//! same packets go through the golden interpreter and through the running kernel
+//! (BPF_PROG_TEST_RUN with repeat 1), and every difference in verdict, packet bytes or final map
+//! contents is reported.
+//!
+//! The kernel is the definition of correct here; a mismatch is a bug in nicc (or a documented
+//! source of non-determinism such as the clock), never something to paper over.
+
+use frontend::mapdata::MapsSnapshot;
+use frontend::Object;
+use hw::linux::{KernelError, KernelObject, XdpCtx};
+use serde::Serialize;
+use sim::interp::{run_xdp, XdpInput};
+use sim::runtime::{Runtime, RuntimeConfig};
+
+/// What happened when one program was compared.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiffReport {
+    pub object: String,
+    pub program: String,
+    /// `None` when the kernel loaded the program; otherwise the verifier's reason.
+    pub kernel_refused: Option<String>,
+    /// Packets both engines ran.
+    pub packets_compared: usize,
+    /// Packets the kernel's test run refused (e.g. shorter than an Ethernet header).
+    pub packets_refused: usize,
+    pub mismatches: Vec<Mismatch>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Mismatch {
+    /// The packet index, or `None` for the final map contents.
+    pub packet: Option<usize>,
+    pub what: String,
+}
+
+impl DiffReport {
+    pub fn is_clean(&self) -> bool {
+        self.mismatches.is_empty()
+    }
+}
+
+/// Compares one program over `packets`, with both engines' maps seeded from `seed`.
+pub fn diff_program(
+    obj: &Object,
+    program: usize,
+    packets: &[Vec<u8>],
+    seed: Option<&MapsSnapshot>,
+) -> DiffReport {
+    let prog = &obj.programs[program];
+    let mut report = DiffReport {
+        object: obj.name.clone(),
+        program: prog.name.clone(),
+        kernel_refused: None,
+        packets_compared: 0,
+        packets_refused: 0,
+        mismatches: Vec::new(),
+    };
+    let mut fail = |report: &mut DiffReport, packet: Option<usize>, what: String| {
+        report.mismatches.push(Mismatch { packet, what });
+    };
+    // Programs of the same kind are loaded together so that prog-array entries (program
+    // indices) can name them for tail calls.
+    let siblings: Vec<usize> = obj
+        .programs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.kind == prog.kind)
+        .map(|(i, _)| i)
+        .collect();
+    let kernel = match KernelObject::load(obj, &siblings) {
+        Ok(k) => k,
+        Err(_) if siblings.len() > 1 => match KernelObject::load(obj, &[program]) {
+            Ok(k) => k,
+            Err(e) => {
+                report.kernel_refused = Some(e.to_string());
+                return report;
+            }
+        },
+        Err(e) => {
+            report.kernel_refused = Some(e.to_string());
+            return report;
+        }
+    };
+    let mut rt = match Runtime::new(obj, RuntimeConfig::default()) {
+        Ok(rt) => rt,
+        Err(d) => {
+            fail(&mut report, None, format!("the interpreter refused the object: {d}"));
+            return report;
+        }
+    };
+    if let Some(seed) = seed {
+        if let Err(e) = kernel.load_snapshot(seed) {
+            fail(&mut report, None, format!("seeding the kernel's maps failed: {e}"));
+            return report;
+        }
+        if let Err(e) = rt.load_snapshot(seed) {
+            fail(&mut report, None, format!("seeding the interpreter's maps failed: {e}"));
+            return report;
+        }
+    }
+    for (i, packet) in packets.iter().enumerate() {
+        let k = match kernel.test_run_xdp(program, packet, &XdpCtx::default()) {
+            Ok(k) => k,
+            Err(KernelError::PacketRejected { .. }) => {
+                report.packets_refused += 1;
+                continue;
+            }
+            Err(e) => {
+                fail(&mut report, Some(i), format!("the kernel's test run failed: {e}"));
+                continue;
+            }
+        };
+        report.packets_compared += 1;
+        let input = XdpInput {
+            packet: packet.clone(),
+            ..XdpInput::default()
+        };
+        match run_xdp(obj, program, &mut rt, &input) {
+            Ok(mine) => {
+                if mine.retval as u32 != k.retval {
+                    fail(
+                        &mut report,
+                        Some(i),
+                        format!(
+                            "return value: kernel {} interpreter {}",
+                            k.retval, mine.retval
+                        ),
+                    );
+                }
+                if mine.packet != k.packet {
+                    fail(
+                        &mut report,
+                        Some(i),
+                        format!(
+                            "output packet: kernel {} bytes {}, interpreter {} bytes {}",
+                            k.packet.len(),
+                            frontend::mapdata::to_hex(&k.packet),
+                            mine.packet.len(),
+                            frontend::mapdata::to_hex(&mine.packet)
+                        ),
+                    );
+                }
+            }
+            Err(d) => fail(
+                &mut report,
+                Some(i),
+                format!("the interpreter faulted where the kernel returned {}: {d}", k.retval),
+            ),
+        }
+    }
+    match kernel.snapshot() {
+        Ok(kmaps) => {
+            let mine = rt.snapshot();
+            for line in diff_maps(&kmaps, &mine) {
+                fail(&mut report, None, line);
+            }
+        }
+        Err(e) => fail(&mut report, None, format!("reading the kernel's maps failed: {e}")),
+    }
+    report
+}
+
+/// Lists the differences between two map snapshots, entry by entry.
+pub fn diff_maps(kernel: &MapsSnapshot, mine: &MapsSnapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, k) in &kernel.maps {
+        let Some(m) = mine.maps.get(name) else {
+            out.push(format!("map {name}: the interpreter has no such map"));
+            continue;
+        };
+        let kset: std::collections::BTreeMap<_, _> =
+            k.entries.iter().map(|e| (&e.key, e)).collect();
+        let mset: std::collections::BTreeMap<_, _> =
+            m.entries.iter().map(|e| (&e.key, e)).collect();
+        for (key, ke) in &kset {
+            match mset.get(key) {
+                None => out.push(format!("map {name} key {key}: only the kernel has it ({ke:?})")),
+                Some(me) if me != ke => out.push(format!(
+                    "map {name} key {key}: kernel {:?} interpreter {:?}",
+                    ke.value.as_ref().or(ke.per_cpu.as_ref().and_then(|v| v.first())),
+                    me.value.as_ref().or(me.per_cpu.as_ref().and_then(|v| v.first()))
+                )),
+                Some(_) => {}
+            }
+        }
+        for key in mset.keys() {
+            if !kset.contains_key(key) {
+                out.push(format!("map {name} key {key}: only the interpreter has it"));
+            }
+        }
+    }
+    for (name, m) in &mine.maps {
+        // Output-only maps (perf event arrays, ring buffers) hold no state a dump can read;
+        // their records are compared as captured outputs, not here.
+        let output_only = matches!(
+            m.map_type,
+            frontend::object::MapType::PerfEventArray | frontend::object::MapType::Ringbuf
+        );
+        if !output_only && !kernel.maps.contains_key(name) {
+            out.push(format!("map {name}: the kernel's dump lacks it"));
+        }
+    }
+    out
+}
