@@ -1,0 +1,118 @@
+//! The errors of the kernel oracle. A refused program carries the verifier's log, because the
+//! log is the kernel's reason and nothing else explains a refusal; a packet the test-run
+//! facility will not take is its own variant, so differential tests can count it apart from
+//! real failures.
+
+use std::io;
+
+/// Why talking to the kernel failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// `bpf()` is not usable here at all.
+    #[error("the kernel's bpf() is not available: {0}")]
+    Unavailable(String),
+
+    /// The verifier (or the loader before it) refused a program.
+    #[error("the kernel refused program `{program}` ({}){}", errno_text(.source), last_line(.log))]
+    ProgramRefused {
+        program: String,
+        source: io::Error,
+        /// The tail of the verifier log (the kernel keeps the end when the log overflows).
+        log: String,
+    },
+
+    /// A map could not be created.
+    #[error("cannot create map `{map}` ({}): {hint}", errno_text(.source))]
+    MapCreate {
+        map: String,
+        source: io::Error,
+        hint: String,
+    },
+
+    /// `BPF_PROG_TEST_RUN` does not take this packet (before any program runs).
+    #[error("the kernel's XDP test run does not take a {len}-byte packet: {reason}")]
+    PacketRejected { len: usize, reason: String },
+
+    /// Any other failing system call, with what nicc was doing.
+    #[error("{what} failed ({})", errno_text(.source))]
+    Syscall { what: String, source: io::Error },
+
+    /// A request nicc can tell is wrong without asking the kernel.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl KernelError {
+    /// The verifier log of a refused program.
+    pub fn verifier_log(&self) -> Option<&str> {
+        match self {
+            KernelError::ProgramRefused { log, .. } => Some(log),
+            _ => None,
+        }
+    }
+
+    /// The last non-empty line of the verifier log, which usually states the reason.
+    pub fn verifier_reason(&self) -> Option<&str> {
+        self.verifier_log()
+            .and_then(|log| log.lines().rev().find(|l| !l.trim().is_empty()))
+    }
+
+    pub(crate) fn syscall(what: impl Into<String>, source: io::Error) -> KernelError {
+        KernelError::Syscall {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// `EACCES: Permission denied` style text for an OS error.
+pub(crate) fn errno_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => format!("{}: {}", errno_name(code), strip_os_suffix(e)),
+        None => e.to_string(),
+    }
+}
+
+fn strip_os_suffix(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// The symbolic names of the errno values `bpf()` returns.
+pub(crate) fn errno_name(code: i32) -> String {
+    let name = match code {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EINTR => "EINTR",
+        libc::E2BIG => "E2BIG",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::ERANGE => "ERANGE",
+        libc::ENOSYS => "ENOSYS",
+        libc::ELOOP => "ELOOP",
+        libc::EPROTO => "EPROTO",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        // The kernel-internal ENOTSUPP, which some bpf() paths leak to user space.
+        524 => "ENOTSUPP",
+        _ => return format!("errno {code}"),
+    };
+    name.to_string()
+}
+
+fn last_line(log: &str) -> String {
+    match log.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(line) => format!(": {}", line.trim()),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,140 @@
+//! Running a loaded XDP program on one packet with `BPF_PROG_TEST_RUN`.
+//!
+//! What the kernel does, and so what the interpreter must match:
+//!
+//! - The packet is copied into a fresh page behind `XDP_PACKET_HEADROOM` (256) bytes of
+//!   headroom, with the tail of the page reserved for `struct skb_shared_info`. Packets shorter
+//!   than an Ethernet header (14 bytes) are refused, and so are packets that do not fit in the
+//!   linear part of the page: the kernel would split those into fragments (multi-buffer XDP),
+//!   which only `xdp.frags` programs may see and which nicc does not model. Both come back as
+//!   [`KernelError::PacketRejected`], checked before the kernel is asked.
+//! - Without a context the program runs as if received on the loopback device, queue 0; a
+//!   context is passed only when the caller asks for another device or queue.
+//! - The output starts at `data_meta`: a program that grew metadata with
+//!   `bpf_xdp_adjust_meta` gets the metadata bytes in front of the packet, as the kernel
+//!   returns them.
+//! - `repeat` is 1: with more, the kernel feeds the modified packet back into the program.
+//! - The calling thread is pinned to CPU 0 for the run (and its affinity restored afterwards),
+//!   so that per-CPU map values land in CPU 0's slot and `bpf_get_smp_processor_id()` returns 0,
+//!   as the interpreter assumes; the kernel runs the program on the caller's CPU.
+
+use super::error::KernelError;
+use super::sys;
+use std::os::fd::RawFd;
+
+/// `ETH_HLEN`: the kernel refuses shorter test packets.
+pub const MIN_PACKET: usize = 14;
+
+/// The longest packet the XDP test run keeps linear: a 4 KiB page minus the 256 bytes of
+/// headroom and the cache-aligned `struct skb_shared_info` (320 bytes on x86-64 and arm64 with
+/// the default 17 fragments) at its end.
+pub const MAX_PACKET: usize = 4096 - 256 - 320;
+
+/// The receive queue the program sees (`ingress_ifindex` and `rx_queue_index` of `xdp_md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XdpCtx {
+    pub ingress_ifindex: u32,
+    pub rx_queue_index: u32,
+}
+
+impl Default for XdpCtx {
+    /// The loopback device (ifindex 1), queue 0: what the kernel uses without a context.
+    fn default() -> XdpCtx {
+        XdpCtx {
+            ingress_ifindex: 1,
+            rx_queue_index: 0,
+        }
+    }
+}
+
+/// The outcome of one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestRunResult {
+    /// The XDP action the program returned.
+    pub retval: u32,
+    /// The packet after the program (metadata included, see the module documentation).
+    pub packet: Vec<u8>,
+    /// The kernel's timing of the run in nanoseconds (about 30 of them are the test loop).
+    pub duration_ns: u32,
+}
+
+/// `struct xdp_md` as the test run takes it: offsets of data and data_end from data_meta.
+fn xdp_md(len: usize, ctx: &XdpCtx) -> [u8; 24] {
+    let fields = [
+        0u32,
+        len as u32,
+        0,
+        ctx.ingress_ifindex,
+        ctx.rx_queue_index,
+        0,
+    ];
+    let mut out = [0u8; 24];
+    for (chunk, f) in out.chunks_exact_mut(4).zip(fields) {
+        chunk.copy_from_slice(&f.to_le_bytes());
+    }
+    out
+}
+
+/// Runs an XDP program once; see the module documentation for what the kernel does.
+pub(crate) fn run_xdp(
+    prog: RawFd,
+    name: &str,
+    packet: &[u8],
+    ctx: &XdpCtx,
+) -> Result<TestRunResult, KernelError> {
+    let len = packet.len();
+    if len < MIN_PACKET {
+        return Err(KernelError::PacketRejected {
+            len,
+            reason: format!("shorter than an Ethernet header ({MIN_PACKET} bytes)"),
+        });
+    }
+    if len > MAX_PACKET {
+        return Err(KernelError::PacketRejected {
+            len,
+            reason: format!(
+                "longer than the {MAX_PACKET} bytes that fit in one page after headroom and \
+                 tailroom (the kernel would split it into fragments)"
+            ),
+        });
+    }
+    // The output never exceeds one page (the program can grow the packet into the headroom and
+    // the tailroom only), so this is large enough: an ENOSPC would mean the program already
+    // ran, and running it again would repeat its side effects on maps.
+    let mut out = vec![0u8; len + 4096];
+    let ctx_in = xdp_md(len, ctx);
+    let mut ctx_out = [0u8; 24];
+    let with_ctx = *ctx != XdpCtx::default();
+    let _pinned = sys::pin_to_cpu(0)
+        .map_err(|e| KernelError::syscall("pinning the thread to CPU 0 for the test run", e))?;
+    let result = sys::test_run(
+        prog,
+        packet,
+        &mut out,
+        with_ctx.then_some((&ctx_in[..], &mut ctx_out[..])),
+        1,
+    );
+    let run = result.map_err(|e| {
+        let what = if with_ctx && e.raw_os_error() == Some(libc::EINVAL) {
+            format!(
+                "test run of `{name}` (ingress ifindex {} queue {}: the device must exist \
+                 and have that receive queue)",
+                ctx.ingress_ifindex, ctx.rx_queue_index
+            )
+        } else if e.raw_os_error() == Some(libc::ENODEV) {
+            format!(
+                "test run of `{name}` (no device with ifindex {})",
+                ctx.ingress_ifindex
+            )
+        } else {
+            format!("test run of `{name}`")
+        };
+        KernelError::syscall(what, e)
+    })?;
+    out.truncate(run.data_size_out as usize);
+    Ok(TestRunResult {
+        retval: run.retval,
+        packet: out,
+        duration_ns: run.duration,
+    })
+}
