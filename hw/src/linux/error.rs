@@ -51,10 +51,10 @@ impl KernelError {
         }
     }
 
-    /// The last non-empty line of the verifier log, which usually states the reason.
+    /// The line of the verifier log that states the reason: the last one that is not part of
+    /// the statistics the verifier prints at the end.
     pub fn verifier_reason(&self) -> Option<&str> {
-        self.verifier_log()
-            .and_then(|log| log.lines().rev().find(|l| !l.trim().is_empty()))
+        self.verifier_log().and_then(reason_line)
     }
 
     pub(crate) fn syscall(what: impl Into<String>, source: io::Error) -> KernelError {
@@ -110,9 +110,19 @@ pub(crate) fn errno_name(code: i32) -> String {
     name.to_string()
 }
 
+/// The last log line that is neither empty nor one of the verifier's closing statistics
+/// (`processed N insns ...`, `verification time ...`, `stack depth ...`).
+fn reason_line(log: &str) -> Option<&str> {
+    const STATS: [&str; 3] = ["processed ", "verification time", "stack depth"];
+    log.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !STATS.iter().any(|s| l.starts_with(s)))
+}
+
 fn last_line(log: &str) -> String {
-    match log.lines().rev().find(|l| !l.trim().is_empty()) {
-        Some(line) => format!(": {}", line.trim()),
+    match reason_line(log) {
+        Some(line) => format!(": {line}"),
         None => String::new(),
     }
 }

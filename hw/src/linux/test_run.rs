@@ -3,11 +3,14 @@
 //! What the kernel does, and so what the interpreter must match:
 //!
 //! - The packet is copied into a fresh page behind `XDP_PACKET_HEADROOM` (256) bytes of
-//!   headroom, with the tail of the page reserved for `struct skb_shared_info`. Packets shorter
-//!   than an Ethernet header (14 bytes) are refused, and so are packets that do not fit in the
-//!   linear part of the page: the kernel would split those into fragments (multi-buffer XDP),
-//!   which only `xdp.frags` programs may see and which nicc does not model. Both come back as
-//!   [`KernelError::PacketRejected`], checked before the kernel is asked.
+//!   headroom, with the tail of the page reserved for `struct skb_shared_info`. The kernel
+//!   refuses packets shorter than an Ethernet header (14 bytes). A packet longer than the
+//!   linear part of the page ([`MAX_PACKET`], 3520 bytes) is not refused by Linux 6.18: it is
+//!   split into the linear part plus page fragments (multi-buffer XDP, up to 17 fragments; more
+//!   gives ENOMEM), and the program sees only the first [`MAX_PACKET`] bytes between `data` and
+//!   `data_end`, whatever its section says. nicc's engines do not model fragments, so the oracle
+//!   refuses such packets itself. Both cases come back as [`KernelError::PacketRejected`],
+//!   checked before the kernel is asked, so that differential tests count them apart.
 //! - Without a context the program runs as if received on the loopback device, queue 0; a
 //!   context is passed only when the caller asks for another device or queue.
 //! - The output starts at `data_meta`: a program that grew metadata with
@@ -26,8 +29,8 @@ use std::os::fd::RawFd;
 pub const MIN_PACKET: usize = 14;
 
 /// The longest packet the XDP test run keeps linear: a 4 KiB page minus the 256 bytes of
-/// headroom and the cache-aligned `struct skb_shared_info` (320 bytes on x86-64 and arm64 with
-/// the default 17 fragments) at its end.
+/// headroom and the cache-aligned `struct skb_shared_info` (320 bytes on x86-64 with the
+/// default 17 fragments) at its end. A test checks it against the running kernel.
 pub const MAX_PACKET: usize = 4096 - 256 - 320;
 
 /// The receive queue the program sees (`ingress_ifindex` and `rx_queue_index` of `xdp_md`).
@@ -94,7 +97,8 @@ pub(crate) fn run_xdp(
             len,
             reason: format!(
                 "longer than the {MAX_PACKET} bytes that fit in one page after headroom and \
-                 tailroom (the kernel would split it into fragments)"
+                 tailroom: the kernel would show the program only those and keep the rest in \
+                 fragments (multi-buffer XDP), which nicc does not model"
             ),
         });
     }
