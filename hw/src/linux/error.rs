@@ -111,13 +111,36 @@ pub(crate) fn errno_name(code: i32) -> String {
 }
 
 /// The last log line that is neither empty nor one of the verifier's closing statistics
-/// (`processed N insns ...`, `verification time ...`, `stack depth ...`).
+/// (`processed N insns ...`, `verification time ...`, `stack depth ...`). Some messages lack
+/// their newline, so the statistics can also start in the middle of the reason's line.
 fn reason_line(log: &str) -> Option<&str> {
     const STATS: [&str; 3] = ["processed ", "verification time", "stack depth"];
     log.lines()
         .rev()
-        .map(str::trim)
+        .map(|l| match l.find("processed ") {
+            Some(i) if i > 0 && l[i..].contains(" insns (limit ") => l[..i].trim(),
+            _ => l.trim(),
+        })
         .find(|l| !l.is_empty() && !STATS.iter().any(|s| l.starts_with(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_line;
+
+    #[test]
+    fn the_reason_is_the_line_before_the_statistics() {
+        let log = "0: R1=ctx() R10=fp0\n0: (bf) r0 = r2\nR2 !read_ok\n\
+                   processed 1 insns (limit 1000000) max_states_per_insn 0\n";
+        assert_eq!(reason_line(log), Some("R2 !read_ok"));
+        let glued = "3: (85) call bpf_tail_call#12\nexpected prog array map for tail \
+                     callprocessed 3 insns (limit 1000000) max_states_per_insn 0\n";
+        assert_eq!(
+            reason_line(glued),
+            Some("expected prog array map for tail call")
+        );
+        assert_eq!(reason_line(""), None);
+    }
 }
 
 fn last_line(log: &str) -> String {
