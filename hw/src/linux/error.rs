@@ -124,6 +124,13 @@ fn reason_line(log: &str) -> Option<&str> {
         .find(|l| !l.is_empty() && !STATS.iter().any(|s| l.starts_with(s)))
 }
 
+fn last_line(log: &str) -> String {
+    match reason_line(log) {
+        Some(line) => format!(": {line}"),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::reason_line;
@@ -140,12 +147,5 @@ mod tests {
             Some("expected prog array map for tail call")
         );
         assert_eq!(reason_line(""), None);
-    }
-}
-
-fn last_line(log: &str) -> String {
-    match reason_line(log) {
-        Some(line) => format!(": {line}"),
-        None => String::new(),
     }
 }
