@@ -1,0 +1,754 @@
+//! Map storage: every map type the object model knows that an XDP program can use, with the
+//! kernel's update flags, error codes and per-CPU behaviour, and the conversion to and from the
+//! JSON snapshot of `frontend::mapdata`.
+//!
+//! Values live in flat byte slabs addressed by (slot, CPU), so that a pointer a lookup returns
+//! stays valid for the whole run, as the kernel's preallocated elements do: a deleted hash
+//! element's memory goes back to a free list and is reused by a later insert, exactly the
+//! reuse a program holding a stale pointer would observe in the kernel.
+//!
+//! Known differences from the kernel:
+//! - LRU hashes evict exactly one entry, the least recently used one (lookups and updates count
+//!   as uses), and only when the map is full. The kernel approximates LRU with active and
+//!   inactive lists, reference bits and per-CPU free lists, and when it must evict it frees a
+//!   batch of up to 128 unreferenced entries at once, so after an eviction a kernel map can
+//!   hold fewer entries than this model's.
+//! - Hash iteration order is not modelled (snapshots sort by key, as the format requires).
+
+use super::{E2BIG, EEXIST, EINVAL, ENOENT, ENOSPC};
+use frontend::mapdata::{from_hex, to_hex, MapContents, MapEntry};
+use frontend::object::{MapDef, MapOrigin, MapType};
+use std::collections::{HashMap, VecDeque};
+
+pub const BPF_ANY: u64 = 0;
+pub const BPF_NOEXIST: u64 = 1;
+pub const BPF_EXIST: u64 = 2;
+pub const BPF_F_LOCK: u64 = 4;
+/// `BPF_F_RDONLY_PROG`: the program may not write the map.
+pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+
+/// How a map's entries are indexed.
+#[derive(Clone, Debug)]
+enum Index {
+    /// Array-like: the key is a u32 index; `present` tracks which entries exist for the types
+    /// where an entry can be absent (prog, dev, cpu, xsk and map-of-map arrays).
+    Array { present: Option<Vec<bool>> },
+    /// Hash-like, keyed by the full key bytes.
+    Hash(HashMap<Vec<u8>, u32>),
+    /// LPM trie, keyed by (prefix length, key data masked to that length).
+    Lpm(HashMap<(u32, Vec<u8>), u32>),
+    /// Queue or stack of values (no keys).
+    Queue {
+        items: VecDeque<Vec<u8>>,
+        stack: bool,
+    },
+    /// Maps without storage a program can address (perf event arrays, ring buffers).
+    None,
+}
+
+/// One map's state.
+#[derive(Clone, Debug)]
+pub struct MapState {
+    pub def: MapDef,
+    /// Number of CPUs the values are kept for (1 unless the type is per-CPU).
+    pub value_cpus: usize,
+    index: Index,
+    /// For hash-like maps: the key stored in each slot (empty when the slot is free).
+    keys: Vec<Option<Vec<u8>>>,
+    free: Vec<u32>,
+    /// Value bytes: slot-major, then CPU, `value_size` bytes each.
+    values: Vec<u8>,
+    /// LRU recency stamp per slot, for LRU hashes.
+    lru: Option<Vec<u64>>,
+    lru_clock: u64,
+    /// Bytes of ring buffer space taken by records nobody consumed.
+    pub ringbuf_used: u64,
+}
+
+/// What a lookup found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A value in slot `slot`.
+    Value(u32),
+    /// An inner map (maps of maps).
+    Map(u32),
+}
+
+fn is_array_like(t: MapType) -> bool {
+    matches!(
+        t,
+        MapType::Array
+            | MapType::PercpuArray
+            | MapType::ProgArray
+            | MapType::Devmap
+            | MapType::Cpumap
+            | MapType::Xskmap
+            | MapType::ArrayOfMaps
+            | MapType::PerfEventArray
+            | MapType::CgroupArray
+    )
+}
+
+/// Array types whose entries can be absent rather than zero.
+fn has_presence(t: MapType) -> bool {
+    matches!(
+        t,
+        MapType::ProgArray
+            | MapType::Devmap
+            | MapType::Cpumap
+            | MapType::Xskmap
+            | MapType::ArrayOfMaps
+    )
+}
+
+fn is_hash_like(t: MapType) -> bool {
+    matches!(
+        t,
+        MapType::Hash
+            | MapType::PercpuHash
+            | MapType::LruHash
+            | MapType::LruPercpuHash
+            | MapType::DevmapHash
+            | MapType::HashOfMaps
+    )
+}
+
+/// Masks `data` to its first `plen` bits (the rest zeroed), as LPM matching sees it.
+fn mask_prefix(data: &[u8], plen: u32) -> Vec<u8> {
+    data.iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let bit = i as u32 * 8;
+            if bit + 8 <= plen {
+                *b
+            } else if bit >= plen {
+                0
+            } else {
+                b & (0xffu8 << (8 - (plen - bit)))
+            }
+        })
+        .collect()
+}
+
+impl MapState {
+    /// Creates an empty map (global-data maps start with their initial value).
+    pub fn new(def: &MapDef, cpus: usize) -> Result<MapState, String> {
+        let t = def.map_type;
+        let value_cpus = if t.is_per_cpu() { cpus.max(1) } else { 1 };
+        let vs = def.value_size as usize;
+        let n = def.max_entries as usize;
+        let index = if is_array_like(t) {
+            if matches!(
+                t,
+                MapType::Array
+                    | MapType::PercpuArray
+                    | MapType::ProgArray
+                    | MapType::Devmap
+                    | MapType::Cpumap
+                    | MapType::Xskmap
+                    | MapType::ArrayOfMaps
+            ) && def.key_size != 4
+            {
+                return Err(format!(
+                    "map `{}`: an array map needs 4-byte keys, not {}",
+                    def.name, def.key_size
+                ));
+            }
+            Index::Array {
+                present: has_presence(t).then(|| vec![false; n]),
+            }
+        } else if is_hash_like(t) {
+            Index::Hash(HashMap::new())
+        } else if t == MapType::LpmTrie {
+            if def.key_size <= 4 {
+                return Err(format!(
+                    "map `{}`: an LPM trie key is a 4-byte prefix length and data, so key_size must exceed 4",
+                    def.name
+                ));
+            }
+            Index::Lpm(HashMap::new())
+        } else if matches!(t, MapType::Queue | MapType::Stack) {
+            Index::Queue {
+                items: VecDeque::new(),
+                stack: t == MapType::Stack,
+            }
+        } else {
+            Index::None
+        };
+        // Array storage is allocated up front; hash slabs grow as entries arrive.
+        let values = match (&index, t) {
+            (_, MapType::PerfEventArray | MapType::CgroupArray) => Vec::new(),
+            (Index::Array { .. }, _) => {
+                let total = n
+                    .checked_mul(vs)
+                    .and_then(|x| x.checked_mul(value_cpus))
+                    .filter(|x| *x <= 1 << 31)
+                    .ok_or_else(|| {
+                        format!(
+                            "map `{}` is too large to simulate ({} entries of {} bytes)",
+                            def.name, n, vs
+                        )
+                    })?;
+                vec![0u8; total]
+            }
+            _ => Vec::new(),
+        };
+        let mut m = MapState {
+            def: def.clone(),
+            value_cpus,
+            index,
+            keys: Vec::new(),
+            free: Vec::new(),
+            values,
+            lru: matches!(t, MapType::LruHash | MapType::LruPercpuHash).then(Vec::new),
+            lru_clock: 0,
+            ringbuf_used: 0,
+        };
+        if let Some(init) = &def.initial_value {
+            if let Some(v) = m.value_mut(0, 0) {
+                let n = init.len().min(v.len());
+                v[..n].copy_from_slice(&init[..n]);
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn map_type(&self) -> MapType {
+        self.def.map_type
+    }
+
+    /// True when programs may not write the map (`.rodata`, `BPF_F_RDONLY_PROG`).
+    pub fn read_only(&self) -> bool {
+        matches!(
+            self.def.origin,
+            MapOrigin::GlobalData {
+                read_only: true,
+                ..
+            }
+        ) || self.def.flags & BPF_F_RDONLY_PROG != 0
+    }
+
+    fn vs(&self) -> usize {
+        self.def.value_size as usize
+    }
+
+    /// The bytes of a value for one CPU (CPU is ignored for maps that are not per-CPU).
+    pub fn value_mut(&mut self, slot: u32, cpu: u32) -> Option<&mut [u8]> {
+        let vs = self.vs();
+        let cpu = if self.value_cpus == 1 { 0 } else { cpu as usize };
+        if cpu >= self.value_cpus {
+            return None;
+        }
+        let start = (slot as usize * self.value_cpus + cpu) * vs;
+        self.values.get_mut(start..start + vs)
+    }
+
+    pub fn value(&self, slot: u32, cpu: u32) -> Option<&[u8]> {
+        let vs = self.vs();
+        let cpu = if self.value_cpus == 1 { 0 } else { cpu as usize };
+        if cpu >= self.value_cpus {
+            return None;
+        }
+        let start = (slot as usize * self.value_cpus + cpu) * vs;
+        self.values.get(start..start + vs)
+    }
+
+    fn array_index(&self, key: &[u8]) -> Option<u32> {
+        let i = u32::from_le_bytes(key.get(..4)?.try_into().ok()?);
+        (i < self.def.max_entries).then_some(i)
+    }
+
+    fn entry_present(&self, i: u32) -> bool {
+        match &self.index {
+            Index::Array {
+                present: Some(present),
+            } => present.get(i as usize).copied().unwrap_or(false),
+            _ => true,
+        }
+    }
+
+    /// Looks a key up as `bpf_map_lookup_elem` does from a program.
+    pub fn lookup(&mut self, key: &[u8]) -> Option<Found> {
+        let t = self.map_type();
+        let found = match &self.index {
+            Index::Array { .. } => {
+                let i = self.array_index(key)?;
+                if !self.entry_present(i) {
+                    return None;
+                }
+                i
+            }
+            Index::Hash(h) => *h.get(key)?,
+            Index::Lpm(h) => {
+                let plen = u32::from_le_bytes(key.get(..4)?.try_into().ok()?);
+                let data = &key[4..];
+                let max = data.len() as u32 * 8;
+                if plen > max {
+                    return None;
+                }
+                // The longest stored prefix that covers the key wins; a stored prefix longer than
+                // the key's own length cannot match.
+                (0..=plen)
+                    .rev()
+                    .find_map(|p| h.get(&(p, mask_prefix(data, p))).copied())?
+            }
+            Index::Queue { .. } | Index::None => return None,
+        };
+        if let Some(stamps) = &mut self.lru {
+            self.lru_clock += 1;
+            if let Some(s) = stamps.get_mut(found as usize) {
+                *s = self.lru_clock;
+            }
+        }
+        if matches!(t, MapType::ArrayOfMaps | MapType::HashOfMaps) {
+            let inner = self.value(found, 0).map(super::memory::read_le)?;
+            return Some(Found::Map(inner as u32));
+        }
+        Some(Found::Value(found))
+    }
+
+    fn alloc_slot(&mut self) -> u32 {
+        if let Some(s) = self.free.pop() {
+            return s;
+        }
+        let s = self.keys.len() as u32;
+        self.keys.push(None);
+        let stride = self.vs() * self.value_cpus;
+        self.values.resize(self.values.len() + stride, 0);
+        if let Some(stamps) = &mut self.lru {
+            stamps.push(0);
+        }
+        s
+    }
+
+    fn count(&self) -> usize {
+        self.keys.len() - self.free.len()
+    }
+
+    /// Writes `value` into `slot`: for the current CPU only when `all_cpus` is false (a
+    /// program's update), and zeroing the other CPUs when the element is new.
+    fn store_value(&mut self, slot: u32, cpu: u32, value: &[u8], new: bool, all_cpus: bool) {
+        for c in 0..self.value_cpus as u32 {
+            let this = all_cpus || c == cpu || self.value_cpus == 1;
+            if let Some(v) = self.value_mut(slot, c) {
+                if this {
+                    let n = value.len().min(v.len());
+                    v[..n].copy_from_slice(&value[..n]);
+                } else if new {
+                    v.fill(0);
+                }
+            }
+        }
+    }
+
+    /// Updates an entry as `bpf_map_update_elem` does from a program; returns 0 or `-errno`.
+    pub fn update(&mut self, key: &[u8], value: &[u8], flags: u64, cpu: u32) -> i64 {
+        if (flags & !BPF_F_LOCK) > BPF_EXIST {
+            return -EINVAL;
+        }
+        // No map here carries a BTF spin lock, so the kernel refuses BPF_F_LOCK.
+        if flags & BPF_F_LOCK != 0 {
+            return -EINVAL;
+        }
+        match &mut self.index {
+            Index::Array { present } => {
+                let Some(i) = key
+                    .get(..4)
+                    .and_then(|k| k.try_into().ok())
+                    .map(u32::from_le_bytes)
+                else {
+                    return -EINVAL;
+                };
+                if i >= self.def.max_entries {
+                    return -E2BIG;
+                }
+                if flags == BPF_NOEXIST {
+                    // Every array element always exists.
+                    if present.is_none() || present.as_ref().is_some_and(|p| p[i as usize]) {
+                        return -EEXIST;
+                    }
+                }
+                if let Some(p) = present {
+                    p[i as usize] = true;
+                }
+                self.store_value(i, cpu, value, false, false);
+                0
+            }
+            Index::Hash(h) => {
+                let existing = h.get(key).copied();
+                if existing.is_some() && flags == BPF_NOEXIST {
+                    return -EEXIST;
+                }
+                if existing.is_none() && flags == BPF_EXIST {
+                    return -ENOENT;
+                }
+                let slot = match existing {
+                    Some(s) => s,
+                    None => {
+                        if self.count() >= self.def.max_entries as usize {
+                            if self.lru.is_some() {
+                                self.evict_lru();
+                            } else {
+                                return -E2BIG;
+                            }
+                        }
+                        let s = self.alloc_slot();
+                        if let Index::Hash(h) = &mut self.index {
+                            h.insert(key.to_vec(), s);
+                        }
+                        self.keys[s as usize] = Some(key.to_vec());
+                        s
+                    }
+                };
+                self.touch(slot);
+                self.store_value(slot, cpu, value, existing.is_none(), false);
+                0
+            }
+            Index::Lpm(h) => {
+                let Some(plen) = key
+                    .get(..4)
+                    .and_then(|k| k.try_into().ok())
+                    .map(u32::from_le_bytes)
+                else {
+                    return -EINVAL;
+                };
+                let data = &key[4..];
+                if plen > data.len() as u32 * 8 {
+                    return -EINVAL;
+                }
+                let ik = (plen, mask_prefix(data, plen));
+                let existing = h.get(&ik).copied();
+                if existing.is_some() && flags == BPF_NOEXIST {
+                    return -EEXIST;
+                }
+                if existing.is_none() && flags == BPF_EXIST {
+                    return -ENOENT;
+                }
+                let slot = match existing {
+                    Some(s) => s,
+                    None => {
+                        if self.count() >= self.def.max_entries as usize {
+                            return -ENOSPC;
+                        }
+                        let s = self.alloc_slot();
+                        if let Index::Lpm(h) = &mut self.index {
+                            h.insert(ik, s);
+                        }
+                        s
+                    }
+                };
+                // The kernel replaces the node, so the stored key becomes the new one.
+                self.keys[slot as usize] = Some(key.to_vec());
+                self.store_value(slot, cpu, value, true, true);
+                0
+            }
+            Index::Queue { .. } | Index::None => -EINVAL,
+        }
+    }
+
+    fn touch(&mut self, slot: u32) {
+        if let Some(stamps) = &mut self.lru {
+            self.lru_clock += 1;
+            if let Some(s) = stamps.get_mut(slot as usize) {
+                *s = self.lru_clock;
+            }
+        }
+    }
+
+    fn evict_lru(&mut self) {
+        let Some(stamps) = &self.lru else { return };
+        let victim = self
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.is_some())
+            .min_by_key(|(i, _)| stamps.get(*i).copied().unwrap_or(0))
+            .map(|(i, _)| i);
+        if let Some(v) = victim {
+            if let Some(key) = self.keys[v].clone() {
+                self.delete(&key);
+            }
+        }
+    }
+
+    /// Deletes an entry as `bpf_map_delete_elem` does; returns 0 or `-errno`.
+    pub fn delete(&mut self, key: &[u8]) -> i64 {
+        let slot = match &mut self.index {
+            Index::Array { .. } => return -EINVAL,
+            Index::Hash(h) => match h.remove(key) {
+                Some(s) => s,
+                None => return -ENOENT,
+            },
+            Index::Lpm(h) => {
+                let Some(plen) = key
+                    .get(..4)
+                    .and_then(|k| k.try_into().ok())
+                    .map(u32::from_le_bytes)
+                else {
+                    return -EINVAL;
+                };
+                let data = &key[4..];
+                if plen > data.len() as u32 * 8 {
+                    return -EINVAL;
+                }
+                match h.remove(&(plen, mask_prefix(data, plen))) {
+                    Some(s) => s,
+                    None => return -ENOENT,
+                }
+            }
+            Index::Queue { .. } | Index::None => return -EINVAL,
+        };
+        if let Some(k) = self.keys.get_mut(slot as usize) {
+            *k = None;
+        }
+        self.free.push(slot);
+        0
+    }
+
+    /// `bpf_map_push_elem` for queues and stacks.
+    pub fn push(&mut self, value: &[u8], flags: u64) -> i64 {
+        let max = self.def.max_entries as usize;
+        let Index::Queue { items, .. } = &mut self.index else {
+            return -EINVAL;
+        };
+        if flags & !BPF_EXIST != 0 {
+            return -EINVAL;
+        }
+        if items.len() >= max {
+            if flags & BPF_EXIST == 0 {
+                return -E2BIG;
+            }
+            // Overwrite mode drops the oldest element to make room, for stacks as for queues.
+            items.pop_front();
+        }
+        items.push_back(value.to_vec());
+        0
+    }
+
+    /// `bpf_map_pop_elem` (remove) and `bpf_map_peek_elem` (keep).
+    pub fn pop(&mut self, remove: bool) -> Result<Vec<u8>, i64> {
+        let Index::Queue { items, stack } = &mut self.index else {
+            return Err(-EINVAL);
+        };
+        let v = match (*stack, remove) {
+            (true, true) => items.pop_back(),
+            (true, false) => items.back().cloned(),
+            (false, true) => items.pop_front(),
+            (false, false) => items.front().cloned(),
+        };
+        v.ok_or(-ENOENT)
+    }
+
+    /// Value of an array entry for every CPU, for snapshots.
+    fn cpu_values(&self, slot: u32) -> Vec<Vec<u8>> {
+        (0..self.value_cpus as u32)
+            .map(|c| self.value(slot, c).map(<[u8]>::to_vec).unwrap_or_default())
+            .collect()
+    }
+
+    fn entry(&self, key: Vec<u8>, slot: u32) -> MapEntry {
+        let vals = self.cpu_values(slot);
+        if self.map_type().is_per_cpu() {
+            MapEntry {
+                key: to_hex(&key),
+                value: None,
+                per_cpu: Some(vals.iter().map(|v| to_hex(v)).collect()),
+            }
+        } else {
+            MapEntry {
+                key: to_hex(&key),
+                value: Some(to_hex(vals.first().map(Vec::as_slice).unwrap_or(&[]))),
+                per_cpu: None,
+            }
+        }
+    }
+
+    /// The map's contents in snapshot form.
+    pub fn contents(&self) -> MapContents {
+        let mut entries = Vec::new();
+        match &self.index {
+            Index::Array { present } => {
+                if !self.values.is_empty() {
+                    for i in 0..self.def.max_entries {
+                        let keep = match present {
+                            Some(p) => p.get(i as usize).copied().unwrap_or(false),
+                            None => self.cpu_values(i).iter().any(|v| v.iter().any(|b| *b != 0)),
+                        };
+                        if keep {
+                            entries.push(self.entry(i.to_le_bytes().to_vec(), i));
+                        }
+                    }
+                }
+            }
+            Index::Hash(_) | Index::Lpm(_) => {
+                for (slot, key) in self.keys.iter().enumerate() {
+                    if let Some(k) = key {
+                        entries.push(self.entry(k.clone(), slot as u32));
+                    }
+                }
+                entries.sort_by(|a, b| a.key.cmp(&b.key));
+            }
+            Index::Queue { items, .. } => {
+                for (i, v) in items.iter().enumerate() {
+                    entries.push(MapEntry {
+                        key: to_hex(&(i as u32).to_le_bytes()),
+                        value: Some(to_hex(v)),
+                        per_cpu: None,
+                    });
+                }
+            }
+            Index::None => {}
+        }
+        MapContents {
+            map_type: self.map_type(),
+            key_size: self.def.key_size,
+            value_size: self.def.value_size,
+            entries,
+        }
+    }
+
+    /// Replaces the map's contents with a snapshot's (user-space semantics: all CPUs written).
+    pub fn load(&mut self, c: &MapContents) -> Result<(), String> {
+        let name = self.def.name.clone();
+        if c.map_type != self.map_type() {
+            return Err(format!(
+                "map `{name}`: snapshot has type {:?}, the object says {:?}",
+                c.map_type,
+                self.map_type()
+            ));
+        }
+        let fresh = MapState::new(&MapDef {
+            initial_value: None,
+            ..self.def.clone()
+        }, self.value_cpus)?;
+        let lru_clock = self.lru_clock;
+        *self = MapState {
+            value_cpus: self.value_cpus,
+            ..fresh
+        };
+        self.lru_clock = lru_clock;
+        for e in &c.entries {
+            let key = from_hex(&e.key).map_err(|m| format!("map `{name}`: {m}"))?;
+            let vs = self.vs();
+            let per_cpu: Vec<Vec<u8>> = match (&e.value, &e.per_cpu) {
+                (Some(v), None) => vec![from_hex(v).map_err(|m| format!("map `{name}`: {m}"))?],
+                (None, Some(vs)) => vs
+                    .iter()
+                    .map(|v| from_hex(v).map_err(|m| format!("map `{name}`: {m}")))
+                    .collect::<Result<_, _>>()?,
+                _ => {
+                    return Err(format!(
+                        "map `{name}`: entry {} needs exactly one of `value` and `per_cpu`",
+                        e.key
+                    ))
+                }
+            };
+            if per_cpu.len() > self.value_cpus {
+                return Err(format!(
+                    "map `{name}`: entry {} has {} per-CPU values but the runtime simulates {} CPUs",
+                    e.key,
+                    per_cpu.len(),
+                    self.value_cpus
+                ));
+            }
+            if per_cpu.iter().any(|v| v.len() != vs) {
+                return Err(format!(
+                    "map `{name}`: entry {} value is not {vs} bytes long",
+                    e.key
+                ));
+            }
+            if matches!(self.index, Index::Queue { .. }) {
+                if let Index::Queue { items, .. } = &mut self.index {
+                    items.push_back(per_cpu[0].clone());
+                }
+                continue;
+            }
+            if key.len() != self.def.key_size as usize {
+                return Err(format!(
+                    "map `{name}`: key {} is not {} bytes long",
+                    e.key, self.def.key_size
+                ));
+            }
+            let rc = self.update(&key, &per_cpu[0], BPF_ANY, 0);
+            if rc != 0 {
+                return Err(format!(
+                    "map `{name}`: cannot insert key {} (error {rc})",
+                    e.key
+                ));
+            }
+            let Some(Found::Value(slot)) = self.lookup_raw(&key) else {
+                return Err(format!("map `{name}`: key {} vanished after insert", e.key));
+            };
+            for (cpu, v) in per_cpu.iter().enumerate() {
+                if let Some(dst) = self.value_mut(slot, cpu as u32) {
+                    dst.copy_from_slice(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A lookup that neither follows inner maps nor counts as an LRU use.
+    fn lookup_raw(&mut self, key: &[u8]) -> Option<Found> {
+        match &self.index {
+            Index::Array { .. } => self.array_index(key).map(Found::Value),
+            Index::Hash(h) => h.get(key).copied().map(Found::Value),
+            Index::Lpm(h) => {
+                let plen = u32::from_le_bytes(key.get(..4)?.try_into().ok()?);
+                h.get(&(plen, mask_prefix(&key[4..], plen)))
+                    .copied()
+                    .map(Found::Value)
+            }
+            _ => None,
+        }
+    }
+
+    /// Entry `index` of a prog array or map-of-maps array, as a u32, when present.
+    pub fn array_u32(&self, index: u32) -> Option<u32> {
+        if index >= self.def.max_entries || !self.entry_present(index) {
+            return None;
+        }
+        self.value(index, 0).map(|v| super::memory::read_le(v) as u32)
+    }
+
+    /// Sets an entry from user space (all CPUs), for tests and tools: `BPF_ANY` semantics.
+    pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), i64> {
+        if let Index::Queue { .. } = self.index {
+            let rc = self.push(value, BPF_ANY);
+            return if rc == 0 { Ok(()) } else { Err(rc) };
+        }
+        let rc = self.update(key, value, BPF_ANY, 0);
+        if rc != 0 {
+            return Err(rc);
+        }
+        if let Some(Found::Value(slot)) = self.lookup_raw(key) {
+            for cpu in 0..self.value_cpus as u32 {
+                if let Some(dst) = self.value_mut(slot, cpu) {
+                    let n = value.len().min(dst.len());
+                    dst[..n].copy_from_slice(&value[..n]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads an entry from user space: one value per simulated CPU.
+    pub fn get(&mut self, key: &[u8]) -> Option<Vec<Vec<u8>>> {
+        match self.lookup_raw(key)? {
+            Found::Value(slot) if self.entry_present(slot) => Some(self.cpu_values(slot)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_masking() {
+        assert_eq!(mask_prefix(&[0xff, 0xff], 12), vec![0xff, 0xf0]);
+        assert_eq!(mask_prefix(&[0xff, 0xff], 0), vec![0, 0]);
+        assert_eq!(mask_prefix(&[0xab, 0xcd], 16), vec![0xab, 0xcd]);
+    }
+}
