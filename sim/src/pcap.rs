@@ -87,9 +87,9 @@ pub fn read_bytes(bytes: &[u8]) -> Result<Capture, String> {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    capture
-                        .warnings
-                        .push(format!("pcapng block {n} is damaged ({e:?}); reading stopped"));
+                    capture.warnings.push(format!(
+                        "pcapng block {n} is damaged ({e:?}); reading stopped"
+                    ));
                     break;
                 }
             }
@@ -113,9 +113,9 @@ pub fn read_bytes(bytes: &[u8]) -> Result<Capture, String> {
             }
             Ok(_) => {}
             Err(e) => {
-                capture
-                    .warnings
-                    .push(format!("pcap record {n} is damaged ({e:?}); reading stopped"));
+                capture.warnings.push(format!(
+                    "pcap record {n} is damaged ({e:?}); reading stopped"
+                ));
                 break;
             }
         }
