@@ -10,8 +10,8 @@ use frontend::mapdata::MapsSnapshot;
 use frontend::Object;
 use hw::linux::{KernelError, KernelObject, XdpCtx};
 use serde::Serialize;
-use sim::interp::{run_xdp, XdpInput};
-use sim::runtime::{Runtime, RuntimeConfig};
+use sim::interp::run_xdp;
+use sim::runtime::{Runtime, RuntimeConfig, XdpInput};
 
 /// What happened when one program was compared.
 #[derive(Clone, Debug, Serialize)]
@@ -56,7 +56,7 @@ pub fn diff_program(
         packets_refused: 0,
         mismatches: Vec::new(),
     };
-    let mut fail = |report: &mut DiffReport, packet: Option<usize>, what: String| {
+    let fail = |report: &mut DiffReport, packet: Option<usize>, what: String| {
         report.mismatches.push(Mismatch { packet, what });
     };
     // Programs of the same kind are loaded together so that prog-array entries (program
@@ -128,7 +128,8 @@ pub fn diff_program(
                         ),
                     );
                 }
-                if mine.packet != k.packet {
+                let mine_data = mine.test_run_data();
+                if mine_data != k.packet {
                     fail(
                         &mut report,
                         Some(i),
@@ -136,8 +137,8 @@ pub fn diff_program(
                             "output packet: kernel {} bytes {}, interpreter {} bytes {}",
                             k.packet.len(),
                             frontend::mapdata::to_hex(&k.packet),
-                            mine.packet.len(),
-                            frontend::mapdata::to_hex(&mine.packet)
+                            mine_data.len(),
+                            frontend::mapdata::to_hex(&mine_data)
                         ),
                     );
                 }

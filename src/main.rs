@@ -1,2 +1,120 @@
-//! The `nicc` command line (being assembled).
-fn main() {}
+//! The `nicc` command line: one subcommand per user job.
+
+use clap::{Parser, Subcommand};
+use nicc::commands::{self, diff_kernel::DiffKernelArgs, run::RunArgs};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "nicc", version, about = "An eBPF/XDP offload compiler")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Disassemble every code section of an object, in llvm-objdump's syntax.
+    Disasm {
+        /// The BPF ELF object.
+        object: PathBuf,
+    },
+    /// Run an XDP program on the packets of a capture with the golden interpreter.
+    Run(RunArgs),
+    /// Compare the interpreter with the running kernel on the same packets and maps.
+    DiffKernel(DiffKernelArgs),
+    /// Act as a plugin of the bpf_conformance runner: program hex on standard input, memory hex
+    /// as the first argument, r0 in hex on standard output.
+    ConformancePlugin {
+        /// The memory handed to the program in r1 (length in r2), as hex bytes.
+        memory: Option<String>,
+        /// Plugin options the runner passes through; none are needed.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        options: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{}", message.trim_end());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<String, String> {
+    match command {
+        Command::Disasm { object } => commands::disasm::disasm(&object),
+        Command::Run(args) => {
+            let out = commands::run::execute(&args)?;
+            if args.json {
+                serde_json::to_string(&out.report)
+                    .map(|s| s + "\n")
+                    .map_err(|e| e.to_string())
+            } else {
+                Ok(commands::run::format_text(&args, &out))
+            }
+        }
+        Command::DiffKernel(args) => {
+            let reports = commands::diff_kernel::execute(&args)?;
+            let text = if args.json {
+                serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())? + "\n"
+            } else {
+                format_diff(&reports)
+            };
+            if reports.iter().all(|r| r.is_clean()) {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        }
+        Command::ConformancePlugin { memory, options: _ } => {
+            let mut program = String::new();
+            std::io::stdin()
+                .read_to_string(&mut program)
+                .map_err(|e| format!("cannot read the program from standard input: {e}"))?;
+            commands::conformance_plugin::run(&program, memory.as_deref()).map(|r0| format!("{r0:x}\n"))
+        }
+    }
+}
+
+fn format_diff(reports: &[nicc::kernel_diff::DiffReport]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for r in reports {
+        match &r.kernel_refused {
+            Some(reason) => {
+                let _ = writeln!(s, "{} {}: the kernel refused the program: {}", r.object, r.program, reason.trim_end());
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "{} {}: {} packets compared, {} refused by the kernel's test run, {} mismatches",
+                    r.object,
+                    r.program,
+                    r.packets_compared,
+                    r.packets_refused,
+                    r.mismatches.len()
+                );
+                for m in &r.mismatches {
+                    match m.packet {
+                        Some(p) => {
+                            let _ = writeln!(s, "  packet {p}: {}", m.what);
+                        }
+                        None => {
+                            let _ = writeln!(s, "  {}", m.what);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    s
+}

@@ -3,9 +3,9 @@
 
 use crate::report::{PacketResult, RunReport};
 use frontend::mapdata::{to_hex, MapsSnapshot};
-use sim::interp::{run_xdp, XdpAction, XdpInput};
+use sim::interp::run_xdp;
 use sim::pcap;
-use sim::runtime::{Runtime, RuntimeConfig};
+use sim::runtime::{Redirect, Runtime, RuntimeConfig, XdpAction, XdpInput};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -93,7 +93,7 @@ pub fn execute(args: &RunArgs) -> Result<RunOutput, String> {
                     verdict: outcome.action.name().to_string(),
                     out_hex: to_hex(&outcome.packet),
                     retval: (outcome.retval > 4).then_some(outcome.retval),
-                    redirect: outcome.redirect.map(|r| r.to_string()),
+                    redirect: outcome.redirect.as_ref().map(describe_redirect),
                     error: None,
                 }
             }
@@ -198,4 +198,12 @@ fn indent(text: &str) -> String {
         .map(|l| format!("        {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Names a redirect target for people: an interface index, or a map and key.
+fn describe_redirect(r: &Redirect) -> String {
+    match r {
+        Redirect::Ifindex(ifindex) => format!("ifindex {ifindex}"),
+        Redirect::Map { map, key, .. } => format!("map {map} key {key}"),
+    }
 }
