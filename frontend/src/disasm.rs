@@ -31,7 +31,8 @@
 //!   (for example `r1 += 0` with a non-zero offset) are `<unknown>` here.
 //! - A legacy indirect packet load with a non-zero immediate prints it (`skb[r2 + 4]`), and a
 //!   64-bit pseudo load with a non-zero second immediate prints it after the first, since
-//!   LLVM's text drops those fields.
+//!   LLVM's text drops those fields. LLVM 14 also decodes a few pseudo loads with
+//!   destination `r0` as a codegen-only `lea`; nicc prints `ld_pseudo` for every pseudo form.
 
 use crate::insn::{decode, AtomicOp, CallTarget, Imm64, Insn, Operand, RawInsn, Reg, Size};
 use crate::object::{CodeSection, Object};
@@ -155,7 +156,8 @@ fn imm64(dst: Reg, imm: Imm64) -> String {
     };
     // LLVM prints the first immediate only; the second one (a map value offset) is appended
     // when it is not zero so that the text still tells the loads apart.
-    let mut text = format!("ld_pseudo\tr{}, {}, {}", dst.0, kind, lo);
+    // LLVM prints the first immediate as an unsigned 32-bit number.
+    let mut text = format!("ld_pseudo\tr{}, {}, {}", dst.0, kind, lo as u32);
     if hi != 0 {
         let _ = write!(text, ", {hi}");
     }
@@ -223,7 +225,11 @@ pub fn format_insn(insn: &Insn) -> String {
             dst,
             off,
             imm,
-        } => format!("*({} *)({}) = {imm}", size_name(size, false), address(dst, off)),
+        } => format!(
+            "*({} *)({}) = {imm}",
+            size_name(size, false),
+            address(dst, off)
+        ),
         Insn::StoreReg {
             size,
             dst,
@@ -473,7 +479,10 @@ mod tests {
         (&[0x0000_00e1_0003_21db], "r2 = xchg_64(r1 + 3, r2)"),
         (&[0x0000_00e1_0000_21c3], "w2 = xchg32_32(r1 + 0, w2)"),
         (&[0x0000_00f1_0003_21db], "r0 = cmpxchg_64(r1 + 3, r0, r2)"),
-        (&[0x0000_00f1_0000_21c3], "w0 = cmpxchg32_32(r1 + 0, w0, w2)"),
+        (
+            &[0x0000_00f1_0000_21c3],
+            "w0 = cmpxchg32_32(r1 + 0, w0, w2)",
+        ),
         (&[0x0000_0000_0001_213f], "r1 s/= r2"),
         (&[0x0000_0007_0001_0194], "w1 s%= 7"),
         (&[0x0000_0000_0008_21bf], "r1 = (s8)r2"),

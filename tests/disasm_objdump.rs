@@ -1,0 +1,445 @@
+//! Checks nicc's disassembler against `llvm-objdump -d` (LLVM 14), the tool people compare it
+//! with: every object of the ELF corpus, section by section, instruction by instruction (slot
+//! number, bytes and text, branch labels included), plus every encoding the decoder accepts
+//! assembled into a synthetic object with `llvm-mc`.
+//!
+//! These tests need LLVM's command-line tools; they fail (rather than skip) when the tools are
+//! missing, so that a machine without them cannot pass by testing nothing.
+
+use frontend::disasm::{disassemble_section, format_insn};
+use frontend::elf::read_file;
+use frontend::insn::{decode, Insn, RawInsn};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/elf")
+}
+
+/// Finds an LLVM tool (plain or with the `-14` suffix Debian uses) or fails the test with a
+/// message saying how to get it.
+fn llvm_tool(name: &str) -> String {
+    for candidate in [name.to_string(), format!("{name}-14")] {
+        if Command::new(&candidate)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return candidate;
+        }
+    }
+    panic!(
+        "`{name}` was not found: install LLVM 14 (for example `apt-get install llvm-14`) so that \
+         the disassembler can be compared with it"
+    );
+}
+
+/// Every file under `dir`, recursively, except the `invalid/` folder, sorted.
+fn objects(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "invalid") {
+                    stack.push(path);
+                }
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One line of a disassembly: a symbol header `(byte address, name)` or an instruction
+/// `(slot, bytes, text)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Line {
+    Symbol(String, String),
+    Insn(String, String, String),
+}
+
+/// Splits llvm-objdump-style text into sections of lines. Whitespace is normalised only at
+/// the ends of fields; everything inside the text must match.
+fn parse(text: &str) -> BTreeMap<String, Vec<Line>> {
+    let mut out: BTreeMap<String, Vec<Line>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(name) = line
+            .strip_prefix("Disassembly of section ")
+            .and_then(|l| l.strip_suffix(':'))
+        {
+            current = Some(name.to_string());
+            out.entry(name.to_string()).or_default();
+            continue;
+        }
+        let Some(section) = &current else { continue };
+        let lines = out.get_mut(section).expect("section entry exists");
+        if let Some((addr, rest)) = line.split_once(" <") {
+            if addr.len() == 16 && addr.chars().all(|c| c.is_ascii_hexdigit()) {
+                let name = rest.strip_suffix(">:").unwrap_or(rest);
+                lines.push(Line::Symbol(addr.to_string(), name.to_string()));
+                continue;
+            }
+        }
+        let mut fields = line.splitn(3, '\t');
+        if let (Some(slot), Some(bytes)) = (fields.next(), fields.next()) {
+            if let Some(slot) = slot.trim().strip_suffix(':') {
+                if slot.chars().all(|c| c.is_ascii_digit()) && !slot.is_empty() {
+                    lines.push(Line::Insn(
+                        slot.to_string(),
+                        bytes.trim().to_string(),
+                        fields.next().unwrap_or("").trim_end().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The text without a branch's `<symbol+0xoff>` suffix.
+fn strip_label(text: &str) -> &str {
+    match text.rfind(" <") {
+        Some(p) if text.contains("goto") && text.ends_with('>') => &text[..p],
+        _ => text,
+    }
+}
+
+/// The symbols of each section as llvm-objdump sees them (every symbol defined in the section
+/// except section symbols), as `(slot, name)`, read from `llvm-objdump -t`.
+fn symtab(objdump: &str, path: &Path) -> BTreeMap<String, Vec<(usize, String)>> {
+    let output = Command::new(objdump)
+        .arg("-t")
+        .arg(path)
+        .output()
+        .expect("llvm-objdump -t runs");
+    let mut out: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        // `value flags section<TAB>size name`, the flags being 7 columns wide.
+        if line.len() < 26 || !line.as_bytes()[..16].iter().all(u8::is_ascii_hexdigit) {
+            continue;
+        }
+        let Ok(value) = u64::from_str_radix(&line[..16], 16) else {
+            continue;
+        };
+        let flags = &line[17..24];
+        let Some((section, rest)) = line[25..].split_once('\t') else {
+            continue;
+        };
+        let name = rest.split_once(' ').map_or("", |(_, n)| n);
+        if flags.contains('d') || value % 8 != 0 {
+            continue;
+        }
+        out.entry(section.to_string())
+            .or_default()
+            .push(((value / 8) as usize, name.to_string()));
+    }
+    out
+}
+
+#[test]
+fn corpus_matches_llvm_objdump() {
+    let objdump = llvm_tool("llvm-objdump");
+    let files = objects(&corpus());
+    assert!(
+        files.len() > 100,
+        "corpus not found under {}",
+        corpus().display()
+    );
+    let (mut sections, mut insns, mut symbols) = (0, 0, 0);
+    let (mut plain_compared, mut missing_symbols) = (0, 0);
+    let mut rejected = Vec::new();
+    let mut mismatches = Vec::new();
+    for path in &files {
+        let rel = path
+            .strip_prefix(corpus())
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        let object = match read_file(path) {
+            Ok(o) => o,
+            Err(e) => {
+                rejected.push(format!("{rel}: {}", e.message));
+                continue;
+            }
+        };
+        let output = Command::new(&objdump)
+            .arg("-d")
+            .arg(path)
+            .output()
+            .expect("llvm-objdump runs");
+        assert!(
+            output.status.success(),
+            "llvm-objdump failed on {rel}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let theirs = parse(&String::from_utf8_lossy(&output.stdout));
+        // Pass one: the reader's sections as they are. Branch labels depend on which symbols
+        // the reader keeps, so they are left out of this comparison.
+        let mut ours = BTreeMap::new();
+        for section in &object.code_sections {
+            ours.extend(parse(&disassemble_section(section)));
+        }
+        for (name, their_lines) in &theirs {
+            let Some(our_lines) = ours.get(name) else {
+                continue;
+            };
+            let insns_only = |lines: &[Line]| {
+                lines
+                    .iter()
+                    .filter_map(|l| match l {
+                        Line::Insn(a, b, t) => {
+                            Some((a.clone(), b.clone(), strip_label(t).to_string()))
+                        }
+                        Line::Symbol(..) => None,
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let (t, o) = (insns_only(their_lines), insns_only(our_lines));
+            plain_compared += t.len();
+            if let Some(k) = (0..t.len().max(o.len())).find(|&k| t.get(k) != o.get(k)) {
+                mismatches.push(format!(
+                    "{rel} [{name}] instruction {k} (reader's symbols):\n  llvm-objdump: {:?}\n  nicc:         {:?}",
+                    t.get(k),
+                    o.get(k)
+                ));
+            }
+        }
+        // Pass two: the same sections with every symbol llvm-objdump sees, so that labels and
+        // symbol headers must match too.
+        let table = symtab(&objdump, path);
+        let mut ours = BTreeMap::new();
+        for section in &object.code_sections {
+            let mut full = section.clone();
+            let reader_has = full.symbols.len();
+            full.symbols = table.get(&section.name).cloned().unwrap_or_default();
+            missing_symbols += full.symbols.len().saturating_sub(reader_has);
+            ours.extend(parse(&disassemble_section(&full)));
+        }
+        let names = |m: &BTreeMap<String, Vec<Line>>| m.keys().cloned().collect::<Vec<_>>();
+        if names(&theirs) != names(&ours) {
+            mismatches.push(format!(
+                "{rel}: sections differ: llvm-objdump {:?}, nicc {:?}",
+                names(&theirs),
+                names(&ours)
+            ));
+            continue;
+        }
+        for (name, their_lines) in &theirs {
+            sections += 1;
+            let our_lines = &ours[name];
+            for (k, their) in their_lines.iter().enumerate() {
+                match their {
+                    Line::Insn(..) => insns += 1,
+                    Line::Symbol(..) => symbols += 1,
+                }
+                let our = our_lines.get(k);
+                if our != Some(their) {
+                    mismatches.push(format!(
+                        "{rel} [{name}] line {k}:\n  llvm-objdump: {their:?}\n  nicc:         {our:?}"
+                    ));
+                    break;
+                }
+            }
+            if our_lines.len() > their_lines.len() {
+                mismatches.push(format!(
+                    "{rel} [{name}]: nicc prints {} extra lines, first {:?}",
+                    our_lines.len() - their_lines.len(),
+                    our_lines[their_lines.len()]
+                ));
+            }
+        }
+    }
+    println!(
+        "objects: {} read, {} rejected by the reader; sections: {sections}; instructions \
+         compared: {plain_compared} with the reader's symbols (labels left out), {insns} with \
+         the full symbol table (labels included); symbol headers compared: {symbols}; \
+         mismatches: {}",
+        files.len() - rejected.len(),
+        rejected.len(),
+        mismatches.len()
+    );
+    println!(
+        "symbols llvm-objdump uses that the reader's CodeSection::symbols lacks: \
+         {missing_symbols} (labels such as LBB0_2 and functions not typed STT_FUNC)"
+    );
+    for r in &rejected {
+        println!("rejected by the reader (not compared): {r}");
+    }
+    for m in mismatches.iter().take(40) {
+        println!("MISMATCH {m}");
+    }
+    assert!(insns > 5000, "too few instructions compared: {insns}");
+    assert!(
+        mismatches.is_empty(),
+        "{} sections differ from llvm-objdump (first ones printed above)",
+        mismatches.len()
+    );
+}
+
+/// Field values that reach every decoding path: zero and non-zero registers, small, negative
+/// and flag-like immediates, and offsets that select the v4 variants.
+const FIELDS: &[(u8, u8, i16, i32)] = &[
+    (1, 2, 0, 0),
+    (1, 0, 0, 7),
+    (1, 0, 0, -7),
+    (0, 0, 0, i32::MIN),
+    (10, 0, 0, i32::MAX),
+    (1, 2, 1, 0),
+    (1, 0, 1, 3),
+    (1, 2, 8, 0),
+    (1, 2, 16, 0),
+    (1, 2, 32, 0),
+    (1, 0, 0, 16),
+    (1, 0, 0, 32),
+    (1, 0, 0, 64),
+    (3, 4, -3, 0),
+    (3, 4, i16::MIN, 0),
+    (3, 4, i16::MAX, 0),
+    (1, 2, 3, 0x01),
+    (1, 2, 3, 0x40),
+    (1, 2, 3, 0x41),
+    (1, 2, 3, 0x50),
+    (1, 2, 3, 0xa1),
+    (1, 2, 3, 0xe1),
+    (1, 2, 3, 0xf1),
+    (0, 0, 5, 0),
+    (0, 0, -5, 0),
+    (0, 1, 0, 5),
+    (0, 1, 0, -5),
+    (0, 2, 0, 3),
+    (0, 0, 0, 2),
+    (2, 0, 0, 0),
+    (0, 3, 0, 0),
+];
+
+/// Instructions that LLVM 14 cannot print the way nicc does on purpose (see the `disasm`
+/// module documentation): ISA v4 forms, `jset`, stores of immediates and `callx`.
+fn llvm14_differs(insn: &Insn) -> bool {
+    use frontend::insn::{AtomicOp, CallTarget, Imm64, Size};
+    use ir::semantics::{AluOp, ByteOrder, JmpCond};
+    match *insn {
+        Insn::Alu { op, .. } => matches!(
+            op,
+            AluOp::SDiv | AluOp::SMod | AluOp::MovSx8 | AluOp::MovSx16 | AluOp::MovSx32
+        ),
+        Insn::Endian { order, .. } => order == ByteOrder::Swap,
+        Insn::Load { signed, .. } => signed,
+        Insn::StoreImm { .. } => true,
+        Insn::Atomic {
+            size, op, fetch, ..
+        } => size == Size::W && (fetch || op != AtomicOp::Add),
+        Insn::Ja { long, .. } => long,
+        Insn::Jmp { cond, .. } => cond == JmpCond::Set,
+        Insn::Call(CallTarget::Register(_)) => true,
+        // LLVM drops the immediate of an indirect packet load; nicc prints it.
+        Insn::LoadInd { imm, .. } => imm != 0,
+        // LLVM drops the second immediate of a pseudo load; nicc prints it when it is set.
+        Insn::Imm64 { imm, .. } => matches!(
+            imm,
+            Imm64::MapValue { offset: 1.., .. }
+                | Imm64::BtfId { extra: 1.., .. }
+                | Imm64::MapIdxValue { offset: 1.., .. }
+        ),
+        _ => false,
+    }
+}
+
+#[test]
+fn every_encoding_matches_llvm14() {
+    let mc = llvm_tool("llvm-mc");
+    let objdump = llvm_tool("llvm-objdump");
+    // Every opcode with every field sample that the decoder accepts, each followed by a zero
+    // slot with a distinctive immediate so that a 64-bit load has its second half.
+    let mut slots = Vec::new();
+    for code in 0..=255u8 {
+        for &(dst, src, off, imm) in FIELDS {
+            let raw = [
+                RawInsn {
+                    code,
+                    dst,
+                    src,
+                    off,
+                    imm,
+                },
+                RawInsn {
+                    imm: 0x55,
+                    ..RawInsn::default()
+                },
+            ];
+            if decode(&raw, 0).is_ok() {
+                slots.extend(raw);
+            }
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("nicc-disasm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let source = dir.join("all.s");
+    let object = dir.join("all.o");
+    let mut text = String::from(".section probe,\"ax\"\n");
+    for s in &slots {
+        text.push_str(&format!(".quad {:#018x}\n", s.to_word()));
+    }
+    std::fs::write(&source, text).expect("write assembly");
+    let status = Command::new(&mc)
+        .args(["-triple", "bpfel", "-filetype=obj", "-o"])
+        .arg(&object)
+        .arg(&source)
+        .status()
+        .expect("llvm-mc runs");
+    assert!(status.success(), "llvm-mc failed");
+    let output = Command::new(&objdump)
+        .arg("-d")
+        .arg(&object)
+        .output()
+        .expect("llvm-objdump runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let theirs = parse(&String::from_utf8_lossy(&output.stdout));
+    let lines = theirs.get("probe").expect("probe section disassembled");
+    let (mut compared, mut skipped) = (0, 0);
+    let mut mismatches = Vec::new();
+    for line in lines {
+        let Line::Insn(slot, _, their_text) = line else {
+            continue;
+        };
+        let index: usize = slot.parse().expect("slot number");
+        let Ok(insn) = decode(&slots, index) else {
+            continue;
+        };
+        // LLVM prints a branch target label; the labels are checked on the corpus.
+        let their_text = strip_label(their_text);
+        // LLVM 14 decodes a few pseudo loads into `r0` as its codegen-only `lea`.
+        if llvm14_differs(&insn) || their_text == "<unknown>" || their_text.starts_with("lea\t") {
+            skipped += 1;
+            continue;
+        }
+        compared += 1;
+        let ours = format_insn(&insn);
+        if ours != their_text {
+            mismatches.push(format!(
+                "{:016x}: llvm-objdump `{their_text}`, nicc `{ours}`",
+                slots[index].to_word()
+            ));
+        }
+    }
+    println!(
+        "encodings compared with LLVM 14: {compared}; printed differently on purpose or \
+         unknown to LLVM 14: {skipped}; mismatches: {}",
+        mismatches.len()
+    );
+    for m in mismatches.iter().take(40) {
+        println!("MISMATCH {m}");
+    }
+    assert!(compared > 800, "too few encodings compared: {compared}");
+    assert!(
+        mismatches.is_empty(),
+        "{} encodings differ",
+        mismatches.len()
+    );
+}
