@@ -11,10 +11,13 @@
 //! `BPF_PROG_TEST_RUN` with `repeat=1` does; [`run_with_memory`] is the conformance-suite mode,
 //! where the program gets a pointer to a memory buffer in `r1` and its length in `r2`.
 
+// The workspace-wide error type `Diagnostic` is returned by value, as every stage does.
+#![allow(clippy::result_large_err)]
+
 use crate::runtime::helpers::{self, HelperOutcome};
 use crate::runtime::memory::{
-    self, make_addr, read_le, split_addr, write_le, Access, Fault, Region, MAX_CALL_FRAMES,
-    REGION_CTX, REGION_FUNC, REGION_MAP, REGION_MEM, REGION_PACKET,
+    make_addr, read_le, split_addr, write_le, Access, Fault, Region, MAX_CALL_FRAMES, REGION_CTX,
+    REGION_FUNC, REGION_MAP, REGION_MEM, REGION_PACKET,
 };
 use crate::runtime::xdp::XDP_MD_SIZE;
 use crate::runtime::{
@@ -71,7 +74,11 @@ struct Machine<'a> {
 }
 
 /// Decodes program `index` of `obj`, or returns the runtime's cached decoding.
-fn program_code(rt: &mut Runtime, obj: &Object, index: usize) -> Result<Arc<Vec<Insn>>, Diagnostic> {
+fn program_code(
+    rt: &mut Runtime,
+    obj: &Object,
+    index: usize,
+) -> Result<Arc<Vec<Insn>>, Diagnostic> {
     let Some(prog) = obj.programs.get(index) else {
         return Err(Diagnostic::new(format!(
             "program index {index} does not exist (the object has {} programs)",
@@ -150,12 +157,16 @@ impl<'a> Machine<'a> {
             return self.ctx_load(off, size);
         }
         self.rt
-            .access(&mut self.st, addr, size.bytes(), Access::Read, |b| read_le(b))
+            .access(&mut self.st, addr, size.bytes(), Access::Read, |b| {
+                read_le(b)
+            })
     }
 
     fn store(&mut self, addr: u64, size: Size, value: u64) -> Result<(), Fault> {
         self.rt
-            .access(&mut self.st, addr, size.bytes(), Access::Write, |b| write_le(b, value))
+            .access(&mut self.st, addr, size.bytes(), Access::Write, |b| {
+                write_le(b, value)
+            })
     }
 
     /// A load from `struct xdp_md`: the kernel rewrites these into loads of the real buffer's
@@ -164,7 +175,7 @@ impl<'a> Machine<'a> {
         let Some(x) = self.st.xdp.as_ref() else {
             return Err(Fault::new("this run has no context to load from"));
         };
-        if size != Size::W || off % 4 != 0 || off as usize >= XDP_MD_SIZE {
+        if size != Size::W || !off.is_multiple_of(4) || off as usize >= XDP_MD_SIZE {
             return Err(Fault::new(format!(
                 "invalid access to the XDP context: {} bytes at offset {off} (struct xdp_md has 4-byte fields at offsets 0 to 20)",
                 size.bytes()
@@ -184,8 +195,7 @@ impl<'a> Machine<'a> {
     /// A legacy `LD_ABS`/`LD_IND` load: big-endian, and out of bounds ends the program with 0.
     fn legacy_load(&mut self, off: i32, size: Size) -> Result<u64, Stop> {
         let n = size.bytes();
-        let bytes = if let Some(x) = self.st.xdp.as_ref() {
-            let _ = x;
+        let bytes = if self.st.xdp.is_some() {
             return Err(Stop::Fault(Fault::new(
                 "legacy packet loads (LD_ABS/LD_IND) are not allowed in XDP programs",
             )));
@@ -212,7 +222,11 @@ impl<'a> Machine<'a> {
         off: i16,
     ) -> Result<(), Fault> {
         let addr = self.reg(dst).wrapping_add(off as i64 as u64);
-        let width = if size == Size::DW { Width::W64 } else { Width::W32 };
+        let width = if size == Size::DW {
+            Width::W64
+        } else {
+            Width::W32
+        };
         let bits = size_bits(size);
         let old = self.load_rw(addr, size)?;
         let s = self.reg(src);
@@ -222,9 +236,8 @@ impl<'a> Machine<'a> {
             AtomicOp::And => Some(alu(AluOp::And, width, old, s)),
             AtomicOp::Xor => Some(alu(AluOp::Xor, width, old, s)),
             AtomicOp::Xchg => Some(truncate(s, bits)),
-            AtomicOp::CmpXchg => {
-                compare(ir::semantics::JmpCond::Eq, width, self.regs[0], old).then(|| truncate(s, bits))
-            }
+            AtomicOp::CmpXchg => compare(ir::semantics::JmpCond::Eq, width, self.regs[0], old)
+                .then(|| truncate(s, bits)),
         };
         if let Some(v) = new {
             self.store(addr, size, v)?;
@@ -241,7 +254,9 @@ impl<'a> Machine<'a> {
     /// Reads for a read-modify-write, checking the location is also writable.
     fn load_rw(&mut self, addr: u64, size: Size) -> Result<u64, Fault> {
         self.rt
-            .access(&mut self.st, addr, size.bytes(), Access::Write, |b| read_le(b))
+            .access(&mut self.st, addr, size.bytes(), Access::Write, |b| {
+                read_le(b)
+            })
     }
 
     fn local_call(&mut self, target: i64) -> Result<(), Fault> {
@@ -271,7 +286,13 @@ impl<'a> Machine<'a> {
     }
 
     fn helper_call(&mut self, id: i32) -> Result<(), Stop> {
-        let args = [self.regs[1], self.regs[2], self.regs[3], self.regs[4], self.regs[5]];
+        let args = [
+            self.regs[1],
+            self.regs[2],
+            self.regs[3],
+            self.regs[4],
+            self.regs[5],
+        ];
         match helpers::call(self.rt, &mut self.st, id, args)? {
             HelperOutcome::Return(v) => {
                 self.regs[0] = v;
@@ -283,7 +304,10 @@ impl<'a> Machine<'a> {
                     return Err(Fault::new("tail calls need an object with programs").into());
                 };
                 let code = program_code(self.rt, obj, p).map_err(|d| {
-                    Fault::new(format!("tail call target program {p} is invalid: {}", d.message))
+                    Fault::new(format!(
+                        "tail call target program {p} is invalid: {}",
+                        d.message
+                    ))
                 })?;
                 self.prog = p;
                 self.insns = code;
@@ -315,7 +339,12 @@ impl<'a> Machine<'a> {
             };
             let mut next = self.pc + 1;
             match insn {
-                Insn::Alu { width, op, dst, src } => {
+                Insn::Alu {
+                    width,
+                    op,
+                    dst,
+                    src,
+                } => {
                     let v = alu(op, width, self.reg(dst), self.operand(src));
                     self.set(dst, v)?;
                 }
@@ -329,10 +358,9 @@ impl<'a> Machine<'a> {
                     next = self.pc + 2;
                 }
                 Insn::Imm64Tail => {
-                    return Err(Fault::new(
-                        "jump into the second slot of a 64-bit immediate load",
+                    return Err(
+                        Fault::new("jump into the second slot of a 64-bit immediate load").into(),
                     )
-                    .into())
                 }
                 Insn::LoadAbs { size, imm } => {
                     self.regs[0] = self.legacy_load(imm, size)?;
@@ -341,7 +369,13 @@ impl<'a> Machine<'a> {
                     let off = (self.reg(src) as u32 as i32).wrapping_add(imm);
                     self.regs[0] = self.legacy_load(off, size)?;
                 }
-                Insn::Load { size, signed, dst, src, off } => {
+                Insn::Load {
+                    size,
+                    signed,
+                    dst,
+                    src,
+                    off,
+                } => {
                     let addr = self.reg(src).wrapping_add(off as i64 as u64);
                     let mut v = self.load(addr, size)?;
                     if signed {
@@ -349,60 +383,81 @@ impl<'a> Machine<'a> {
                     }
                     self.set(dst, v)?;
                 }
-                Insn::StoreImm { size, dst, off, imm } => {
+                Insn::StoreImm {
+                    size,
+                    dst,
+                    off,
+                    imm,
+                } => {
                     let addr = self.reg(dst).wrapping_add(off as i64 as u64);
                     self.store(addr, size, imm as i64 as u64)?;
                 }
-                Insn::StoreReg { size, dst, src, off } => {
+                Insn::StoreReg {
+                    size,
+                    dst,
+                    src,
+                    off,
+                } => {
                     let addr = self.reg(dst).wrapping_add(off as i64 as u64);
                     let v = self.reg(src);
                     self.store(addr, size, v)?;
                 }
-                Insn::Atomic { size, op, fetch, dst, src, off } => {
+                Insn::Atomic {
+                    size,
+                    op,
+                    fetch,
+                    dst,
+                    src,
+                    off,
+                } => {
                     self.atomic(size, op, fetch, dst, src, off)?;
                 }
                 Insn::Ja { off, .. } => {
                     next = self.jump_target(off as i64)?;
                 }
-                Insn::Jmp { width, cond, dst, src, off } => {
+                Insn::Jmp {
+                    width,
+                    cond,
+                    dst,
+                    src,
+                    off,
+                } => {
                     if compare(cond, width, self.reg(dst), self.operand(src)) {
                         next = self.jump_target(off as i64)?;
                     }
                 }
-                Insn::Call(target) => {
-                    match target {
-                        CallTarget::Helper(id) => {
+                Insn::Call(target) => match target {
+                    CallTarget::Helper(id) => {
+                        self.helper_call(id)?;
+                        continue;
+                    }
+                    CallTarget::Local(off) => {
+                        self.local_call(self.pc as i64 + 1 + off as i64)?;
+                        continue;
+                    }
+                    CallTarget::Kfunc(id) => {
+                        return Err(Fault::new(format!(
+                            "kfunc calls (BTF id {id}) are not supported by the interpreter"
+                        ))
+                        .into())
+                    }
+                    CallTarget::Register(r) => {
+                        let v = self.reg(r);
+                        let (rid, off) = split_addr(v);
+                        if let Region::Func(pc) = Region::of(rid) {
+                            let _ = off;
+                            self.local_call(pc as i64)?;
+                        } else if let Ok(id) = i32::try_from(v as i64) {
                             self.helper_call(id)?;
-                            continue;
-                        }
-                        CallTarget::Local(off) => {
-                            self.local_call(self.pc as i64 + 1 + off as i64)?;
-                            continue;
-                        }
-                        CallTarget::Kfunc(id) => {
+                        } else {
                             return Err(Fault::new(format!(
-                                "kfunc calls (BTF id {id}) are not supported by the interpreter"
-                            ))
-                            .into())
-                        }
-                        CallTarget::Register(r) => {
-                            let v = self.reg(r);
-                            let (rid, off) = split_addr(v);
-                            if let Region::Func(pc) = Region::of(rid) {
-                                let _ = off;
-                                self.local_call(pc as i64)?;
-                            } else if let Ok(id) = i32::try_from(v as i64) {
-                                self.helper_call(id)?;
-                            } else {
-                                return Err(Fault::new(format!(
                                     "callx through {r} = {v:#x}, which is neither a function nor a helper id"
                                 ))
                                 .into());
-                            }
-                            continue;
                         }
+                        continue;
                     }
-                }
+                },
                 Insn::Exit => match self.frames.pop() {
                     None => return Ok(self.regs[0]),
                     Some(f) => {
@@ -433,9 +488,14 @@ impl<'a> Machine<'a> {
     fn imm64(&mut self, imm: Imm64) -> Result<u64, Fault> {
         let maps = self.rt.maps().len();
         let map = |i: i32| -> Result<usize, Fault> {
-            usize::try_from(i).ok().filter(|i| *i < maps).ok_or_else(|| {
-                Fault::new(format!("lddw refers to map {i}, but the object has {maps} maps"))
-            })
+            usize::try_from(i)
+                .ok()
+                .filter(|i| *i < maps)
+                .ok_or_else(|| {
+                    Fault::new(format!(
+                        "lddw refers to map {i}, but the object has {maps} maps"
+                    ))
+                })
         };
         Ok(match imm {
             Imm64::Value(v) => v,
@@ -458,7 +518,9 @@ impl<'a> Machine<'a> {
             Imm64::Func(off) => {
                 let t = self.pc as i64 + 1 + off as i64;
                 if t < 0 || t >= self.insns.len() as i64 {
-                    return Err(Fault::new(format!("function address {t} is outside the program")));
+                    return Err(Fault::new(format!(
+                        "function address {t} is outside the program"
+                    )));
                 }
                 make_addr(REGION_FUNC + t as u32, 0)
             }
@@ -489,7 +551,9 @@ pub fn run_xdp(
         .program(prog.name.clone()));
     }
     let xdp = XdpBuffer::new(input).map_err(|m| {
-        Diagnostic::new(m).object(obj.name.clone()).program(prog.name.clone())
+        Diagnostic::new(m)
+            .object(obj.name.clone())
+            .program(prog.name.clone())
     })?;
     let budget = rt.config.insn_budget;
     let mut m = Machine {
@@ -576,6 +640,5 @@ pub fn run_with_memory_in(
         Err(Stop::Fault(f)) => return Err(m.diagnostic(f)),
     };
     mem.copy_from_slice(&m.st.mem);
-    let _ = memory::STACK_SIZE;
     Ok(r0)
 }

@@ -55,7 +55,9 @@ fn reg(tok: &str) -> Result<Reg, String> {
     let n = t
         .strip_prefix("%r")
         .ok_or_else(|| format!("expected a register, got {t:?}"))?;
-    n.parse::<u8>().map(Reg).map_err(|_| format!("bad register {t:?}"))
+    n.parse::<u8>()
+        .map(Reg)
+        .map_err(|_| format!("bad register {t:?}"))
 }
 
 /// Parses `[%rN+off]` / `[%rN-off]` / `[%rN]`.
@@ -116,11 +118,17 @@ fn assemble(text: &str) -> Result<Vec<RawInsn>, String> {
             rest.split(',').map(str::trim).collect()
         };
         let (insn, label) = parse(mn, rest.trim(), &args)?;
-        slot += if matches!(insn, Insn::Imm64 { .. }) { 2 } else { 1 };
+        slot += if matches!(insn, Insn::Imm64 { .. }) {
+            2
+        } else {
+            1
+        };
         lines.push(Line { insn, label });
     }
     // The suite's assembler lets jumps name `exit` without defining it: the last instruction.
-    labels.entry("exit".to_string()).or_insert(slot.saturating_sub(1));
+    labels
+        .entry("exit".to_string())
+        .or_insert(slot.saturating_sub(1));
     let mut out = Vec::new();
     let mut pc = 0usize;
     for l in lines {
@@ -137,7 +145,11 @@ fn assemble(text: &str) -> Result<Vec<RawInsn>, String> {
                 _ => {}
             }
         }
-        pc += if matches!(insn, Insn::Imm64 { .. }) { 2 } else { 1 };
+        pc += if matches!(insn, Insn::Imm64 { .. }) {
+            2
+        } else {
+            1
+        };
         out.extend(encode_all(&[insn]));
     }
     Ok(out)
@@ -199,13 +211,23 @@ fn parse(mn: &str, rest: &str, a: &[&str]) -> Result<(Insn, Option<String>), Str
         if *op == AluOp::Neg {
             need(1)?;
             return Ok((
-                Insn::Alu { width, op: *op, dst: reg(a[0])?, src: Operand::Imm(0) },
+                Insn::Alu {
+                    width,
+                    op: *op,
+                    dst: reg(a[0])?,
+                    src: Operand::Imm(0),
+                },
                 None,
             ));
         }
         need(2)?;
         return Ok((
-            Insn::Alu { width, op: *op, dst: reg(a[0])?, src: operand(a[1])? },
+            Insn::Alu {
+                width,
+                op: *op,
+                dst: reg(a[0])?,
+                src: operand(a[1])?,
+            },
             None,
         ));
     }
@@ -213,7 +235,13 @@ fn parse(mn: &str, rest: &str, a: &[&str]) -> Result<(Insn, Option<String>), Str
         need(3)?;
         let (off, label) = target(a[2]);
         return Ok((
-            Insn::Jmp { width, cond: *cond, dst: reg(a[0])?, src: operand(a[1])?, off: off as i16 },
+            Insn::Jmp {
+                width,
+                cond: *cond,
+                dst: reg(a[0])?,
+                src: operand(a[1])?,
+                off: off as i16,
+            },
             label,
         ));
     }
@@ -228,7 +256,12 @@ fn parse(mn: &str, rest: &str, a: &[&str]) -> Result<(Insn, Option<String>), Str
             _ => return Err(format!("unknown {mn}")),
         };
         return Ok((
-            Insn::Alu { width, op, dst: reg(a[0])?, src: Operand::Reg(reg(a[1])?) },
+            Insn::Alu {
+                width,
+                op,
+                dst: reg(a[0])?,
+                src: Operand::Reg(reg(a[1])?),
+            },
             None,
         ));
     }
@@ -240,7 +273,14 @@ fn parse(mn: &str, rest: &str, a: &[&str]) -> Result<(Insn, Option<String>), Str
     ] {
         if let Some(bits) = mn.strip_prefix(prefix).and_then(|b| b.parse::<u32>().ok()) {
             need(1)?;
-            return Ok((Insn::Endian { order, bits, dst: reg(a[0])? }, None));
+            return Ok((
+                Insn::Endian {
+                    order,
+                    bits,
+                    dst: reg(a[0])?,
+                },
+                None,
+            ));
         }
     }
     match mn {
@@ -248,12 +288,24 @@ fn parse(mn: &str, rest: &str, a: &[&str]) -> Result<(Insn, Option<String>), Str
         "lddw" => {
             need(2)?;
             let v = num(a[1])? as u64;
-            return Ok((Insn::Imm64 { dst: reg(a[0])?, imm: Imm64::Value(v) }, None));
+            return Ok((
+                Insn::Imm64 {
+                    dst: reg(a[0])?,
+                    imm: Imm64::Value(v),
+                },
+                None,
+            ));
         }
         "ja" | "ja32" => {
             need(1)?;
             let (off, label) = target(a[0]);
-            return Ok((Insn::Ja { off: off as i32, long: mn == "ja32" }, label));
+            return Ok((
+                Insn::Ja {
+                    off: off as i32,
+                    long: mn == "ja32",
+                },
+                label,
+            ));
         }
         "call" => {
             if let Some(l) = rest.strip_prefix("local") {
@@ -271,9 +323,15 @@ fn parse(mn: &str, rest: &str, a: &[&str]) -> Result<(Insn, Option<String>), Str
             if fetch {
                 first = words.next().unwrap_or("");
             }
-            let ops = rest.split_once(char::is_whitespace).map(|x| x.1).unwrap_or("");
+            let ops = rest
+                .split_once(char::is_whitespace)
+                .map(|x| x.1)
+                .unwrap_or("");
             let ops = if fetch {
-                ops.trim().split_once(char::is_whitespace).map(|x| x.1).unwrap_or("")
+                ops.trim()
+                    .split_once(char::is_whitespace)
+                    .map(|x| x.1)
+                    .unwrap_or("")
             } else {
                 ops
             };
@@ -296,29 +354,73 @@ fn parse(mn: &str, rest: &str, a: &[&str]) -> Result<(Insn, Option<String>), Str
             };
             let (dst, off) = mem(parts[0])?;
             let fetch = fetch || matches!(op, AtomicOp::Xchg | AtomicOp::CmpXchg);
-            return Ok((Insn::Atomic { size, op, fetch, dst, src: reg(parts[1])?, off }, None));
+            return Ok((
+                Insn::Atomic {
+                    size,
+                    op,
+                    fetch,
+                    dst,
+                    src: reg(parts[1])?,
+                    off,
+                },
+                None,
+            ));
         }
         _ => {}
     }
     if let Some(s) = mn.strip_prefix("ldxs").and_then(size_of) {
         need(2)?;
         let (src, off) = mem(a[1])?;
-        return Ok((Insn::Load { size: s, signed: true, dst: reg(a[0])?, src, off }, None));
+        return Ok((
+            Insn::Load {
+                size: s,
+                signed: true,
+                dst: reg(a[0])?,
+                src,
+                off,
+            },
+            None,
+        ));
     }
     if let Some(s) = mn.strip_prefix("ldx").and_then(size_of) {
         need(2)?;
         let (src, off) = mem(a[1])?;
-        return Ok((Insn::Load { size: s, signed: false, dst: reg(a[0])?, src, off }, None));
+        return Ok((
+            Insn::Load {
+                size: s,
+                signed: false,
+                dst: reg(a[0])?,
+                src,
+                off,
+            },
+            None,
+        ));
     }
     if let Some(s) = mn.strip_prefix("stx").and_then(size_of) {
         need(2)?;
         let (dst, off) = mem(a[0])?;
-        return Ok((Insn::StoreReg { size: s, dst, src: reg(a[1])?, off }, None));
+        return Ok((
+            Insn::StoreReg {
+                size: s,
+                dst,
+                src: reg(a[1])?,
+                off,
+            },
+            None,
+        ));
     }
     if let Some(s) = mn.strip_prefix("st").and_then(size_of) {
         need(2)?;
         let (dst, off) = mem(a[0])?;
-        return Ok((Insn::StoreImm { size: s, dst, off, imm: imm32(a[1])? }, None));
+        return Ok((
+            Insn::StoreImm {
+                size: s,
+                dst,
+                off,
+                imm: imm32(a[1])?,
+            },
+            None,
+        ));
     }
     Err(format!("unknown mnemonic {mn:?}"))
 }
@@ -330,7 +432,11 @@ fn hex_bytes(text: &str) -> Vec<u8> {
 }
 
 fn raw_words(text: &str) -> Vec<RawInsn> {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     if lines.iter().all(|l| l.starts_with("0x")) {
         return lines
             .iter()

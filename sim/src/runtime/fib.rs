@@ -115,7 +115,9 @@ impl Default for Fib {
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {
-        return Err(format!("{s:?} is not a MAC address (six hex bytes separated by ':')"));
+        return Err(format!(
+            "{s:?} is not a MAC address (six hex bytes separated by ':')"
+        ));
     }
     let mut mac = [0u8; 6];
     for (m, p) in mac.iter_mut().zip(parts) {
@@ -148,7 +150,10 @@ fn parse_route(r: &Route) -> Result<Parsed, String> {
         .map_err(|_| format!("route prefix {:?} has no valid length", r.prefix))?;
     let max = if net.is_ipv4() { 32 } else { 128 };
     if plen > max {
-        return Err(format!("route prefix {:?} is longer than {max} bits", r.prefix));
+        return Err(format!(
+            "route prefix {:?} is longer than {max} bits",
+            r.prefix
+        ));
     }
     let ip = |s: &Option<String>| -> Result<Option<IpAddr>, String> {
         s.as_ref()
@@ -158,7 +163,10 @@ fn parse_route(r: &Route) -> Result<Parsed, String> {
     let gateway = ip(&r.gateway)?;
     let src = ip(&r.src)?;
     if gateway.is_some_and(|g| g.is_ipv4() != net.is_ipv4()) {
-        return Err(format!("route {:?}: gateway family differs from the prefix's", r.prefix));
+        return Err(format!(
+            "route {:?}: gateway family differs from the prefix's",
+            r.prefix
+        ));
     }
     Ok(Parsed {
         net,
@@ -191,7 +199,9 @@ fn covers(net: &IpAddr, plen: u32, a: &IpAddr) -> bool {
 impl Fib {
     /// Checks every route parses.
     pub fn validate(&self) -> Result<(), String> {
-        self.routes.iter().try_for_each(|r| parse_route(r).map(|_| ()))
+        self.routes
+            .iter()
+            .try_for_each(|r| parse_route(r).map(|_| ()))
     }
 
     fn device_exists(&self, ifindex: u32) -> bool {

@@ -41,53 +41,217 @@ const BPF_RINGBUF_HDR_SZ: u64 = 8;
 
 /// Helper names by id, from the kernel's `___BPF_FUNC_MAPPER` order.
 const NAMES: &[&str] = &[
-    "unspec", "map_lookup_elem", "map_update_elem", "map_delete_elem", "probe_read",
-    "ktime_get_ns", "trace_printk", "get_prandom_u32", "get_smp_processor_id", "skb_store_bytes",
-    "l3_csum_replace", "l4_csum_replace", "tail_call", "clone_redirect", "get_current_pid_tgid",
-    "get_current_uid_gid", "get_current_comm", "get_cgroup_classid", "skb_vlan_push",
-    "skb_vlan_pop", "skb_get_tunnel_key", "skb_set_tunnel_key", "perf_event_read", "redirect",
-    "get_route_realm", "perf_event_output", "skb_load_bytes", "get_stackid", "csum_diff",
-    "skb_get_tunnel_opt", "skb_set_tunnel_opt", "skb_change_proto", "skb_change_type",
-    "skb_under_cgroup", "get_hash_recalc", "get_current_task", "probe_write_user",
-    "current_task_under_cgroup", "skb_change_tail", "skb_pull_data", "csum_update",
-    "set_hash_invalid", "get_numa_node_id", "skb_change_head", "xdp_adjust_head",
-    "probe_read_str", "get_socket_cookie", "get_socket_uid", "set_hash", "setsockopt",
-    "skb_adjust_room", "redirect_map", "sk_redirect_map", "sock_map_update", "xdp_adjust_meta",
-    "perf_event_read_value", "perf_prog_read_value", "getsockopt", "override_return",
-    "sock_ops_cb_flags_set", "msg_redirect_map", "msg_apply_bytes", "msg_cork_bytes",
-    "msg_pull_data", "bind", "xdp_adjust_tail", "skb_get_xfrm_state", "get_stack",
-    "skb_load_bytes_relative", "fib_lookup", "sock_hash_update", "msg_redirect_hash",
-    "sk_redirect_hash", "lwt_push_encap", "lwt_seg6_store_bytes", "lwt_seg6_adjust_srh",
-    "lwt_seg6_action", "rc_repeat", "rc_keydown", "skb_cgroup_id", "get_current_cgroup_id",
-    "get_local_storage", "sk_select_reuseport", "skb_ancestor_cgroup_id", "sk_lookup_tcp",
-    "sk_lookup_udp", "sk_release", "map_push_elem", "map_pop_elem", "map_peek_elem",
-    "msg_push_data", "msg_pop_data", "rc_pointer_rel", "spin_lock", "spin_unlock",
-    "sk_fullsock", "tcp_sock", "skb_ecn_set_ce", "get_listener_sock", "skc_lookup_tcp",
-    "tcp_check_syncookie", "sysctl_get_name", "sysctl_get_current_value",
-    "sysctl_get_new_value", "sysctl_set_new_value", "strtol", "strtoul", "sk_storage_get",
-    "sk_storage_delete", "send_signal", "tcp_gen_syncookie", "skb_output", "probe_read_user",
-    "probe_read_kernel", "probe_read_user_str", "probe_read_kernel_str", "tcp_send_ack",
-    "send_signal_thread", "jiffies64", "read_branch_records", "get_ns_current_pid_tgid",
-    "xdp_output", "get_netns_cookie", "get_current_ancestor_cgroup_id", "sk_assign",
-    "ktime_get_boot_ns", "seq_printf", "seq_write", "sk_cgroup_id", "sk_ancestor_cgroup_id",
-    "ringbuf_output", "ringbuf_reserve", "ringbuf_submit", "ringbuf_discard", "ringbuf_query",
-    "csum_level", "skc_to_tcp6_sock", "skc_to_tcp_sock", "skc_to_tcp_timewait_sock",
-    "skc_to_tcp_request_sock", "skc_to_udp6_sock", "get_task_stack", "load_hdr_opt",
-    "store_hdr_opt", "reserve_hdr_opt", "inode_storage_get", "inode_storage_delete", "d_path",
-    "copy_from_user", "snprintf_btf", "seq_printf_btf", "skb_cgroup_classid", "redirect_neigh",
-    "per_cpu_ptr", "this_cpu_ptr", "redirect_peer", "task_storage_get", "task_storage_delete",
-    "get_current_task_btf", "bprm_opts_set", "ktime_get_coarse_ns", "ima_inode_hash",
-    "sock_from_file", "check_mtu", "for_each_map_elem", "snprintf", "sys_bpf",
-    "btf_find_by_name_kind", "sys_close", "timer_init", "timer_set_callback", "timer_start",
-    "timer_cancel", "get_func_ip", "get_attach_cookie", "task_pt_regs", "get_branch_snapshot",
-    "trace_vprintk", "skc_to_unix_sock", "kallsyms_lookup_name", "find_vma", "loop", "strncmp",
-    "get_func_arg", "get_func_ret", "get_func_arg_cnt", "get_retval", "set_retval",
-    "xdp_get_buff_len", "xdp_load_bytes", "xdp_store_bytes", "copy_from_user_task",
-    "skb_set_tstamp", "ima_file_hash", "kptr_xchg", "map_lookup_percpu_elem",
-    "skc_to_mptcp_sock", "dynptr_from_mem", "ringbuf_reserve_dynptr", "ringbuf_submit_dynptr",
-    "ringbuf_discard_dynptr", "dynptr_read", "dynptr_write", "dynptr_data",
-    "tcp_raw_gen_syncookie_ipv4", "tcp_raw_gen_syncookie_ipv6", "tcp_raw_check_syncookie_ipv4",
-    "tcp_raw_check_syncookie_ipv6", "ktime_get_tai_ns", "user_ringbuf_drain", "cgrp_storage_get",
+    "unspec",
+    "map_lookup_elem",
+    "map_update_elem",
+    "map_delete_elem",
+    "probe_read",
+    "ktime_get_ns",
+    "trace_printk",
+    "get_prandom_u32",
+    "get_smp_processor_id",
+    "skb_store_bytes",
+    "l3_csum_replace",
+    "l4_csum_replace",
+    "tail_call",
+    "clone_redirect",
+    "get_current_pid_tgid",
+    "get_current_uid_gid",
+    "get_current_comm",
+    "get_cgroup_classid",
+    "skb_vlan_push",
+    "skb_vlan_pop",
+    "skb_get_tunnel_key",
+    "skb_set_tunnel_key",
+    "perf_event_read",
+    "redirect",
+    "get_route_realm",
+    "perf_event_output",
+    "skb_load_bytes",
+    "get_stackid",
+    "csum_diff",
+    "skb_get_tunnel_opt",
+    "skb_set_tunnel_opt",
+    "skb_change_proto",
+    "skb_change_type",
+    "skb_under_cgroup",
+    "get_hash_recalc",
+    "get_current_task",
+    "probe_write_user",
+    "current_task_under_cgroup",
+    "skb_change_tail",
+    "skb_pull_data",
+    "csum_update",
+    "set_hash_invalid",
+    "get_numa_node_id",
+    "skb_change_head",
+    "xdp_adjust_head",
+    "probe_read_str",
+    "get_socket_cookie",
+    "get_socket_uid",
+    "set_hash",
+    "setsockopt",
+    "skb_adjust_room",
+    "redirect_map",
+    "sk_redirect_map",
+    "sock_map_update",
+    "xdp_adjust_meta",
+    "perf_event_read_value",
+    "perf_prog_read_value",
+    "getsockopt",
+    "override_return",
+    "sock_ops_cb_flags_set",
+    "msg_redirect_map",
+    "msg_apply_bytes",
+    "msg_cork_bytes",
+    "msg_pull_data",
+    "bind",
+    "xdp_adjust_tail",
+    "skb_get_xfrm_state",
+    "get_stack",
+    "skb_load_bytes_relative",
+    "fib_lookup",
+    "sock_hash_update",
+    "msg_redirect_hash",
+    "sk_redirect_hash",
+    "lwt_push_encap",
+    "lwt_seg6_store_bytes",
+    "lwt_seg6_adjust_srh",
+    "lwt_seg6_action",
+    "rc_repeat",
+    "rc_keydown",
+    "skb_cgroup_id",
+    "get_current_cgroup_id",
+    "get_local_storage",
+    "sk_select_reuseport",
+    "skb_ancestor_cgroup_id",
+    "sk_lookup_tcp",
+    "sk_lookup_udp",
+    "sk_release",
+    "map_push_elem",
+    "map_pop_elem",
+    "map_peek_elem",
+    "msg_push_data",
+    "msg_pop_data",
+    "rc_pointer_rel",
+    "spin_lock",
+    "spin_unlock",
+    "sk_fullsock",
+    "tcp_sock",
+    "skb_ecn_set_ce",
+    "get_listener_sock",
+    "skc_lookup_tcp",
+    "tcp_check_syncookie",
+    "sysctl_get_name",
+    "sysctl_get_current_value",
+    "sysctl_get_new_value",
+    "sysctl_set_new_value",
+    "strtol",
+    "strtoul",
+    "sk_storage_get",
+    "sk_storage_delete",
+    "send_signal",
+    "tcp_gen_syncookie",
+    "skb_output",
+    "probe_read_user",
+    "probe_read_kernel",
+    "probe_read_user_str",
+    "probe_read_kernel_str",
+    "tcp_send_ack",
+    "send_signal_thread",
+    "jiffies64",
+    "read_branch_records",
+    "get_ns_current_pid_tgid",
+    "xdp_output",
+    "get_netns_cookie",
+    "get_current_ancestor_cgroup_id",
+    "sk_assign",
+    "ktime_get_boot_ns",
+    "seq_printf",
+    "seq_write",
+    "sk_cgroup_id",
+    "sk_ancestor_cgroup_id",
+    "ringbuf_output",
+    "ringbuf_reserve",
+    "ringbuf_submit",
+    "ringbuf_discard",
+    "ringbuf_query",
+    "csum_level",
+    "skc_to_tcp6_sock",
+    "skc_to_tcp_sock",
+    "skc_to_tcp_timewait_sock",
+    "skc_to_tcp_request_sock",
+    "skc_to_udp6_sock",
+    "get_task_stack",
+    "load_hdr_opt",
+    "store_hdr_opt",
+    "reserve_hdr_opt",
+    "inode_storage_get",
+    "inode_storage_delete",
+    "d_path",
+    "copy_from_user",
+    "snprintf_btf",
+    "seq_printf_btf",
+    "skb_cgroup_classid",
+    "redirect_neigh",
+    "per_cpu_ptr",
+    "this_cpu_ptr",
+    "redirect_peer",
+    "task_storage_get",
+    "task_storage_delete",
+    "get_current_task_btf",
+    "bprm_opts_set",
+    "ktime_get_coarse_ns",
+    "ima_inode_hash",
+    "sock_from_file",
+    "check_mtu",
+    "for_each_map_elem",
+    "snprintf",
+    "sys_bpf",
+    "btf_find_by_name_kind",
+    "sys_close",
+    "timer_init",
+    "timer_set_callback",
+    "timer_start",
+    "timer_cancel",
+    "get_func_ip",
+    "get_attach_cookie",
+    "task_pt_regs",
+    "get_branch_snapshot",
+    "trace_vprintk",
+    "skc_to_unix_sock",
+    "kallsyms_lookup_name",
+    "find_vma",
+    "loop",
+    "strncmp",
+    "get_func_arg",
+    "get_func_ret",
+    "get_func_arg_cnt",
+    "get_retval",
+    "set_retval",
+    "xdp_get_buff_len",
+    "xdp_load_bytes",
+    "xdp_store_bytes",
+    "copy_from_user_task",
+    "skb_set_tstamp",
+    "ima_file_hash",
+    "kptr_xchg",
+    "map_lookup_percpu_elem",
+    "skc_to_mptcp_sock",
+    "dynptr_from_mem",
+    "ringbuf_reserve_dynptr",
+    "ringbuf_submit_dynptr",
+    "ringbuf_discard_dynptr",
+    "dynptr_read",
+    "dynptr_write",
+    "dynptr_data",
+    "tcp_raw_gen_syncookie_ipv4",
+    "tcp_raw_gen_syncookie_ipv6",
+    "tcp_raw_check_syncookie_ipv4",
+    "tcp_raw_check_syncookie_ipv6",
+    "ktime_get_tai_ns",
+    "user_ringbuf_drain",
+    "cgrp_storage_get",
     "cgrp_storage_delete",
 ];
 
@@ -201,14 +365,22 @@ pub fn call(
             }
             let key = rt.read_bytes(st, a[1], ks)?;
             let value = rt.read_bytes(st, a[2], vs)?;
-            let rc = rt.map_mut(m).map(|map| map.update(&key, &value, a[3], cpu)).unwrap_or(-EINVAL);
+            let rc = rt
+                .map_mut(m)
+                .map(|map| map.update(&key, &value, a[3], cpu))
+                .unwrap_or(-EINVAL);
             Ok(ret(rc as u64))
         }
         // bpf_map_delete_elem
         3 => {
             let m = rt.map_of_pointer(a[0])?;
             let d = &rt.maps()[m];
-            let (t, ks, ro, mname) = (d.map_type(), d.def.key_size as usize, d.read_only(), d.def.name.clone());
+            let (t, ks, ro, mname) = (
+                d.map_type(),
+                d.def.key_size as usize,
+                d.read_only(),
+                d.def.name.clone(),
+            );
             if !matches!(
                 t,
                 MapType::Array
@@ -236,7 +408,10 @@ pub fn call(
             }
             if id == 87 {
                 let value = rt.read_bytes(st, a[1], vs)?;
-                let rc = rt.map_mut(m).map(|map| map.push(&value, a[2])).unwrap_or(-EINVAL);
+                let rc = rt
+                    .map_mut(m)
+                    .map(|map| map.push(&value, a[2]))
+                    .unwrap_or(-EINVAL);
                 return Ok(ret(rc as u64));
             }
             // Check the destination before taking the element, so a fault leaves the map as is.
@@ -269,7 +444,7 @@ pub fn call(
                     rt.outputs_mut().trace.push(line);
                     Ok(ret(n as u64))
                 }
-                Err(()) => Ok(neg(EINVAL)),
+                Err(printk::Refused) => Ok(neg(EINVAL)),
             }
         }
         // bpf_get_prandom_u32
@@ -355,7 +530,11 @@ pub fn call(
                 return Ok(neg(EINVAL));
             }
             let ctx_len = ((flags & BPF_F_CTXLEN_MASK) >> 32) as usize;
-            let pkt = st.xdp.as_ref().map(|x| x.packet().to_vec()).unwrap_or_default();
+            let pkt = st
+                .xdp
+                .as_ref()
+                .map(|x| x.packet().to_vec())
+                .unwrap_or_default();
             if ctx_len > pkt.len() {
                 return Ok(neg(EFAULT));
             }
@@ -426,7 +605,9 @@ pub fn call(
                 return Ok(neg(EAGAIN));
             }
             let mname = rt.maps()[m].def.name.clone();
-            rt.outputs_mut().ringbuf.push(RingbufRecord { map: mname, data });
+            rt.outputs_mut()
+                .ringbuf
+                .push(RingbufRecord { map: mname, data });
             Ok(ret(0))
         }
         // bpf_ringbuf_reserve
@@ -441,7 +622,10 @@ pub fn call(
                 data: vec![0u8; size as usize],
                 open: true,
             });
-            Ok(ret(make_addr(REGION_RINGBUF + st.ringbuf.len() as u32 - 1, 0)))
+            Ok(ret(make_addr(
+                REGION_RINGBUF + st.ringbuf.len() as u32 - 1,
+                0,
+            )))
         }
         // bpf_ringbuf_submit, bpf_ringbuf_discard
         132 | 133 => {
@@ -461,7 +645,9 @@ pub fn call(
                 let data = std::mem::take(&mut rec.data);
                 let map = rec.map;
                 let mname = rt.maps()[map].def.name.clone();
-                rt.outputs_mut().ringbuf.push(RingbufRecord { map: mname, data });
+                rt.outputs_mut()
+                    .ringbuf
+                    .push(RingbufRecord { map: mname, data });
             }
             Ok(ret(0))
         }
@@ -581,7 +767,10 @@ mod tests {
         let b = 0x1111_1111_2222_2222u64.to_le_bytes();
         assert_eq!(csum_diff(&a, &b, 0), 0x950d);
         assert_eq!(csum_diff(&[], &[0xff; 8], 0), 0xffff);
-        assert_eq!(csum_diff(&[], &0x1_0000_0002u64.to_le_bytes(), 0x1234), 0x1237);
+        assert_eq!(
+            csum_diff(&[], &0x1_0000_0002u64.to_le_bytes(), 0x1234),
+            0x1237
+        );
         assert_eq!(csum_diff(&[2, 0, 0, 0], &[1, 0, 0, 0], 7), 6);
         assert_eq!(csum_diff(&[], &[], 99), 99);
     }

@@ -235,7 +235,11 @@ impl MapState {
     /// The bytes of a value for one CPU (CPU is ignored for maps that are not per-CPU).
     pub fn value_mut(&mut self, slot: u32, cpu: u32) -> Option<&mut [u8]> {
         let vs = self.vs();
-        let cpu = if self.value_cpus == 1 { 0 } else { cpu as usize };
+        let cpu = if self.value_cpus == 1 {
+            0
+        } else {
+            cpu as usize
+        };
         if cpu >= self.value_cpus {
             return None;
         }
@@ -245,7 +249,11 @@ impl MapState {
 
     pub fn value(&self, slot: u32, cpu: u32) -> Option<&[u8]> {
         let vs = self.vs();
-        let cpu = if self.value_cpus == 1 { 0 } else { cpu as usize };
+        let cpu = if self.value_cpus == 1 {
+            0
+        } else {
+            cpu as usize
+        };
         if cpu >= self.value_cpus {
             return None;
         }
@@ -617,10 +625,13 @@ impl MapState {
                 self.map_type()
             ));
         }
-        let fresh = MapState::new(&MapDef {
-            initial_value: None,
-            ..self.def.clone()
-        }, self.value_cpus)?;
+        let fresh = MapState::new(
+            &MapDef {
+                initial_value: None,
+                ..self.def.clone()
+            },
+            self.value_cpus,
+        )?;
         let lru_clock = self.lru_clock;
         *self = MapState {
             value_cpus: self.value_cpus,
@@ -708,7 +719,8 @@ impl MapState {
         if index >= self.def.max_entries || !self.entry_present(index) {
             return None;
         }
-        self.value(index, 0).map(|v| super::memory::read_le(v) as u32)
+        self.value(index, 0)
+            .map(|v| super::memory::read_le(v) as u32)
     }
 
     /// Sets an entry from user space (all CPUs), for tests and tools: `BPF_ANY` semantics.

@@ -17,6 +17,9 @@
 //! compare per-CPU map snapshots with a kernel dump, set `cpus` to the host's possible-CPU
 //! count, because the kernel reports one value for every possible CPU.
 
+// The workspace-wide error type `Diagnostic` is returned by value, as every stage does.
+#![allow(clippy::result_large_err)]
+
 pub mod fib;
 pub mod helpers;
 pub mod maps;
@@ -300,7 +303,9 @@ impl Runtime {
                 .maps
                 .iter_mut()
                 .find(|m| &m.def.name == name)
-                .ok_or_else(|| format!("snapshot names map `{name}`, which the object does not define"))?;
+                .ok_or_else(|| {
+                    format!("snapshot names map `{name}`, which the object does not define")
+                })?;
             m.load(contents)?;
         }
         Ok(())
@@ -427,7 +432,12 @@ impl Runtime {
     }
 
     /// Reads `len` bytes.
-    pub fn read_bytes(&mut self, st: &mut ExecState, addr: u64, len: usize) -> Result<Vec<u8>, Fault> {
+    pub fn read_bytes(
+        &mut self,
+        st: &mut ExecState,
+        addr: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, Fault> {
         if len == 0 {
             return Ok(Vec::new());
         }
@@ -439,6 +449,8 @@ impl Runtime {
         if data.is_empty() {
             return Ok(());
         }
-        self.access(st, addr, data.len(), Access::Write, |b| b.copy_from_slice(data))
+        self.access(st, addr, data.len(), Access::Write, |b| {
+            b.copy_from_slice(data)
+        })
     }
 }

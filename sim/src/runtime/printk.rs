@@ -34,9 +34,13 @@ fn pad(s: String, width: usize, left: bool, zero: bool) -> String {
     }
 }
 
+/// The kernel would refuse the format (the helper returns `-EINVAL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused;
+
 /// Formats `fmt` (the bytes up to its NUL) with `args`; `Err` when the kernel would refuse it.
-pub fn format(fmt: &[u8], args: &[u64], mem: &mut dyn Deref) -> Result<String, ()> {
-    let end = fmt.iter().position(|b| *b == 0).ok_or(())?;
+pub fn format(fmt: &[u8], args: &[u64], mem: &mut dyn Deref) -> Result<String, Refused> {
+    let end = fmt.iter().position(|b| *b == 0).ok_or(Refused)?;
     let fmt = &fmt[..end];
     let mut out = String::new();
     let mut next_arg = 0usize;
@@ -45,7 +49,7 @@ pub fn format(fmt: &[u8], args: &[u64], mem: &mut dyn Deref) -> Result<String, (
     while i < fmt.len() {
         let c = fmt[i];
         if !(c.is_ascii_graphic() || c.is_ascii_whitespace()) {
-            return Err(());
+            return Err(Refused);
         }
         if c != b'%' {
             out.push(c as char);
@@ -58,7 +62,7 @@ pub fn format(fmt: &[u8], args: &[u64], mem: &mut dyn Deref) -> Result<String, (
             continue;
         }
         if next_arg >= args.len() {
-            return Err(());
+            return Err(Refused);
         }
         let arg = args[next_arg];
         next_arg += 1;
@@ -131,7 +135,12 @@ pub fn format(fmt: &[u8], args: &[u64], mem: &mut dyn Deref) -> Result<String, (
                     }
                     addr = addr.wrapping_add(1);
                 }
-                out.push_str(&pad(String::from_utf8_lossy(&s).into_owned(), width, left, false));
+                out.push_str(&pad(
+                    String::from_utf8_lossy(&s).into_owned(),
+                    width,
+                    left,
+                    false,
+                ));
             }
             b'c' => {
                 i += 1;
@@ -148,13 +157,17 @@ pub fn format(fmt: &[u8], args: &[u64], mem: &mut dyn Deref) -> Result<String, (
                 let v = if long == 0 { arg as u32 as u64 } else { arg };
                 let text = match conv {
                     b'd' | b'i' => {
-                        let s = if long == 0 { v as u32 as i32 as i64 } else { v as i64 };
+                        let s = if long == 0 {
+                            v as u32 as i32 as i64
+                        } else {
+                            v as i64
+                        };
                         sign(s < 0, s.unsigned_abs().to_string())
                     }
                     b'u' => v.to_string(),
                     b'x' => format!("{v:x}"),
                     b'X' => format!("{v:X}"),
-                    _ => return Err(()),
+                    _ => return Err(Refused),
                 };
                 out.push_str(&pad(text, width, left, zero && !left));
             }

@@ -214,7 +214,7 @@ impl XdpBuffer {
             return -EINVAL;
         }
         let metalen = self.data - meta as usize;
-        if metalen % 4 != 0 || metalen > MAX_META {
+        if !metalen.is_multiple_of(4) || metalen > MAX_META {
             return -EACCES;
         }
         self.data_meta = meta as usize;
@@ -271,6 +271,6 @@ mod tests {
         assert_eq!(b.meta(), &[1, 2, 3, 4]);
         assert_eq!(b.packet().len(), 68);
         assert_eq!(b.adjust_tail(2), 0);
-        assert_eq!(&b.packet()[66..], &[0, 0]);
+        assert_eq!(&b.packet()[68..], &[0, 0]);
     }
 }
