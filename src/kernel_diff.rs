@@ -82,20 +82,46 @@ pub fn diff_program(
             return report;
         }
     };
-    let mut rt = match Runtime::new(obj, RuntimeConfig::default()) {
+    // The kernel keeps one value per possible CPU in per-CPU maps; the interpreter must model
+    // as many CPUs for the dumps to compare (the oracle runs every packet on CPU 0).
+    let cpus = match hw::linux::possible_cpus() {
+        Ok(n) => n as u32,
+        Err(e) => {
+            fail(&mut report, None, format!("cannot count the kernel's CPUs: {e}"));
+            return report;
+        }
+    };
+    let config = RuntimeConfig {
+        cpus,
+        cpu: 0,
+        ..RuntimeConfig::default()
+    };
+    let mut rt = match Runtime::new(obj, config) {
         Ok(rt) => rt,
         Err(d) => {
-            fail(&mut report, None, format!("the interpreter refused the object: {d}"));
+            fail(
+                &mut report,
+                None,
+                format!("the interpreter refused the object: {d}"),
+            );
             return report;
         }
     };
     if let Some(seed) = seed {
         if let Err(e) = kernel.load_snapshot(seed) {
-            fail(&mut report, None, format!("seeding the kernel's maps failed: {e}"));
+            fail(
+                &mut report,
+                None,
+                format!("seeding the kernel's maps failed: {e}"),
+            );
             return report;
         }
         if let Err(e) = rt.load_snapshot(seed) {
-            fail(&mut report, None, format!("seeding the interpreter's maps failed: {e}"));
+            fail(
+                &mut report,
+                None,
+                format!("seeding the interpreter's maps failed: {e}"),
+            );
             return report;
         }
     }
@@ -107,7 +133,11 @@ pub fn diff_program(
                 continue;
             }
             Err(e) => {
-                fail(&mut report, Some(i), format!("the kernel's test run failed: {e}"));
+                fail(
+                    &mut report,
+                    Some(i),
+                    format!("the kernel's test run failed: {e}"),
+                );
                 continue;
             }
         };
@@ -146,7 +176,10 @@ pub fn diff_program(
             Err(d) => fail(
                 &mut report,
                 Some(i),
-                format!("the interpreter faulted where the kernel returned {}: {d}", k.retval),
+                format!(
+                    "the interpreter faulted where the kernel returned {}: {d}",
+                    k.retval
+                ),
             ),
         }
     }
@@ -157,7 +190,11 @@ pub fn diff_program(
                 fail(&mut report, None, line);
             }
         }
-        Err(e) => fail(&mut report, None, format!("reading the kernel's maps failed: {e}")),
+        Err(e) => fail(
+            &mut report,
+            None,
+            format!("reading the kernel's maps failed: {e}"),
+        ),
     }
     report
 }
@@ -176,11 +213,17 @@ pub fn diff_maps(kernel: &MapsSnapshot, mine: &MapsSnapshot) -> Vec<String> {
             m.entries.iter().map(|e| (&e.key, e)).collect();
         for (key, ke) in &kset {
             match mset.get(key) {
-                None => out.push(format!("map {name} key {key}: only the kernel has it ({ke:?})")),
+                None => out.push(format!(
+                    "map {name} key {key}: only the kernel has it ({ke:?})"
+                )),
                 Some(me) if me != ke => out.push(format!(
                     "map {name} key {key}: kernel {:?} interpreter {:?}",
-                    ke.value.as_ref().or(ke.per_cpu.as_ref().and_then(|v| v.first())),
-                    me.value.as_ref().or(me.per_cpu.as_ref().and_then(|v| v.first()))
+                    ke.value
+                        .as_ref()
+                        .or(ke.per_cpu.as_ref().and_then(|v| v.first())),
+                    me.value
+                        .as_ref()
+                        .or(me.per_cpu.as_ref().and_then(|v| v.first()))
                 )),
                 Some(_) => {}
             }
