@@ -51,6 +51,16 @@ fn summary(o: &Object) -> String {
             p.insns.len(),
             p.lines.len()
         );
+        if let Some(l) = p.lines.first() {
+            let file = l.file.rsplit(['/', '\\']).next().unwrap_or("");
+            let _ = writeln!(
+                s,
+                "  first line {file}:{}:{} {}",
+                l.line,
+                l.column,
+                l.source.trim()
+            );
+        }
         for f in &p.functions {
             let _ = writeln!(
                 s,
@@ -142,6 +152,22 @@ fn every_invalid_object_is_rejected() {
         let started = Instant::now();
         let result = read_file(&path);
         let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "{} took {took:?}",
+            path.display()
+        );
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("timeout-"))
+        {
+            // This one is a well-formed object (a chain of 35 tail calls through an initialized
+            // program array) that made a verifier time out; there is nothing wrong with the
+            // file itself, so the reader must simply read it, and quickly.
+            let o = result.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(o.programs.len(), 36);
+            continue;
+        }
         match result {
             Ok(o) => panic!("{} was accepted:\n{}", path.display(), summary(&o)),
             Err(e) => {
@@ -150,11 +176,6 @@ fn every_invalid_object_is_rejected() {
                 assert!(e.help.is_some());
             }
         }
-        assert!(
-            took < Duration::from_secs(2),
-            "{} took {took:?}",
-            path.display()
-        );
     }
 }
 
@@ -251,19 +272,48 @@ fn line_info_has_real_source_lines() {
 }
 
 #[test]
-fn summaries() {
-    for rel in [
-        "linux/xdp1_kern.o",
-        "suricata/xdp_filter.o",
-        "build/twomaps_btf.o",
-        "build/bpf2bpf.o",
-        "build/global_variable.o",
-        "cilium-examples/xdp_bpf_bpfel.o",
-        "build/map_in_map.o",
-        "linux/test_map_in_map_kern.o",
+fn summaries_match_snapshots() {
+    for (snapshot, rel) in [
+        ("bpf2bpf", "build/bpf2bpf.o"),
+        ("global_variable", "build/global_variable.o"),
+        ("map_in_map", "build/map_in_map.o"),
+        ("xdp_filter", "suricata/xdp_filter.o"),
     ] {
-        println!("{}", summary(&read(rel)));
+        insta::assert_snapshot!(snapshot, summary(&read(rel)));
     }
+}
+
+#[test]
+fn local_calls_land_on_function_starts_everywhere() {
+    let mut calls = 0;
+    for path in files(&corpus()) {
+        let Ok(o) = read_file(&path) else { continue };
+        for p in &o.programs {
+            for (pc, i) in p.insns.iter().enumerate() {
+                let local_call = i.code == 0x85 && i.src == 1;
+                let func_addr = i.code == 0x18 && i.src == 4;
+                if local_call || func_addr {
+                    calls += 1;
+                    let target = pc as i64 + 1 + i.imm as i64;
+                    assert!(
+                        p.functions.iter().any(|f| f.start as i64 == target),
+                        "{}: {} slot {pc} targets {target}",
+                        path.display(),
+                        p.name
+                    );
+                }
+            }
+            // Functions tile the program without gaps or overlaps.
+            let mut end = 0;
+            for f in &p.functions {
+                assert_eq!(f.start, end, "{}: {}", path.display(), p.name);
+                end += f.len;
+            }
+            assert_eq!(end, p.insns.len());
+        }
+    }
+    println!("{calls} linked local calls checked");
+    assert!(calls >= 4);
 }
 
 /// A small deterministic PRNG (xorshift64*) so that the mutations are the same on every run.
@@ -324,11 +374,11 @@ fn mutated_objects_never_panic_or_hang() {
             }
         }
         let started = Instant::now();
-        let result = std::panic::catch_unwind(|| read_object(&bytes, "mutant.o"));
+        let result = std::panic::catch_unwind(|| read_object(&bytes, "mutant.o").is_ok());
         let took = started.elapsed();
         match result {
-            Ok(Ok(_)) => ok += 1,
-            Ok(Err(_)) => err += 1,
+            Ok(true) => ok += 1,
+            Ok(false) => err += 1,
             Err(_) => panic!("round {round}: read_object panicked"),
         }
         assert!(took < Duration::from_secs(1), "round {round} took {took:?}");

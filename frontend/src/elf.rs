@@ -8,6 +8,10 @@
 //! size. Anything we cannot make sense of becomes a [`Diagnostic`] saying what is wrong and what
 //! to do about it, never a panic.
 
+// The public signatures are fixed by the shared `Diagnostic` type, which is large; errors are
+// the cold path of reading an object, so passing them by value costs nothing that matters.
+#![allow(clippy::result_large_err)]
+
 use crate::btf::{self, Btf};
 use crate::diag::Diagnostic;
 use crate::insn::{self, RawInsn, SLOT};
@@ -224,6 +228,21 @@ impl<'a> Elf<'a> {
                 "the file is damaged; rebuild it",
             );
         }
+        let table_end = (header.e_shnum as usize)
+            .max(1)
+            .checked_mul(64)
+            .and_then(|n| n.checked_add(shoff));
+        if table_end.is_none_or(|end| end > bytes.len()) {
+            return fail(
+                format!(
+                    "the section header table ({} entries at offset {:#x}) goes past the end of the file ({:#x} bytes)",
+                    header.e_shnum,
+                    header.e_shoff,
+                    bytes.len()
+                ),
+                "the file is truncated or damaged; rebuild it",
+            );
+        }
         // With more than 0xff00 sections the count is kept in section 0's size; goblin reads
         // it there, and refuses counts the file cannot hold.
         let headers =
@@ -375,13 +394,30 @@ impl<'a> Elf<'a> {
                 _ => continue,
             };
             let target = s.header.sh_info as usize;
+            // Every assembler names a relocation section after the section it patches; a
+            // mismatch means the section table was damaged (a fuzzed file in the corpus has
+            // a renamed debug section), so the relocations cannot be trusted either.
+            let expected = s
+                .name
+                .strip_prefix(if is_rela { ".rela" } else { ".rel" })
+                .unwrap_or("");
+            let target_name = self.sections.get(target).map_or("", |t| t.name.as_str());
+            if !s.name.is_empty() && expected != target_name {
+                return Err(self
+                    .err(format!(
+                        "relocation section `{}` applies to section {target} (`{target_name}`), not to the section its name implies",
+                        s.name
+                    ))
+                    .section(s.name.clone())
+                    .help("the section table is damaged; rebuild the object"));
+            }
             // Only relocations of code matter to us; those of BTF, debug info and frame tables
             // describe addresses that a loader never patches.
-            if !self
+            let patches_code = self
                 .sections
                 .get(target)
-                .is_some_and(|t| t.header.sh_flags & SHF_EXECINSTR as u64 != 0)
-            {
+                .is_some_and(|t| t.header.sh_flags & SHF_EXECINSTR as u64 != 0);
+            if !patches_code {
                 continue;
             }
             let entsize = if is_rela { 24 } else { 16 };
@@ -659,6 +695,7 @@ impl<'a> Elf<'a> {
             origin: MapOrigin::Btf,
         };
         let mut inner_type = None;
+        let mut has_values = false;
         for m in members {
             let mname = btf.string(m.name_off).unwrap_or("");
             // `__uint(field, N)` is `int (*field)[N]`: the value is the array's length.
@@ -697,6 +734,8 @@ impl<'a> Elf<'a> {
                 "key" => def.key_size = pointee_size()?,
                 "value" => def.value_size = pointee_size()?,
                 "values" => {
+                    // libbpf: the slots of maps of maps and program arrays hold 4-byte ids.
+                    has_values = true;
                     // `__array(values, struct inner)` is a zero-length array of pointers to
                     // the inner map's definition (or to a function prototype for program
                     // arrays, which have no inner definition).
@@ -720,6 +759,9 @@ impl<'a> Elf<'a> {
                 // Pinning, NUMA node and map_extra do not change what the map holds.
                 _ => {}
             }
+        }
+        if has_values && def.value_size == 0 {
+            def.value_size = 4;
         }
         let index = maps.defs.len();
         maps.defs.push(def);
