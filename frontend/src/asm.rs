@@ -548,10 +548,12 @@ fn parse_call(m: &str, rest: &str) -> Result<(Insn, Option<(Target, TargetField)
     let (mode, operand) = match words.as_slice() {
         [op] => (if m == "callx" { "register" } else { "helper" }, *op),
         [mode, op] if m == "call" => (*mode, *op),
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "Invalid number of operands for mnemonic: {m} (expects `call [helper|local|runtime] \
                  <target>` or `call %rN`)"
-        )),
+        ))
+        }
     };
     if operand.starts_with('%') || mode == "register" {
         if mode != "helper" && mode != "register" {
