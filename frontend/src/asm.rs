@@ -1092,4 +1092,36 @@ mod tests {
         let printed = format_asm(&insns);
         assert_eq!(assemble(&printed).unwrap(), raw, "{printed}");
     }
+
+    /// Truncated and corrupted lines must give errors, never panics.
+    #[test]
+    fn garbage_never_panics() {
+        let noise = [
+            "",
+            " ",
+            ",",
+            "[",
+            "]",
+            "%r",
+            "+",
+            "-",
+            "0x",
+            "é",
+            ":",
+            "#",
+            "lock",
+            "99999999999999999999999",
+        ];
+        for (text, _) in TABLE {
+            for cut in 0..=text.len() {
+                if !text.is_char_boundary(cut) {
+                    continue;
+                }
+                for n in noise {
+                    let _ = assemble(&format!("{}{n}", &text[..cut]));
+                    let _ = assemble(&format!("{n}{}", &text[cut..]));
+                }
+            }
+        }
+    }
 }

@@ -72,6 +72,9 @@ fn parse_u64(text: &str) -> Option<u64> {
     }
 }
 
+/// A section as found in the file: header line number, name, and numbered body lines.
+type RawSection<'a> = (usize, String, Vec<(usize, &'a str)>);
+
 /// Parses the text of a `.data` file. `name` becomes [`ConformanceTest::name`].
 pub fn parse(name: &str, text: &str) -> Result<ConformanceTest, ParseError> {
     let mut test = ConformanceTest {
@@ -79,7 +82,7 @@ pub fn parse(name: &str, text: &str) -> Result<ConformanceTest, ParseError> {
         ..ConformanceTest::default()
     };
     // The sections in order, with the line number of each body line.
-    let mut sections: Vec<(usize, String, Vec<(usize, &str)>)> = Vec::new();
+    let mut sections: Vec<RawSection> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         if let Some(header) = line.strip_prefix("--") {

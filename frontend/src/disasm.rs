@@ -554,4 +554,30 @@ Disassembly of section sec1:
 ";
         assert_eq!(text, expected);
     }
+
+    /// Arbitrary slots (a simple generator, so the test needs no dependency) must disassemble
+    /// without panicking, whatever the symbols say.
+    #[test]
+    fn arbitrary_slots_never_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let insns: Vec<RawInsn> = (0..4000).map(|_| RawInsn::from_word(next())).collect();
+        let section = CodeSection {
+            name: "x".into(),
+            insns,
+            symbols: vec![
+                (usize::MAX / 4, "far".into()),
+                (3, "b".into()),
+                (3, "a".into()),
+            ],
+            relocations: vec![],
+        };
+        let text = disassemble_section(&section);
+        assert!(text.lines().count() > 3000);
+    }
 }
