@@ -529,6 +529,11 @@ fn the_verifier_log_explains_a_refusal() {
     let reason = err.verifier_reason().expect("a verifier log");
     assert!(reason.contains("R2 !read_ok"), "{reason}");
     assert!(err.to_string().contains("EACCES"), "{err}");
+    let tail = err.verifier_log_tail(3).unwrap();
+    assert!(tail.contains("r0 = r2"), "{tail}");
+    let diag = frontend::Diagnostic::from(&err);
+    assert_eq!(diag.program.as_deref(), Some("bad"));
+    assert!(diag.message.contains("R2 !read_ok"), "{diag}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! facility will not take is its own variant, so differential tests can count it apart from
 //! real failures.
 
+use frontend::Diagnostic;
 use std::io;
 
 /// Why talking to the kernel failed.
@@ -57,10 +58,39 @@ impl KernelError {
         self.verifier_log().and_then(reason_line)
     }
 
+    /// The last `lines` lines of the verifier log of a refused program, for messages that
+    /// need more than the reason line.
+    pub fn verifier_log_tail(&self, lines: usize) -> Option<String> {
+        let log = self.verifier_log()?;
+        let all: Vec<&str> = log.lines().collect();
+        Some(all[all.len().saturating_sub(lines)..].join("\n"))
+    }
+
     pub(crate) fn syscall(what: impl Into<String>, source: io::Error) -> KernelError {
         KernelError::Syscall {
             what: what.into(),
             source,
+        }
+    }
+}
+
+/// A kernel error as a compiler-style diagnostic, for the command line.
+impl From<&KernelError> for Diagnostic {
+    fn from(e: &KernelError) -> Diagnostic {
+        match e {
+            KernelError::ProgramRefused { program, .. } => Diagnostic::new(format!(
+                "the kernel verifier refused the program: {}",
+                e.verifier_reason().unwrap_or("(no verifier log)")
+            ))
+            .program(program.clone()),
+            KernelError::MapCreate { map, source, hint } => Diagnostic::new(format!(
+                "the kernel would not create map `{map}` ({})",
+                errno_text(source)
+            ))
+            .help(hint.clone()),
+            KernelError::Unavailable(_) => Diagnostic::new(e.to_string())
+                .help("run as root, or give the process CAP_BPF and CAP_NET_ADMIN"),
+            other => Diagnostic::new(other.to_string()),
         }
     }
 }
