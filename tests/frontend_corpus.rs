@@ -347,7 +347,12 @@ fn mutated_objects_never_panic_or_hang() {
         .collect();
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let (mut ok, mut err) = (0, 0);
-    for round in 0..2000 {
+    // NICC_FUZZ_ROUNDS raises the count for a longer local run.
+    let rounds = std::env::var("NICC_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2000);
+    for round in 0..rounds {
         let mut bytes = originals[round % originals.len()].clone();
         match rng.below(4) {
             0 => bytes.truncate(rng.below(bytes.len() + 1)),

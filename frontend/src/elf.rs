@@ -1333,3 +1333,58 @@ fn c_string(table: &[u8], offset: u64) -> Option<&str> {
     let end = rest.iter().position(|&b| b == 0)?;
     std::str::from_utf8(&rest[..end]).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 little-endian header with the given machine and no sections.
+    fn header(machine: u16) -> Vec<u8> {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2; // ELFCLASS64
+        h[5] = 1; // ELFDATA2LSB
+        h[6] = 1; // EV_CURRENT
+        h[16..18].copy_from_slice(&1u16.to_le_bytes()); // ET_REL
+        h[18..20].copy_from_slice(&machine.to_le_bytes());
+        h[20..24].copy_from_slice(&1u32.to_le_bytes());
+        h[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+        h[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+        h
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_bpf_object() {
+        for (bytes, needle) in [
+            (Vec::new(), "not an ELF file"),
+            (b"\x7fELF".to_vec(), "not an ELF file"),
+            (header(62), "rather than BPF"),
+            (header(EM_BPF), "no section headers"),
+        ] {
+            let e = read_object(&bytes, "t.o").expect_err(needle);
+            assert!(e.message.contains(needle), "{e}");
+            assert!(e.help.is_some());
+            assert_eq!(e.object.as_deref(), Some("t.o"));
+        }
+    }
+
+    #[test]
+    fn a_section_table_past_the_end_is_an_error() {
+        let mut h = header(EM_BPF);
+        h[40..48].copy_from_slice(&u64::MAX.to_le_bytes()); // e_shoff
+        h[60..62].copy_from_slice(&3u16.to_le_bytes()); // e_shnum
+        let e = read_object(&h, "t.o").expect_err("bad table");
+        assert!(e.message.contains("section header table"), "{e}");
+    }
+
+    #[test]
+    fn global_data_names_follow_libbpf() {
+        assert!(is_global_data(".rodata.str1.1"));
+        assert!(is_global_data(".bss"));
+        assert!(is_global_data(".data.counters"));
+        assert!(!is_global_data(".database"));
+        assert!(!is_global_data(".debug_info"));
+        assert!(is_legacy_maps("maps/xdp"));
+        assert!(!is_legacy_maps(".maps"));
+    }
+}
