@@ -37,9 +37,9 @@ fn objects(folder: &str) -> Vec<PathBuf> {
 
 /// The kernel samples name XDP sections `xdp1`, `xdp_fwd` and so on: their loader
 /// (`samples/bpf/bpf_load.c`) and libbpf before 1.0 took every section starting with `xdp` for
-/// an XDP program, while the object model follows libbpf 1.x, which wants `xdp` followed by
-/// nothing, `/` or `.`, and leaves those programs unclassified. This test classifies them as
-/// their own loader did.
+/// an XDP program, while libbpf 1.x wants `xdp` followed by nothing, `/` or `.`. Should the
+/// object model leave such a program unclassified, this test classifies it as its own loader
+/// did, so the count does not depend on that choice.
 fn legacy_xdp_names(obj: &mut frontend::Object) {
     for prog in &mut obj.programs {
         if prog.kind == ProgramKind::Unknown && prog.section.starts_with("xdp") {
