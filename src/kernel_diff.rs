@@ -20,6 +20,12 @@ pub struct DiffReport {
     pub program: String,
     /// `None` when the kernel loaded the program; otherwise the verifier's reason.
     pub kernel_refused: Option<String>,
+    /// Helpers the program calls whose results no two runs share (the clock, random numbers):
+    /// where this is not empty, value differences are expected and only faults count.
+    pub nondeterministic: Vec<String>,
+    /// Maps the kernel cannot dump (streams, kernel-object values), with the reason; they are
+    /// left out of the comparison and listed here so nothing is skipped silently.
+    pub maps_not_compared: Vec<String>,
     /// Packets both engines ran.
     pub packets_compared: usize,
     /// Packets the kernel's test run refused (e.g. shorter than an Ethernet header).
@@ -31,13 +37,51 @@ pub struct DiffReport {
 pub struct Mismatch {
     /// The packet index, or `None` for the final map contents.
     pub packet: Option<usize>,
+    /// True when the interpreter (or the comparison itself) failed, as opposed to both
+    /// engines finishing with different results.
+    pub fault: bool,
     pub what: String,
 }
 
+/// Helper ids whose results differ between any two runs: `bpf_ktime_get_ns` (5),
+/// `bpf_get_prandom_u32` (7), `bpf_ktime_get_boot_ns` (125), `bpf_ktime_get_coarse_ns` (160)
+/// and `bpf_ktime_get_tai_ns` (208).
+const NONDETERMINISTIC_HELPERS: [(i32, &str); 5] = [
+    (5, "bpf_ktime_get_ns"),
+    (7, "bpf_get_prandom_u32"),
+    (125, "bpf_ktime_get_boot_ns"),
+    (160, "bpf_ktime_get_coarse_ns"),
+    (208, "bpf_ktime_get_tai_ns"),
+];
+
 impl DiffReport {
+    /// No differences, or only the value differences a nondeterministic helper explains.
     pub fn is_clean(&self) -> bool {
-        self.mismatches.is_empty()
+        if self.nondeterministic.is_empty() {
+            self.mismatches.is_empty()
+        } else {
+            self.mismatches.iter().all(|m| !m.fault)
+        }
     }
+}
+
+/// The nondeterministic helpers a program calls.
+fn nondeterministic_helpers(prog: &frontend::object::Program) -> Vec<String> {
+    use frontend::insn::{decode_all, CallTarget, Insn};
+    let Ok(insns) = decode_all(&prog.insns) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = NONDETERMINISTIC_HELPERS
+        .iter()
+        .filter(|(id, _)| {
+            insns
+                .iter()
+                .any(|i| *i == Insn::Call(CallTarget::Helper(*id)))
+        })
+        .map(|(_, name)| name.to_string())
+        .collect();
+    names.dedup();
+    names
 }
 
 /// Compares one program over `packets`, with both engines' maps seeded from `seed`.
@@ -52,12 +96,25 @@ pub fn diff_program(
         object: obj.name.clone(),
         program: prog.name.clone(),
         kernel_refused: None,
+        nondeterministic: nondeterministic_helpers(prog),
+        maps_not_compared: Vec::new(),
         packets_compared: 0,
         packets_refused: 0,
         mismatches: Vec::new(),
     };
     let fail = |report: &mut DiffReport, packet: Option<usize>, what: String| {
-        report.mismatches.push(Mismatch { packet, what });
+        report.mismatches.push(Mismatch {
+            packet,
+            fault: true,
+            what,
+        });
+    };
+    let differ = |report: &mut DiffReport, packet: Option<usize>, what: String| {
+        report.mismatches.push(Mismatch {
+            packet,
+            fault: false,
+            what,
+        });
     };
     // Programs of the same kind are loaded together so that prog-array entries (program
     // indices) can name them for tail calls.
@@ -87,7 +144,11 @@ pub fn diff_program(
     let cpus = match hw::linux::possible_cpus() {
         Ok(n) => n as u32,
         Err(e) => {
-            fail(&mut report, None, format!("cannot count the kernel's CPUs: {e}"));
+            fail(
+                &mut report,
+                None,
+                format!("cannot count the kernel's CPUs: {e}"),
+            );
             return report;
         }
     };
@@ -149,7 +210,7 @@ pub fn diff_program(
         match run_xdp(obj, program, &mut rt, &input) {
             Ok(mine) => {
                 if mine.retval as u32 != k.retval {
-                    fail(
+                    differ(
                         &mut report,
                         Some(i),
                         format!(
@@ -160,7 +221,7 @@ pub fn diff_program(
                 }
                 let mine_data = mine.test_run_data();
                 if mine_data != k.packet {
-                    fail(
+                    differ(
                         &mut report,
                         Some(i),
                         format!(
@@ -183,11 +244,17 @@ pub fn diff_program(
             ),
         }
     }
-    match kernel.snapshot() {
-        Ok(kmaps) => {
-            let mine = rt.snapshot();
+    match kernel.snapshot_report() {
+        Ok((kmaps, skipped)) => {
+            let mut mine = rt.snapshot();
+            for s in skipped {
+                mine.maps.remove(&s.name);
+                report
+                    .maps_not_compared
+                    .push(format!("{}: {}", s.name, s.reason));
+            }
             for line in diff_maps(&kmaps, &mine) {
-                fail(&mut report, None, line);
+                differ(&mut report, None, line);
             }
         }
         Err(e) => fail(

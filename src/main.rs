@@ -80,7 +80,8 @@ fn dispatch(command: Command) -> Result<String, String> {
             std::io::stdin()
                 .read_to_string(&mut program)
                 .map_err(|e| format!("cannot read the program from standard input: {e}"))?;
-            commands::conformance_plugin::run(&program, memory.as_deref()).map(|r0| format!("{r0:x}\n"))
+            commands::conformance_plugin::run(&program, memory.as_deref())
+                .map(|r0| format!("{r0:x}\n"))
         }
     }
 }
@@ -91,7 +92,13 @@ fn format_diff(reports: &[nicc::kernel_diff::DiffReport]) -> String {
     for r in reports {
         match &r.kernel_refused {
             Some(reason) => {
-                let _ = writeln!(s, "{} {}: the kernel refused the program: {}", r.object, r.program, reason.trim_end());
+                let _ = writeln!(
+                    s,
+                    "{} {}: the kernel refused the program: {}",
+                    r.object,
+                    r.program,
+                    reason.trim_end()
+                );
             }
             None => {
                 let _ = writeln!(

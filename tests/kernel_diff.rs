@@ -89,6 +89,7 @@ fn interpreter_matches_the_kernel_on_the_corpus() {
     let mut compared = 0;
     let mut refused = Vec::new();
     let mut mismatched = 0;
+    let mut nondeterministic = 0;
     let mut runs = 0;
     let mut packets_refused = 0;
     for r in &reports {
@@ -99,18 +100,32 @@ fn interpreter_matches_the_kernel_on_the_corpus() {
                 runs += r.packets_compared;
                 packets_refused += r.packets_refused;
                 println!(
-                    "compared {:45} {:32} {:6} packets, {:3} refused by test run, {} mismatches",
+                    "compared {:45} {:32} {:6} packets, {:3} refused by test run, {} mismatches{}",
                     r.object,
                     r.program,
                     r.packets_compared,
                     r.packets_refused,
-                    r.mismatches.len()
+                    r.mismatches.len(),
+                    if r.nondeterministic.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (expected: the program calls {})",
+                            r.nondeterministic.join(", ")
+                        )
+                    }
                 );
+                for m in r.maps_not_compared.iter() {
+                    println!("    map not comparable: {m}");
+                }
                 for m in r.mismatches.iter().take(5) {
                     println!("    packet {:?}: {}", m.packet, m.what);
                 }
-                if !r.mismatches.is_empty() {
+                if !r.is_clean() {
                     mismatched += 1;
+                }
+                if !r.nondeterministic.is_empty() {
+                    nondeterministic += 1;
                 }
             }
         }
@@ -119,13 +134,14 @@ fn interpreter_matches_the_kernel_on_the_corpus() {
         println!("kernel refused {} {}: {}", r.object, r.program, reason);
     }
     println!(
-        "{} XDP programs: {} compared over {} packet runs ({} packets refused by the kernel's test run), {} refused by the verifier, {} with mismatches",
+        "{} XDP programs: {} compared over {} packet runs ({} packets refused by the kernel's test run), {} refused by the verifier, {} with mismatches, {} nondeterministic (compared for faults only)",
         reports.len(),
         compared,
         runs,
         packets_refused,
         refused.len(),
-        mismatched
+        mismatched,
+        nondeterministic
     );
     assert!(compared >= 20, "only {compared} programs were compared");
     assert_eq!(mismatched, 0, "programs whose results differ from the kernel's");

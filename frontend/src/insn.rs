@@ -147,13 +147,23 @@ pub enum Insn {
         dst: Reg,
     },
     /// `dst = imm64` (with map and function pseudo forms).
-    Imm64 { dst: Reg, imm: Imm64 },
+    Imm64 {
+        dst: Reg,
+        imm: Imm64,
+    },
     /// The second slot of an `Imm64`; never executed.
     Imm64Tail,
     /// Legacy packet load: `r0 = ntoh(skb[imm])`.
-    LoadAbs { size: Size, imm: i32 },
+    LoadAbs {
+        size: Size,
+        imm: i32,
+    },
     /// Legacy packet load: `r0 = ntoh(skb[src + imm])`.
-    LoadInd { size: Size, src: Reg, imm: i32 },
+    LoadInd {
+        size: Size,
+        src: Reg,
+        imm: i32,
+    },
     /// `dst = *(size *)(src + off)`, sign-extended when `signed` (ISA v4 `ldxs*`).
     Load {
         size: Size,
@@ -187,7 +197,10 @@ pub enum Insn {
     },
     /// Unconditional jump; `off` counts slots from the next instruction. `long` marks the
     /// JMP32-class `gotol` form, whose offset sits in the 32-bit immediate.
-    Ja { off: i32, long: bool },
+    Ja {
+        off: i32,
+        long: bool,
+    },
     /// Conditional jump on `dst cond src` at the given width.
     Jmp {
         width: Width,
@@ -242,7 +255,7 @@ impl RawInsn {
 
 /// Splits a byte buffer into slots; a trailing partial slot is an error.
 pub fn slots(bytes: &[u8]) -> Result<Vec<RawInsn>, DecodeError> {
-    if bytes.len() % SLOT != 0 {
+    if !bytes.len().is_multiple_of(SLOT) {
         return Err(DecodeError {
             index: bytes.len() / SLOT,
             kind: DecodeErrorKind::Truncated { len: bytes.len() },
@@ -277,7 +290,9 @@ pub enum DecodeErrorKind {
     },
     #[error("64-bit immediate load is missing its second slot")]
     MissingImm64Tail,
-    #[error("second slot of a 64-bit immediate load must have a zero opcode, registers and offset")]
+    #[error(
+        "second slot of a 64-bit immediate load must have a zero opcode, registers and offset"
+    )]
     BadImm64Tail,
 }
 

@@ -49,7 +49,7 @@ pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("hex string {text:?} has an odd number of digits"));
     }
     (0..digits.len())

@@ -220,15 +220,12 @@ impl ProgramKind {
             ("syscall", ProgramKind::Syscall),
             ("netfilter", ProgramKind::Netfilter),
         ];
-        // The longest matching prefix wins, and a prefix must end at the name's end or at a
-        // separator, so that `tp_btf/x` is not taken for `tp` and `xdp_foo` is not `xdp`.
+        // The longest matching prefix wins, so that `tp_btf/x` is not taken for `tp`. A bare
+        // prefix is enough (`xdp1`, `xdp_fwd`, `socket1`): the kernel samples' loader matched
+        // section names that way, and the corpus is full of such names.
         TABLE
             .iter()
-            .filter(|(prefix, _)| {
-                section.strip_prefix(prefix).is_some_and(|rest| {
-                    rest.is_empty() || rest.starts_with('/') || rest.starts_with('.')
-                })
-            })
+            .filter(|(prefix, _)| section.starts_with(prefix))
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, kind)| *kind)
             .unwrap_or(ProgramKind::Unknown)

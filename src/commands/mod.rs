@@ -2,8 +2,8 @@
 //! or an error message for the user; `main` does the printing and the exit status.
 
 pub mod conformance_plugin;
-pub mod disasm;
 pub mod diff_kernel;
+pub mod disasm;
 pub mod run;
 
 use frontend::object::ProgramKind;
@@ -68,5 +68,6 @@ pub fn read_object(path: &std::path::Path) -> Result<Object, String> {
 pub fn read_maps(path: &std::path::Path) -> Result<frontend::mapdata::MapsSnapshot, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read map contents {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: not valid map contents: {e}", path.display()))
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not valid map contents: {e}", path.display()))
 }

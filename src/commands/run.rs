@@ -112,8 +112,12 @@ pub fn execute(args: &RunArgs) -> Result<RunOutput, String> {
     if let Some(path) = &args.out {
         let file = std::fs::File::create(path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        pcap::write(std::io::BufWriter::new(file), pcap::LINKTYPE_ETHERNET, &out_packets)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        pcap::write(
+            std::io::BufWriter::new(file),
+            pcap::LINKTYPE_ETHERNET,
+            &out_packets,
+        )
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     let maps = rt.snapshot();
     if let Some(path) = &args.maps_out {
