@@ -6,8 +6,7 @@
 //! These tests need LLVM's command-line tools; they fail (rather than skip) when the tools are
 //! missing, so that a machine without them cannot pass by testing nothing.
 
-use frontend::disasm::{disassemble_section, format_insn};
-use frontend::elf::read_file;
+use frontend::disasm::format_insn;
 use frontend::insn::{decode, Insn, RawInsn};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -111,38 +110,6 @@ fn strip_label(text: &str) -> &str {
     }
 }
 
-/// The symbols of each section as llvm-objdump sees them (every symbol defined in the section
-/// except section symbols), as `(slot, name)`, read from `llvm-objdump -t`.
-fn symtab(objdump: &str, path: &Path) -> BTreeMap<String, Vec<(usize, String)>> {
-    let output = Command::new(objdump)
-        .arg("-t")
-        .arg(path)
-        .output()
-        .expect("llvm-objdump -t runs");
-    let mut out: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        // `value flags section<TAB>size name`, the flags being 7 columns wide.
-        if line.len() < 26 || !line.as_bytes()[..16].iter().all(u8::is_ascii_hexdigit) {
-            continue;
-        }
-        let Ok(value) = u64::from_str_radix(&line[..16], 16) else {
-            continue;
-        };
-        let flags = &line[17..24];
-        let Some((section, rest)) = line[25..].split_once('\t') else {
-            continue;
-        };
-        let name = rest.split_once(' ').map_or("", |(_, n)| n);
-        if flags.contains('d') || value % 8 != 0 {
-            continue;
-        }
-        out.entry(section.to_string())
-            .or_default()
-            .push(((value / 8) as usize, name.to_string()));
-    }
-    out
-}
-
 #[test]
 fn corpus_matches_llvm_objdump() {
     let objdump = llvm_tool("llvm-objdump");
@@ -153,7 +120,6 @@ fn corpus_matches_llvm_objdump() {
         corpus().display()
     );
     let (mut sections, mut insns, mut symbols) = (0, 0, 0);
-    let (mut plain_compared, mut missing_symbols) = (0, 0);
     let mut rejected = Vec::new();
     let mut mismatches = Vec::new();
     for path in &files {
@@ -162,10 +128,11 @@ fn corpus_matches_llvm_objdump() {
             .unwrap_or(path)
             .display()
             .to_string();
-        let object = match read_file(path) {
-            Ok(o) => o,
+        // Exactly what `nicc disasm` prints.
+        let text = match nicc::commands::disasm::disasm(path) {
+            Ok(t) => t,
             Err(e) => {
-                rejected.push(format!("{rel}: {}", e.message));
+                rejected.push(format!("{rel}: {e}"));
                 continue;
             }
         };
@@ -180,48 +147,8 @@ fn corpus_matches_llvm_objdump() {
             String::from_utf8_lossy(&output.stderr)
         );
         let theirs = parse(&String::from_utf8_lossy(&output.stdout));
-        // Pass one: the reader's sections as they are. Branch labels depend on which symbols
-        // the reader keeps, so they are left out of this comparison.
-        let mut ours = BTreeMap::new();
-        for section in &object.code_sections {
-            ours.extend(parse(&disassemble_section(section)));
-        }
-        for (name, their_lines) in &theirs {
-            let Some(our_lines) = ours.get(name) else {
-                continue;
-            };
-            let insns_only = |lines: &[Line]| {
-                lines
-                    .iter()
-                    .filter_map(|l| match l {
-                        Line::Insn(a, b, t) => {
-                            Some((a.clone(), b.clone(), strip_label(t).to_string()))
-                        }
-                        Line::Symbol(..) => None,
-                    })
-                    .collect::<Vec<_>>()
-            };
-            let (t, o) = (insns_only(their_lines), insns_only(our_lines));
-            plain_compared += t.len();
-            if let Some(k) = (0..t.len().max(o.len())).find(|&k| t.get(k) != o.get(k)) {
-                mismatches.push(format!(
-                    "{rel} [{name}] instruction {k} (reader's symbols):\n  llvm-objdump: {:?}\n  nicc:         {:?}",
-                    t.get(k),
-                    o.get(k)
-                ));
-            }
-        }
-        // Pass two: the same sections with every symbol llvm-objdump sees, so that labels and
-        // symbol headers must match too.
-        let table = symtab(&objdump, path);
-        let mut ours = BTreeMap::new();
-        for section in &object.code_sections {
-            let mut full = section.clone();
-            let reader_has = full.symbols.len();
-            full.symbols = table.get(&section.name).cloned().unwrap_or_default();
-            missing_symbols += full.symbols.len().saturating_sub(reader_has);
-            ours.extend(parse(&disassemble_section(&full)));
-        }
+        // Instructions, branch labels and symbol headers must all match.
+        let ours = parse(&text);
         let names = |m: &BTreeMap<String, Vec<Line>>| m.keys().cloned().collect::<Vec<_>>();
         if names(&theirs) != names(&ours) {
             mismatches.push(format!(
@@ -258,16 +185,10 @@ fn corpus_matches_llvm_objdump() {
     }
     println!(
         "objects: {} read, {} rejected by the reader; sections: {sections}; instructions \
-         compared: {plain_compared} with the reader's symbols (labels left out), {insns} with \
-         the full symbol table (labels included); symbol headers compared: {symbols}; \
-         mismatches: {}",
+         compared: {insns}; symbol headers compared: {symbols}; mismatches: {}",
         files.len() - rejected.len(),
         rejected.len(),
         mismatches.len()
-    );
-    println!(
-        "symbols llvm-objdump uses that the reader's CodeSection::symbols lacks: \
-         {missing_symbols} (labels such as LBB0_2 and functions not typed STT_FUNC)"
     );
     for r in &rejected {
         println!("rejected by the reader (not compared): {r}");

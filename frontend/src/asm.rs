@@ -21,8 +21,8 @@
 //!   jsle/jset[32] %rD, %rS|imm, target`, where a target is a label or a signed slot offset
 //!   (`+3`, `-2`); the first `exit` is also the label `exit` unless one is declared.
 //! - Calls: `call imm` (helper), `call helper imm`, `call local target`, `call runtime imm`
-//!   (kernel function), `call %rN` or `callx %rN` (the register goes in the destination field,
-//!   as the conformance runner puts it).
+//!   (kernel function), `call %rN` or `callx %rN` (encoded as LLVM does, with the register in
+//!   the immediate; the decoder also accepts the conformance runner's source-field form).
 //!
 //! Pseudo 64-bit loads, which the runner cannot write, print and read as `lddw %r1, map_fd 5`,
 //! `map_value 5, 8`, `btf_id 5, 0`, `func +3`, `map_idx 5` and `map_idx_value 5, 8`, so that

@@ -428,8 +428,13 @@ pub fn disassemble_section(section: &CodeSection) -> String {
 
 /// Disassembles every executable section of an object, as `llvm-objdump -d` prints the file.
 pub fn disassemble_object(obj: &Object) -> String {
-    let mut out = format!("\n{}:\tfile format elf64-bpf\n", obj.name);
-    for section in &obj.code_sections {
+    disassemble_sections(&obj.name, &obj.code_sections)
+}
+
+/// The whole file from its code sections alone (see `elf::read_code_sections`).
+pub fn disassemble_sections(name: &str, sections: &[CodeSection]) -> String {
+    let mut out = format!("\n{name}:\tfile format elf64-bpf\n");
+    for section in sections {
         out.push_str(&disassemble_section(section));
     }
     out

@@ -62,6 +62,15 @@ pub fn read_file(path: &Path) -> Result<Object, Diagnostic> {
     read_object(&bytes, &name)
 }
 
+/// Reads only the executable sections of an object, as they stand in the file, without
+/// resolving maps or linking calls. The disassembler uses this so that an object whose
+/// relocations cannot be resolved (a call to an undefined function, say) can still be shown.
+pub fn read_code_sections(bytes: &[u8], name: &str) -> Result<Vec<CodeSection>, Diagnostic> {
+    let elf = Elf::parse(bytes, name)?;
+    let code = elf.code_sections()?;
+    Ok(code.iter().map(|c| elf.code_section(c)).collect())
+}
+
 /// Reads a BPF object from its bytes. `name` is used in messages and as [`Object::name`].
 pub fn read_object(bytes: &[u8], name: &str) -> Result<Object, Diagnostic> {
     let elf = Elf::parse(bytes, name)?;
@@ -75,20 +84,7 @@ pub fn read_object(bytes: &[u8], name: &str) -> Result<Object, Diagnostic> {
     object.maps = maps.defs.clone();
     let lines = elf.line_info()?;
     let code = elf.code_sections()?;
-    object.code_sections = code
-        .iter()
-        .map(|c| CodeSection {
-            name: elf.sections[c.index].name.clone(),
-            insns: c.raw.clone(),
-            symbols: c
-                .functions
-                .iter()
-                .filter(|f| f.from_symbol)
-                .map(|f| (f.start, f.name.clone()))
-                .collect(),
-            relocations: c.relocation_names.clone(),
-        })
-        .collect();
+    object.code_sections = code.iter().map(|c| elf.code_section(c)).collect();
     elf.check_lines(&lines, &code)?;
     let relocated = code
         .iter()
@@ -141,8 +137,6 @@ struct Func {
     start: usize,
     len: usize,
     global: bool,
-    /// False for the stand-in entries made for sections and call targets without a symbol.
-    from_symbol: bool,
 }
 
 /// An executable section, split into slots, with its functions.
@@ -311,6 +305,35 @@ impl<'a> Elf<'a> {
         elf.symbols = elf.read_symbols(bytes, ctx)?;
         elf.relocs = elf.read_relocs(bytes, ctx)?;
         Ok(elf)
+    }
+
+    /// The public view of a code section: its slots, labels and relocations.
+    fn code_section(&self, c: &Code) -> CodeSection {
+        CodeSection {
+            name: self.sections[c.index].name.clone(),
+            insns: c.raw.clone(),
+            symbols: self.labels_in(c.index),
+            relocations: c.relocation_names.clone(),
+        }
+    }
+
+    /// Every named symbol defined in a section, as (slot, name) sorted by slot then name:
+    /// functions and the `LBB` labels clang leaves in, which is what llvm-objdump prints as
+    /// headers and branch targets. Section and file symbols name no place of their own.
+    fn labels_in(&self, section: usize) -> Vec<(usize, String)> {
+        let mut labels: Vec<(usize, String)> = self
+            .symbols
+            .iter()
+            .filter(|y| {
+                y.shndx == section
+                    && !y.name.is_empty()
+                    && y.kind != sym::STT_SECTION
+                    && y.kind != sym::STT_FILE
+            })
+            .map(|y| ((y.value / SLOT as u64) as usize, y.name.clone()))
+            .collect();
+        labels.sort();
+        labels
     }
 
     fn read_symbols(&self, bytes: &[u8], ctx: Ctx) -> Result<Vec<Symbol>, Diagnostic> {
@@ -865,7 +888,6 @@ impl<'a> Elf<'a> {
                     start: (y.value / SLOT as u64) as usize,
                     len: (y.size / SLOT as u64) as usize,
                     global: y.bind != sym::STB_LOCAL,
-                    from_symbol: true,
                 });
             }
             funcs.sort_by(|a, b| a.start.cmp(&b.start).then(a.name.cmp(&b.name)));
@@ -1115,7 +1137,6 @@ impl<'a> Elf<'a> {
                     start: 0,
                     len,
                     global: true,
-                    from_symbol: false,
                 });
             }
             for entry in entries {
@@ -1315,7 +1336,6 @@ impl<'a> Elf<'a> {
             start: slot,
             len: end - slot,
             global: false,
-            from_symbol: false,
         })
     }
 }

@@ -498,15 +498,16 @@ pub fn decode(raw: &[RawInsn], index: usize) -> Result<Insn, DecodeError> {
                         return reserved("offset", r.off as i64);
                     }
                     if x {
-                        // callx: LLVM puts the register in the immediate; the conformance
-                        // assembler puts it in the destination field. Accept either, not both.
-                        if r.src != 0 {
-                            return reserved("source register", r.src as i64);
-                        }
-                        let n = match (r.dst, r.imm) {
-                            (d, 0) => d,
-                            (0, imm) if (0..=10).contains(&imm) => imm as u8,
-                            _ => return bad("callx register", r.imm as i64),
+                        // callx: LLVM puts the register in the immediate, the bpf_conformance
+                        // assembler in the source field, older tools in the destination field.
+                        // Accept any one of them, but never two that disagree.
+                        let fields = [r.dst as i64, r.src as i64, r.imm as i64];
+                        let named: Vec<i64> = fields.into_iter().filter(|&v| v != 0).collect();
+                        let n = match named.as_slice() {
+                            [] => 0,
+                            [only] if (0..=10).contains(only) => *only as u8,
+                            [other] => return bad("callx register", *other),
+                            _ => return bad("callx register (set in two fields)", r.imm as i64),
                         };
                         return Ok(Insn::Call(CallTarget::Register(reg(n)?)));
                     }
@@ -900,7 +901,7 @@ pub fn encode(insn: &Insn) -> Vec<RawInsn> {
             CallTarget::Helper(id) => one(0x80 | CLASS_JMP, 0, 0, 0, id),
             CallTarget::Local(off) => one(0x80 | CLASS_JMP, 0, 1, 0, off),
             CallTarget::Kfunc(id) => one(0x80 | CLASS_JMP, 0, 2, 0, id),
-            CallTarget::Register(r) => one(0x80 | SRC_X | CLASS_JMP, r.0, 0, 0, 0),
+            CallTarget::Register(r) => one(0x80 | SRC_X | CLASS_JMP, 0, 0, 0, r.0 as i32),
         },
         Insn::Exit => one(0x90 | CLASS_JMP, 0, 0, 0, 0),
     }

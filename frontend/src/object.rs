@@ -31,7 +31,8 @@ pub struct Object {
 pub struct CodeSection {
     pub name: String,
     pub insns: Vec<RawInsn>,
-    /// Function symbols in this section: (slot offset, name), sorted by offset.
+    /// Every named symbol defined in this section (functions and `LBB` labels): (slot offset,
+    /// name), sorted by offset then name.
     pub symbols: Vec<(usize, String)>,
     /// Relocations in this section: (slot offset, symbol name).
     pub relocations: Vec<(usize, String)>,
