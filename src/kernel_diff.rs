@@ -11,7 +11,7 @@ use frontend::Object;
 use hw::linux::{KernelError, KernelObject, XdpCtx};
 use serde::Serialize;
 use sim::interp::run_xdp;
-use sim::runtime::{Runtime, RuntimeConfig, XdpInput};
+use sim::runtime::{Runtime, RuntimeConfig, XdpAction, XdpInput};
 
 /// What happened when one program was compared.
 #[derive(Clone, Debug, Serialize)]
@@ -28,6 +28,8 @@ pub struct DiffReport {
     pub maps_not_compared: Vec<String>,
     /// Packets both engines ran.
     pub packets_compared: usize,
+    /// How often the kernel returned each verdict, to show which paths the packets reached.
+    pub kernel_verdicts: std::collections::BTreeMap<String, usize>,
     /// Packets the kernel's test run refused (e.g. shorter than an Ethernet header).
     pub packets_refused: usize,
     pub mismatches: Vec<Mismatch>,
@@ -99,6 +101,7 @@ pub fn diff_program(
         nondeterministic: nondeterministic_helpers(prog),
         maps_not_compared: Vec::new(),
         packets_compared: 0,
+        kernel_verdicts: Default::default(),
         packets_refused: 0,
         mismatches: Vec::new(),
     };
@@ -203,6 +206,10 @@ pub fn diff_program(
             }
         };
         report.packets_compared += 1;
+        *report
+            .kernel_verdicts
+            .entry(XdpAction::from_retval(k.retval as u64).name().to_string())
+            .or_insert(0) += 1;
         let input = XdpInput {
             packet: packet.clone(),
             ..XdpInput::default()

@@ -20,6 +20,11 @@ enum Command {
         /// The BPF ELF object.
         object: PathBuf,
     },
+    /// List the programs and maps of an object.
+    Info {
+        /// The BPF ELF object.
+        object: PathBuf,
+    },
     /// Run an XDP program on the packets of a capture with the golden interpreter.
     Run(RunArgs),
     /// Compare the interpreter with the running kernel on the same packets and maps.
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> Result<String, String> {
     match command {
         Command::Disasm { object } => commands::disasm::disasm(&object),
+        Command::Info { object } => commands::info::info(&object),
         Command::Run(args) => {
             let out = commands::run::execute(&args)?;
             if args.json {

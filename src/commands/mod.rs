@@ -4,6 +4,7 @@
 pub mod conformance_plugin;
 pub mod diff_kernel;
 pub mod disasm;
+pub mod info;
 pub mod run;
 
 use frontend::object::ProgramKind;
