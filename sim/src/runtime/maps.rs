@@ -7,15 +7,18 @@
 //! element's memory goes back to a free list and is reused by a later insert, exactly the
 //! reuse a program holding a stale pointer would observe in the kernel.
 //!
+//! LRU hashes follow the kernel's replacement exactly (see [`super::lru`]): an element's value
+//! slot belongs to one preallocated LRU node for good, a program's update of an existing key in
+//! an `LRU_HASH` takes a fresh node and frees the old one, as the kernel does, and only a
+//! program's lookup sets the reference bit (user-space reads do not).
+//!
 //! Known differences from the kernel:
-//! - LRU hashes evict exactly one entry, the least recently used one (lookups and updates count
-//!   as uses), and only when the map is full. The kernel approximates LRU with active and
-//!   inactive lists, reference bits and per-CPU free lists, and when it must evict it frees a
-//!   batch of up to 128 unreferenced entries at once, so after an eviction a kernel map can
-//!   hold fewer entries than this model's.
 //! - Hash iteration order is not modelled (snapshots sort by key, as the format requires).
+//! - LRU maps model one CPU running at a time; the kernel's paths for a lock it cannot take
+//!   under contention (a node flagged for a later free) never arise here.
 
-use super::{E2BIG, EEXIST, EINVAL, ENOENT, ENOSPC};
+use super::lru::{element_count, Lru};
+use super::{E2BIG, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC};
 use frontend::mapdata::{from_hex, to_hex, MapContents, MapEntry};
 use frontend::object::{MapDef, MapOrigin, MapType};
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +29,11 @@ pub const BPF_EXIST: u64 = 2;
 pub const BPF_F_LOCK: u64 = 4;
 /// `BPF_F_RDONLY_PROG`: the program may not write the map.
 pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+/// `BPF_F_NO_COMMON_LRU`: an LRU map keeps one LRU per CPU instead of a shared one.
+pub const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
+/// The most elements an LRU map may have here: the model keeps a list node per element from
+/// the start, as the kernel preallocates them.
+const MAX_LRU_ELEMENTS: u32 = 1 << 24;
 
 /// How a map's entries are indexed.
 #[derive(Clone, Debug)]
@@ -52,15 +60,16 @@ pub struct MapState {
     pub def: MapDef,
     /// Number of CPUs the values are kept for (1 unless the type is per-CPU).
     pub value_cpus: usize,
+    /// Number of possible CPUs of the simulated machine, which LRU lists are kept for.
+    cpus: usize,
     index: Index,
     /// For hash-like maps: the key stored in each slot (empty when the slot is free).
     keys: Vec<Option<Vec<u8>>>,
     free: Vec<u32>,
     /// Value bytes: slot-major, then CPU, `value_size` bytes each.
     values: Vec<u8>,
-    /// LRU recency stamp per slot, for LRU hashes.
-    lru: Option<Vec<u64>>,
-    lru_clock: u64,
+    /// The replacement state of LRU hashes.
+    lru: Option<Lru>,
     /// Bytes of ring buffer space taken by records nobody consumed.
     pub ringbuf_used: u64,
 }
@@ -193,15 +202,28 @@ impl MapState {
             }
             _ => Vec::new(),
         };
+        let lru = if matches!(t, MapType::LruHash | MapType::LruPercpuHash) {
+            let percpu = def.flags & BPF_F_NO_COMMON_LRU != 0;
+            let elements = element_count(def.max_entries, cpus.max(1) as u32, percpu);
+            if elements > MAX_LRU_ELEMENTS {
+                return Err(format!(
+                    "map `{}` is too large to simulate ({} LRU elements, at most {} are supported)",
+                    def.name, elements, MAX_LRU_ELEMENTS
+                ));
+            }
+            Some(Lru::new(elements, cpus.max(1) as u32, percpu))
+        } else {
+            None
+        };
         let mut m = MapState {
             def: def.clone(),
             value_cpus,
+            cpus: cpus.max(1),
             index,
             keys: Vec::new(),
             free: Vec::new(),
             values,
-            lru: matches!(t, MapType::LruHash | MapType::LruPercpuHash).then(Vec::new),
-            lru_clock: 0,
+            lru,
             ringbuf_used: 0,
         };
         if let Some(init) = &def.initial_value {
@@ -302,11 +324,8 @@ impl MapState {
             }
             Index::Queue { .. } | Index::None => return None,
         };
-        if let Some(stamps) = &mut self.lru {
-            self.lru_clock += 1;
-            if let Some(s) = stamps.get_mut(found as usize) {
-                *s = self.lru_clock;
-            }
+        if let Some(lru) = &mut self.lru {
+            lru.mark(found);
         }
         if matches!(t, MapType::ArrayOfMaps | MapType::HashOfMaps) {
             let inner = self.value(found, 0).map(super::memory::read_le)?;
@@ -323,9 +342,6 @@ impl MapState {
         self.keys.push(None);
         let stride = self.vs() * self.value_cpus;
         self.values.resize(self.values.len() + stride, 0);
-        if let Some(stamps) = &mut self.lru {
-            stamps.push(0);
-        }
         s
     }
 
@@ -382,6 +398,7 @@ impl MapState {
                 self.store_value(i, cpu, value, false, false);
                 0
             }
+            Index::Hash(_) if self.lru.is_some() => self.update_lru(key, value, flags, cpu),
             Index::Hash(h) => {
                 let existing = h.get(key).copied();
                 if existing.is_some() && flags == BPF_NOEXIST {
@@ -394,11 +411,7 @@ impl MapState {
                     Some(s) => s,
                     None => {
                         if self.count() >= self.def.max_entries as usize {
-                            if self.lru.is_some() {
-                                self.evict_lru();
-                            } else {
-                                return -E2BIG;
-                            }
+                            return -E2BIG;
                         }
                         let s = self.alloc_slot();
                         if let Index::Hash(h) = &mut self.index {
@@ -408,7 +421,6 @@ impl MapState {
                         s
                     }
                 };
-                self.touch(slot);
                 self.store_value(slot, cpu, value, existing.is_none(), false);
                 0
             }
@@ -454,29 +466,98 @@ impl MapState {
         }
     }
 
-    fn touch(&mut self, slot: u32) {
-        if let Some(stamps) = &mut self.lru {
-            self.lru_clock += 1;
-            if let Some(s) = stamps.get_mut(slot as usize) {
-                *s = self.lru_clock;
+    /// Takes a node for a new element of an LRU hash, evicting as the kernel does, and returns
+    /// the value slot it stores its element in.
+    fn lru_pop(&mut self, cpu: u32) -> Option<u32> {
+        let MapState {
+            lru, index, keys, ..
+        } = self;
+        let lru = lru.as_mut()?;
+        let node = lru.pop_free(cpu, &mut |slot| {
+            // The kernel's eviction unlinks the element from its bucket; the slot's memory
+            // stays as it is until the node is used again.
+            let Some(key) = keys.get_mut(slot as usize).and_then(Option::take) else {
+                return false;
+            };
+            if let Index::Hash(h) = index {
+                h.remove(&key);
             }
+            true
+        })?;
+        if let Some(slot) = self.lru.as_ref().and_then(|l| l.slot_of(node)) {
+            return Some(slot);
         }
+        let slot = self.alloc_slot();
+        if let Some(lru) = &mut self.lru {
+            lru.bind(node, slot);
+        }
+        Some(slot)
     }
 
-    fn evict_lru(&mut self) {
-        let Some(stamps) = &self.lru else { return };
-        let victim = self
-            .keys
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| k.is_some())
-            .min_by_key(|(i, _)| stamps.get(*i).copied().unwrap_or(0))
-            .map(|(i, _)| i);
-        if let Some(v) = victim {
-            if let Some(key) = self.keys[v].clone() {
-                self.delete(&key);
+    /// `bpf_map_update_elem` on an LRU hash. The node for a new element is taken before the
+    /// key is looked up, so even an update that then fails can evict, and the eviction can
+    /// remove the very key being updated. An `LRU_HASH` replaces an existing element with the
+    /// new node (which starts referenced); an `LRU_PERCPU_HASH` updates in place, marks the
+    /// element referenced and takes no node at all for `BPF_EXIST`.
+    fn update_lru(&mut self, key: &[u8], value: &[u8], flags: u64, cpu: u32) -> i64 {
+        let per_cpu = self.map_type() == MapType::LruPercpuHash;
+        let new = if per_cpu && flags == BPF_EXIST {
+            None
+        } else {
+            match self.lru_pop(cpu) {
+                Some(s) => Some(s),
+                None => return -ENOMEM,
             }
+        };
+        if let (Some(s), false) = (new, per_cpu) {
+            self.store_value(s, cpu, value, true, false);
         }
+        let old = match &self.index {
+            Index::Hash(h) => h.get(key).copied(),
+            _ => None,
+        };
+        let rc = match (old, flags) {
+            (Some(_), BPF_NOEXIST) => -EEXIST,
+            (None, BPF_EXIST) => -ENOENT,
+            _ => 0,
+        };
+        let (Some(lru), true) = (self.lru.as_mut(), rc == 0) else {
+            if let (Some(lru), Some(s)) = (self.lru.as_mut(), new) {
+                lru.release(s);
+            }
+            return rc;
+        };
+        match (old, new) {
+            (Some(o), _) if per_cpu => {
+                lru.mark(o);
+                if let Some(s) = new {
+                    lru.release(s);
+                }
+                self.store_value(o, cpu, value, false, false);
+            }
+            (_, Some(s)) => {
+                if let Some(o) = old {
+                    lru.mark(s);
+                    lru.release(o);
+                    if let Some(k) = self.keys.get_mut(o as usize) {
+                        *k = None;
+                    }
+                }
+                if let Index::Hash(h) = &mut self.index {
+                    h.insert(key.to_vec(), s);
+                }
+                if let Some(k) = self.keys.get_mut(s as usize) {
+                    *k = Some(key.to_vec());
+                }
+                if per_cpu {
+                    self.store_value(s, cpu, value, true, false);
+                }
+            }
+            // Without a new node the key must exist (BPF_EXIST on a per-CPU LRU), which the
+            // first arm handles.
+            (_, None) => {}
+        }
+        0
     }
 
     /// Deletes an entry as `bpf_map_delete_elem` does; returns 0 or `-errno`.
@@ -509,7 +590,11 @@ impl MapState {
         if let Some(k) = self.keys.get_mut(slot as usize) {
             *k = None;
         }
-        self.free.push(slot);
+        match &mut self.lru {
+            // The slot stays with its LRU node, which goes back to the LRU's free lists.
+            Some(lru) => lru.release(slot),
+            None => self.free.push(slot),
+        }
         0
     }
 
@@ -630,14 +715,12 @@ impl MapState {
                 initial_value: None,
                 ..self.def.clone()
             },
-            self.value_cpus,
+            self.cpus,
         )?;
-        let lru_clock = self.lru_clock;
         *self = MapState {
             value_cpus: self.value_cpus,
             ..fresh
         };
-        self.lru_clock = lru_clock;
         for e in &c.entries {
             let key = from_hex(&e.key).map_err(|m| format!("map `{name}`: {m}"))?;
             let vs = self.vs();

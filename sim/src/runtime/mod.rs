@@ -22,6 +22,7 @@
 
 pub mod fib;
 pub mod helpers;
+pub mod lru;
 pub mod maps;
 pub mod memory;
 pub mod printk;
@@ -44,6 +45,7 @@ pub const EPERM: i64 = 1;
 pub const ENOENT: i64 = 2;
 pub const E2BIG: i64 = 7;
 pub const EAGAIN: i64 = 11;
+pub const ENOMEM: i64 = 12;
 pub const EACCES: i64 = 13;
 pub const EFAULT: i64 = 14;
 pub const EEXIST: i64 = 17;
