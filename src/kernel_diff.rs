@@ -75,11 +75,7 @@ fn nondeterministic_helpers(prog: &frontend::object::Program) -> Vec<String> {
     };
     let mut names: Vec<String> = NONDETERMINISTIC_HELPERS
         .iter()
-        .filter(|(id, _)| {
-            insns
-                .iter()
-                .any(|i| *i == Insn::Call(CallTarget::Helper(*id)))
-        })
+        .filter(|(id, _)| insns.contains(&Insn::Call(CallTarget::Helper(*id))))
         .map(|(_, name)| name.to_string())
         .collect();
     names.dedup();

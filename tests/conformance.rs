@@ -11,7 +11,11 @@ use std::process::{Command, Stdio};
 fn suite(folder: &str) -> Vec<ConformanceTest> {
     let dir = support::corpus().join("conformance").join(folder);
     let files = support::files_under(&dir, &|p| p.extension().is_some_and(|e| e == "data"));
-    assert!(!files.is_empty(), "no conformance tests under {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no conformance tests under {}",
+        dir.display()
+    );
     files
         .iter()
         .map(|p| conformance::read(p).unwrap_or_else(|e| panic!("{}: {e:?}", p.display())))
@@ -79,7 +83,11 @@ fn every_test_passes_in_process() {
             failures.push(format!("{}: {e}", t.name));
         }
     }
-    println!("{} passed, {} failed", tests.len() - failures.len(), failures.len());
+    println!(
+        "{} passed, {} failed",
+        tests.len() - failures.len(),
+        failures.len()
+    );
     assert_eq!(tests.len(), 313, "the suite should hold 313 tests");
     assert!(failures.is_empty(), "{failures:#?}");
 }
@@ -128,7 +136,14 @@ fn every_negative_test_fails_with_a_message() {
         assert!(!message.trim().is_empty());
         println!("{:45} {}", t.name, message.lines().next().unwrap_or(""));
     }
-    println!("{} negative tests, {} wrongly passed", tests.len(), wrongly_passed.len());
+    println!(
+        "{} negative tests, {} wrongly passed",
+        tests.len(),
+        wrongly_passed.len()
+    );
     assert_eq!(tests.len(), 60);
-    assert!(wrongly_passed.is_empty(), "negative tests that passed: {wrongly_passed:?}");
+    assert!(
+        wrongly_passed.is_empty(),
+        "negative tests that passed: {wrongly_passed:?}"
+    );
 }

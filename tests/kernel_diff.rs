@@ -185,5 +185,8 @@ fn interpreter_matches_the_kernel_on_the_corpus() {
         nondeterministic
     );
     assert!(compared >= 20, "only {compared} programs were compared");
-    assert_eq!(mismatched, 0, "programs whose results differ from the kernel's");
+    assert_eq!(
+        mismatched, 0,
+        "programs whose results differ from the kernel's"
+    );
 }

@@ -9,7 +9,12 @@ const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 
 /// IPv4 addresses the generated packets use; tests seed maps with some of them.
-pub const V4_ADDRS: [[u8; 4]; 4] = [[10, 0, 0, 1], [192, 168, 1, 10], [198, 18, 0, 7], [8, 8, 8, 8]];
+pub const V4_ADDRS: [[u8; 4]; 4] = [
+    [10, 0, 0, 1],
+    [192, 168, 1, 10],
+    [198, 18, 0, 7],
+    [8, 8, 8, 8],
+];
 
 fn build(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let mut v = Vec::new();
