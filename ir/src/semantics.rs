@@ -244,7 +244,10 @@ mod tests {
         let min = i64::MIN as u64;
         assert_eq!(alu(AluOp::SDiv, Width::W64, min, u64::MAX), min);
         assert_eq!(alu(AluOp::SMod, Width::W64, min, u64::MAX), 0);
-        assert_eq!(alu(AluOp::SMod, Width::W64, (-7i64) as u64, 2), (-1i64) as u64);
+        assert_eq!(
+            alu(AluOp::SMod, Width::W64, (-7i64) as u64, 2),
+            (-1i64) as u64
+        );
     }
 
     #[test]
@@ -274,8 +277,17 @@ mod tests {
 
     #[test]
     fn byte_orders() {
-        assert_eq!(byte_order(ByteOrder::ToBe, 16, 0x1122_3344_5566_7788), 0x8877);
-        assert_eq!(byte_order(ByteOrder::ToLe, 32, 0x1122_3344_5566_7788), 0x5566_7788);
-        assert_eq!(byte_order(ByteOrder::Swap, 64, 0x1122_3344_5566_7788), 0x8877_6655_4433_2211);
+        assert_eq!(
+            byte_order(ByteOrder::ToBe, 16, 0x1122_3344_5566_7788),
+            0x8877
+        );
+        assert_eq!(
+            byte_order(ByteOrder::ToLe, 32, 0x1122_3344_5566_7788),
+            0x5566_7788
+        );
+        assert_eq!(
+            byte_order(ByteOrder::Swap, 64, 0x1122_3344_5566_7788),
+            0x8877_6655_4433_2211
+        );
     }
 }
