@@ -27,7 +27,7 @@
 //! b.brif(JmpCond::Gt, Width::W64, hdr_end, end, pass, &[], pass, &[]);
 //! b.switch_to_block(pass);
 //! b.ret(drop);
-//! assert!(ir::write::function_to_string(&func).contains("brif gt.w64"));
+//! assert!(ir::verifier::verify_function(&func).is_ok());
 //! ```
 
 use crate::entities::{Block, FuncRef, Inst, MapRef, StackSlot, Value};

@@ -75,7 +75,6 @@ impl DataFlowGraph {
     }
 
     /// Creates an instruction without a result value; the parser attaches results itself.
-    #[allow(dead_code)]
     pub(crate) fn make_inst_without_result(&mut self, data: InstructionData) -> Inst {
         self.insts.push(data)
     }

@@ -21,8 +21,10 @@ pub mod entities;
 pub mod function;
 pub mod instructions;
 pub mod layout;
+pub mod parse;
 pub mod semantics;
 pub mod types;
+pub mod verifier;
 pub mod write;
 
 pub use builder::FunctionBuilder;

@@ -52,7 +52,7 @@ pub fn write_module(w: &mut dyn Write, module: &Module) -> fmt::Result {
             writeln!(w)?;
         }
         for (r, m) in module.maps.iter() {
-            write!(w, "{r} ")?;
+            write!(w, "{r} = ")?;
             write_map(w, m)?;
             writeln!(w)?;
         }
@@ -63,7 +63,7 @@ pub fn write_module(w: &mut dyn Write, module: &Module) -> fmt::Result {
             writeln!(w)?;
         }
         for (i, l) in module.lines.iter().enumerate() {
-            write!(w, "line{i} ")?;
+            write!(w, "line{i} = ")?;
             write_line_info(w, l)?;
             writeln!(w)?;
         }
