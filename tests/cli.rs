@@ -154,3 +154,54 @@ fn a_malformed_object_is_a_clear_error() {
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(stderr.contains("instruction"), "{stderr}");
 }
+
+#[test]
+fn an_object_for_another_os_is_read_but_not_run() {
+    // The `timeout-…` object of `invalid/` is well-formed ELF: 36 programs in `bind/N`
+    // sections, a hook type of eBPF for Windows that Linux does not have. The reader accepts
+    // it; running it is refused with the list of what it holds.
+    let dir = support::corpus().join("elf/invalid");
+    let obj = support::files_under(&dir, &|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("timeout-"))
+    });
+    assert_eq!(obj.len(), 1);
+    let (ok, _, stderr) = nicc(&[
+        "run",
+        obj[0].to_str().unwrap(),
+        "--pcap",
+        "examples/sample.pcap",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("holds no XDP program"), "{stderr}");
+    assert!(
+        stderr.contains("bind_test_callee0 (section bind/0"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    use std::io::Read;
+    // The biggest disassembly of the corpus (over 100 KB), more than a pipe buffers.
+    let dir = support::corpus().join("elf/invalid");
+    let obj = support::files_under(&dir, &|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("timeout-"))
+    })
+    .remove(0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nicc"))
+        .args(["disasm", obj.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nicc runs");
+    // Read one byte, then close the pipe while nicc is still writing.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut byte = [0u8; 1];
+    stdout.read_exact(&mut byte).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
