@@ -1,2 +1,18 @@
-//! Analyses and transformations over `ir`. Each pass will live in its own file with a name and
-//! a one-line description, grouped into named pipelines; the IR issue fills this crate.
+//! Analyses and transformations over `ir`, one per file, each with a name and a one-line
+//! description, grouped into named pipelines.
+//!
+//! - [`pass`]: the [`pass::Pass`] trait, the [`pass::PassContext`] passes share (target,
+//!   statistics, analysis results) and [`pass::PassError`].
+//! - [`pipeline`]: named pipelines and the [`pipeline::PassManager`] that runs them with the
+//!   verifier after every pass.
+//! - [`cfg`]: predecessors, reverse postorder and dominators, shared by the passes.
+//! - [`simplify_cfg`], [`dce`]: structural cleanup.
+
+pub mod cfg;
+pub mod dce;
+pub mod pass;
+pub mod pipeline;
+pub mod simplify_cfg;
+
+pub use pass::{AnalysisResults, Pass, PassContext, PassError, Statistics, Target};
+pub use pipeline::{pipeline, pipelines, PassManager, Pipeline, PipelineReport};

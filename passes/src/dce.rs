@@ -1,0 +1,157 @@
+//! Dead-code elimination: removes pure instructions whose results nothing needs, and block
+//! parameters whose values nothing needs (with the branch arguments that fed them).
+//!
+//! Liveness is computed backwards from the roots: every operand of an instruction that must
+//! stay (memory accesses, calls, the condition of a `brif`, `return`) is live; a live result of
+//! a pure instruction makes its operands live; a live block parameter makes the matching
+//! argument of every branch into the block live. Everything else is dead, even when it feeds
+//! itself around a loop through block parameters, which a use count alone would miss.
+//!
+//! Only pure instructions ([`ir::instructions::Opcode::is_pure`]) are removed. Loads stay even
+//! when unused: removing one is sound only if it cannot fault, and that depends on the kernel
+//! verifier having accepted the program, which this pass does not assume.
+
+use crate::cfg::ControlFlowGraph;
+use crate::pass::{Pass, PassContext, PassError};
+use cranelift_entity::SecondaryMap;
+use ir::dfg::ValueDef;
+use ir::instructions::InstructionData;
+use ir::{Function, Module, Value};
+
+/// The `dce` pass.
+pub struct DeadCodeElimination;
+
+impl Pass for DeadCodeElimination {
+    fn name(&self) -> &'static str {
+        "dce"
+    }
+
+    fn description(&self) -> &'static str {
+        "remove pure instructions and block parameters whose values are never needed"
+    }
+
+    fn run(&mut self, module: &mut Module, ctx: &mut PassContext) -> Result<bool, PassError> {
+        let mut changed = false;
+        for func in module.functions.values_mut() {
+            let removed = eliminate_dead_code(func);
+            ctx.stats
+                .add(self.name(), "removed_insts", removed.insts as u64);
+            ctx.stats
+                .add(self.name(), "removed_params", removed.params as u64);
+            changed |= removed.insts + removed.params > 0;
+        }
+        Ok(changed)
+    }
+}
+
+/// How much one run removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub insts: usize,
+    pub params: usize,
+}
+
+/// Removes dead pure instructions and dead block parameters of `func`.
+pub fn eliminate_dead_code(func: &mut Function) -> Removed {
+    let cfg = ControlFlowGraph::compute(func);
+    let live = compute_liveness(func, &cfg);
+    let mut removed = Removed::default();
+
+    // Dead block parameters, last position first so earlier positions stay valid. The entry
+    // block's parameters are the function's and must stay.
+    let entry = func.entry_block();
+    let blocks: Vec<_> = func.layout.blocks().collect();
+    for &block in &blocks {
+        if Some(block) == entry {
+            continue;
+        }
+        let params = func.dfg.block_params(block).to_vec();
+        for (pos, param) in params.iter().enumerate().rev() {
+            if live[*param] {
+                continue;
+            }
+            for &(_, branch) in cfg.predecessors(block) {
+                for dest in func.dfg.inst_mut(branch).branch_destinations_mut() {
+                    if dest.block == block && pos < dest.args.len() {
+                        dest.args.remove(pos);
+                    }
+                }
+            }
+            func.dfg.remove_block_param(block, pos);
+            removed.params += 1;
+        }
+    }
+
+    // Dead pure instructions.
+    for &block in &blocks {
+        let insts: Vec<_> = func.layout.block_insts(block).collect();
+        for inst in insts {
+            if !func.dfg.inst(inst).opcode().is_pure() {
+                continue;
+            }
+            let dead = match func.dfg.inst_result(inst) {
+                Some(v) => !live[v],
+                None => true,
+            };
+            if dead {
+                func.remove_inst(inst);
+                removed.insts += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// Which values some effect, branch condition or return needs.
+pub fn compute_liveness(func: &Function, cfg: &ControlFlowGraph) -> SecondaryMap<Value, bool> {
+    let mut live: SecondaryMap<Value, bool> = SecondaryMap::new();
+    let mut worklist: Vec<Value> = Vec::new();
+    let mark = |v: Value, live: &mut SecondaryMap<Value, bool>, wl: &mut Vec<Value>| {
+        if !live[v] {
+            live[v] = true;
+            wl.push(v);
+        }
+    };
+    for inst in func.insts() {
+        let data = func.dfg.inst(inst);
+        if data.opcode().is_pure() {
+            continue;
+        }
+        match data {
+            // Branch arguments are live only through the parameters they feed.
+            InstructionData::Jump { .. } => {}
+            InstructionData::Brif { args, .. } => {
+                for &a in args {
+                    mark(a, &mut live, &mut worklist);
+                }
+            }
+            _ => data.for_each_arg(|a| mark(a, &mut live, &mut worklist)),
+        }
+    }
+    while let Some(v) = worklist.pop() {
+        if !func.dfg.value_is_valid(v) {
+            continue;
+        }
+        match func.dfg.value_def(v) {
+            ValueDef::Result(inst) => {
+                let data = func.dfg.inst(inst);
+                if data.opcode().is_pure() {
+                    data.for_each_arg(|a| mark(a, &mut live, &mut worklist));
+                }
+            }
+            ValueDef::Param(block, pos) => {
+                for &(_, branch) in cfg.predecessors(block) {
+                    for dest in func.dfg.inst(branch).branch_destinations() {
+                        if dest.block == block {
+                            if let Some(&a) = dest.args.get(pos) {
+                                mark(a, &mut live, &mut worklist);
+                            }
+                        }
+                    }
+                }
+            }
+            ValueDef::Detached => {}
+        }
+    }
+    live
+}
