@@ -155,3 +155,85 @@ pub fn compute_liveness(func: &Function, cfg: &ControlFlowGraph) -> SecondaryMap
     }
     live
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::check_pass;
+
+    #[test]
+    fn unused_pure_chains_go_effects_stay() {
+        check_pass(
+            DeadCodeElimination,
+            "function %f(i64) {
+                 ss0 = stack 8
+             block0(v0: i64):
+                 v1 = iconst 1
+                 v2 = add.w64 v0, v1
+                 v3 = mul.w64 v2, v2
+                 v4 = load.ctx.u32 v0+0
+                 v5 = stack_addr ss0+0
+                 store.stack(ss0).u64 v5+0, v1
+                 v6 = call_helper 5()
+                 return v1
+             }",
+            "function %f(i64) {
+                 ss0 = stack 8
+             block0(v0: i64):
+                 v1 = iconst 1
+                 v4 = load.ctx.u32 v0+0
+                 v5 = stack_addr ss0+0
+                 store.stack(ss0).u64 v5+0, v1
+                 v6 = call_helper 5()
+                 return v1
+             }",
+        );
+    }
+
+    #[test]
+    fn loop_carried_values_nobody_reads_are_removed() {
+        check_pass(
+            DeadCodeElimination,
+            "function %f(i64) {
+             block0(v0: i64):
+                 v1 = iconst 0
+                 jump block1(v0, v1)
+             block1(v2: i64, v3: i64):
+                 brif eq.w64 v2, v1, block3, block2
+             block2:
+                 v4 = iconst 1
+                 v5 = rsh.w64 v2, v4
+                 v6 = add.w64 v3, v4
+                 jump block1(v5, v6)
+             block3:
+                 return v2
+             }",
+            "function %f(i64) {
+             block0(v0: i64):
+                 v1 = iconst 0
+                 jump block1(v0)
+             block1(v2: i64):
+                 brif eq.w64 v2, v1, block3, block2
+             block2:
+                 v4 = iconst 1
+                 v5 = rsh.w64 v2, v4
+                 jump block1(v5)
+             block3:
+                 return v2
+             }",
+        );
+    }
+
+    #[test]
+    fn entry_parameters_and_live_parameters_stay() {
+        let text = "function %f(i64, i64) {
+             block0(v0: i64, v1: i64):
+                 brif eq.w64 v0, v0, block1(v0, v0), block1(v0, v0)
+             block1(v2: i64, v3: i64):
+                 brif eq.w64 v2, v3, block2, block2
+             block2:
+                 return v0
+             }";
+        check_pass(DeadCodeElimination, text, text);
+    }
+}

@@ -13,6 +13,8 @@ pub mod dce;
 pub mod pass;
 pub mod pipeline;
 pub mod simplify_cfg;
+#[cfg(test)]
+mod testing;
 
 pub use pass::{AnalysisResults, Pass, PassContext, PassError, Statistics, Target};
 pub use pipeline::{pipeline, pipelines, PassManager, Pipeline, PipelineReport};

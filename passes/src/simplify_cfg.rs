@@ -255,3 +255,179 @@ pub fn merge_blocks(func: &mut Function) -> usize {
     }
     merged
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::check_pass;
+
+    #[test]
+    fn constant_branch_becomes_jump_and_dead_side_goes() {
+        check_pass(
+            SimplifyCfg,
+            "function %f(i64) {
+             block0(v0: i64):
+                 v1 = iconst 3
+                 v2 = iconst 5
+                 brif gt.w64 v1, v2, block1, block2
+             block1:
+                 return v1
+             block2:
+                 return v2
+             }",
+            "function %f(i64) {
+             block0(v0: i64):
+                 v1 = iconst 3
+                 v2 = iconst 5
+                 return v2
+             }",
+        );
+    }
+
+    #[test]
+    fn thirty_two_bit_compare_uses_low_halves() {
+        // 0x1_0000_0001 > 2 at 64 bits but 1 < 2 at 32 bits.
+        check_pass(
+            SimplifyCfg,
+            "function %f(i64) {
+             block0(v0: i64):
+                 v1 = iconst 0x100000001
+                 v2 = iconst 2
+                 brif gt.w32 v1, v2, block1, block2
+             block1:
+                 return v1
+             block2:
+                 return v2
+             }",
+            "function %f(i64) {
+             block0(v0: i64):
+                 v1 = iconst 0x100000001
+                 v2 = iconst 2
+                 return v2
+             }",
+        );
+    }
+
+    #[test]
+    fn identical_destinations_and_self_compare_fold() {
+        check_pass(
+            SimplifyCfg,
+            "function %f(i64) {
+             block0(v0: i64):
+                 brif ge.w64 v0, v0, block1(v0), block2
+             block1(v1: i64):
+                 brif set.w64 v1, v1, block2, block2
+             block2:
+                 return v0
+             }",
+            "function %f(i64) {
+             block0(v0: i64):
+                 return v0
+             }",
+        );
+    }
+
+    #[test]
+    fn set_of_a_value_with_itself_is_not_folded() {
+        let text = "function %f(i64) {
+             block0(v0: i64):
+                 brif set.w64 v0, v0, block1, block2
+             block1:
+                 return v0
+             block2:
+                 v1 = iconst 0
+                 return v1
+             }";
+        check_pass(SimplifyCfg, text, text);
+    }
+
+    #[test]
+    fn jumps_through_empty_blocks_are_threaded_with_arguments() {
+        check_pass(
+            SimplifyCfg,
+            "function %f(i64) {
+             block0(v0: i64):
+                 v1 = iconst 1
+                 brif eq.w64 v0, v1, block1(v0), block2
+             block1(v2: i64):
+                 jump block3(v2, v1)
+             block2:
+                 jump block3(v1, v0)
+             block3(v3: i64, v4: i64):
+                 v5 = add.w64 v3, v4
+                 return v5
+             }",
+            "function %f(i64) {
+             block0(v0: i64):
+                 v1 = iconst 1
+                 brif eq.w64 v0, v1, block3(v0, v1), block3(v1, v0)
+             block3(v3: i64, v4: i64):
+                 v5 = add.w64 v3, v4
+                 return v5
+             }",
+        );
+    }
+
+    #[test]
+    fn a_block_with_one_predecessor_is_merged() {
+        check_pass(
+            SimplifyCfg,
+            "function %f(i64) {
+             block0(v0: i64):
+                 v1 = iconst 1
+                 jump block1(v1)
+             block1(v2: i64):
+                 v3 = add.w64 v0, v2
+                 jump block2
+             block2:
+                 return v3
+             }",
+            "function %f(i64) {
+             block0(v0: i64):
+                 v1 = iconst 1
+                 v3 = add.w64 v0, v1
+                 return v3
+             }",
+        );
+    }
+
+    #[test]
+    fn loops_stay() {
+        let text = "function %f(i64) {
+             block0(v0: i64):
+                 v1 = iconst 0
+                 jump block1(v0, v1)
+             block1(v2: i64, v3: i64):
+                 brif eq.w64 v2, v1, block3, block2
+             block2:
+                 v4 = iconst 1
+                 v5 = rsh.w64 v2, v4
+                 v6 = add.w64 v3, v4
+                 jump block1(v5, v6)
+             block3:
+                 return v3
+             }";
+        check_pass(SimplifyCfg, text, text);
+    }
+
+    #[test]
+    fn an_empty_infinite_loop_does_not_hang() {
+        check_pass(
+            SimplifyCfg,
+            "function %f(i64) {
+             block0(v0: i64):
+                 brif eq.w64 v0, v0, block1, block2
+             block1:
+                 jump block2
+             block2:
+                 jump block1
+             }",
+            "function %f(i64) {
+             block0(v0: i64):
+                 jump block2
+             block2:
+                 jump block2
+             }",
+        );
+    }
+}
