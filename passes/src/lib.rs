@@ -10,6 +10,7 @@
 
 pub mod cfg;
 pub mod dce;
+pub mod egraph;
 pub mod pass;
 pub mod pipeline;
 pub mod simplify_cfg;
