@@ -8,11 +8,13 @@
 //! - [`cfg`]: predecessors, reverse postorder and dominators, shared by the passes.
 //! - [`simplify_cfg`], [`dce`]: structural cleanup.
 
+pub mod bounds_check;
 pub mod cfg;
 pub mod dce;
 pub mod egraph;
 pub mod pass;
 pub mod pipeline;
+pub mod range;
 pub mod simplify_cfg;
 #[cfg(test)]
 mod testing;
