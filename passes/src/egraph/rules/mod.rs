@@ -341,40 +341,69 @@ pub(crate) mod soundness {
         },
     }
 
-    /// Instantiates `rule` with `values` (one per left-side variable, in the order of the
-    /// pattern's variables; a variable with a bit condition is masked to fit it) and evaluates
-    /// both sides.
-    pub fn instantiate(rule: &RuleSpec, values: &[u64]) -> Outcome {
-        let (lhs, rhs) = rule.patterns().expect("rule parses");
-        let vars = lhs.vars();
-        let mut env = HashMap::new();
-        for (i, v) in vars.iter().enumerate() {
-            let mut value = values[i % values.len()];
-            for (name, need) in &rule.needs {
-                if let (Need::Bits(n), Ok(var)) = (need, name.parse::<Var>()) {
-                    if var == *v && significant_bits(value) > *n {
+    /// A rule with its patterns and variables parsed once, for fast repeated evaluation.
+    pub struct Prepared<'r> {
+        pub rule: &'r RuleSpec,
+        lhs: Pattern<BpfLang>,
+        rhs: Pattern<BpfLang>,
+        vars: Vec<Var>,
+        bits: Vec<(Var, u32)>,
+        const_vars: Vec<Var>,
+        derived: Vec<Var>,
+    }
+
+    impl<'r> Prepared<'r> {
+        pub fn new(rule: &'r RuleSpec) -> Prepared<'r> {
+            let (lhs, rhs) = rule.patterns().unwrap_or_else(|e| panic!("{e}"));
+            let var = |name: &str| name.parse::<Var>().unwrap();
+            Prepared {
+                rule,
+                vars: lhs.vars(),
+                bits: rule
+                    .needs
+                    .iter()
+                    .filter_map(|(v, n)| match n {
+                        Need::Bits(b) => Some((var(v), *b)),
+                        Need::Const => None,
+                    })
+                    .collect(),
+                const_vars: rule.const_vars().into_iter().map(var).collect(),
+                derived: rule.derived.iter().map(|v| var(v)).collect(),
+                lhs,
+                rhs,
+            }
+        }
+
+        pub fn var_count(&self) -> usize {
+            self.vars.len()
+        }
+
+        /// Instantiates the rule with `values` (one per left-side variable, in the order of
+        /// the pattern's variables, cycling if there are fewer; a variable with a bit
+        /// condition is masked to fit it) and evaluates both sides.
+        pub fn instantiate(&self, values: &[u64]) -> Outcome {
+            let mut env = HashMap::new();
+            for (i, v) in self.vars.iter().enumerate() {
+                let mut value = values[i % values.len()];
+                for (var, n) in &self.bits {
+                    if var == v && significant_bits(value) > *n {
                         value &= (1u64 << n) - 1;
                     }
                 }
+                env.insert(*v, value);
             }
-            env.insert(*v, value);
-        }
-        let constants: Vec<u64> = rule
-            .const_vars()
-            .iter()
-            .map(|name| env[&name.parse::<Var>().unwrap()])
-            .collect();
-        let Some(derived) = rule.derive_constants(&constants) else {
-            return Outcome::NotApplicable;
-        };
-        for (name, value) in rule.derived.iter().zip(derived) {
-            env.insert(name.parse().unwrap(), value);
-        }
-        let l = eval_pattern(&lhs, &env).expect("left side evaluates");
-        let r = eval_pattern(&rhs, &env).expect("right side evaluates");
-        if l == r {
-            Outcome::Equal
-        } else {
+            let constants: Vec<u64> = self.const_vars.iter().map(|v| env[v]).collect();
+            let Some(derived) = self.rule.derive_constants(&constants) else {
+                return Outcome::NotApplicable;
+            };
+            for (var, value) in self.derived.iter().zip(derived) {
+                env.insert(*var, value);
+            }
+            let l = eval_pattern(&self.lhs, &env).expect("left side evaluates");
+            let r = eval_pattern(&self.rhs, &env).expect("right side evaluates");
+            if l == r {
+                return Outcome::Equal;
+            }
             let mut names: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v:#x}")).collect();
             names.sort();
             Outcome::Differ {
@@ -385,13 +414,18 @@ pub(crate) mod soundness {
         }
     }
 
+    /// Instantiates one rule once; see [`Prepared::instantiate`].
+    pub fn instantiate(rule: &RuleSpec, values: &[u64]) -> Outcome {
+        Prepared::new(rule).instantiate(values)
+    }
+
     /// Checks every rule of a table on the grid of edge values (every combination for up to
     /// three variables) and fails if a rule is wrong or never applies.
     pub fn check_table_on_edges(table: &RuleTable) {
         for rule in &table.rules {
             rule.to_rewrite().unwrap_or_else(|e| panic!("{e}"));
-            let (lhs, _) = rule.patterns().unwrap();
-            let n = lhs.vars().len().max(1);
+            let prepared = Prepared::new(rule);
+            let n = prepared.var_count().max(1);
             let grid = EDGE_VALUES.len();
             let combos = grid.pow(n.min(3) as u32);
             let mut applied = 0;
@@ -399,7 +433,7 @@ pub(crate) mod soundness {
                 let values: Vec<u64> = (0..n)
                     .map(|i| EDGE_VALUES[(k / grid.pow((i % 3) as u32) + i) % grid])
                     .collect();
-                match instantiate(rule, &values) {
+                match prepared.instantiate(&values) {
                     Outcome::NotApplicable => {}
                     Outcome::Equal => applied += 1,
                     Outcome::Differ { lhs, rhs, env } => panic!(
