@@ -7,14 +7,21 @@
 //!   verifier after every pass.
 //! - [`cfg`]: predecessors, reverse postorder and dominators, shared by the passes.
 //! - [`simplify_cfg`], [`dce`]: structural cleanup.
+//! - [`const_fold`]: cheap constant folding through `ir::semantics`.
+//! - [`range`]: intervals, packet pointers and proven packet lengths per program point.
+//! - [`bounds_check`]: packet bounds-check elimination and the table of proven accesses.
+//! - [`redundant_mem`]: redundant load and dead store elimination (stack, packet, context).
+//! - [`egraph`]: the e-graph optimizer with one cost model per target.
 
 pub mod bounds_check;
 pub mod cfg;
+pub mod const_fold;
 pub mod dce;
 pub mod egraph;
 pub mod pass;
 pub mod pipeline;
 pub mod range;
+pub mod redundant_mem;
 pub mod simplify_cfg;
 #[cfg(test)]
 mod testing;

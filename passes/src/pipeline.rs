@@ -15,6 +15,9 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
     vec![
         Box::new(crate::simplify_cfg::SimplifyCfg),
         Box::new(crate::dce::DeadCodeElimination),
+        Box::new(crate::const_fold::ConstantFolding),
+        Box::new(crate::redundant_mem::RedundantMemory),
+        Box::new(crate::bounds_check::BoundsCheckElimination),
     ]
 }
 
@@ -61,21 +64,40 @@ pub fn pipeline(name: &str) -> Option<Pipeline> {
             vec![
                 // A simple CFG first: every later analysis walks fewer, larger blocks.
                 "simplify-cfg",
-                // Cleans up what CFG simplification left unused before the dataflow passes.
+                // Constants early, so branch folding and range analysis start from them.
+                "const-fold",
+                // Reusing repeated `data`/`data_end` loads makes checks of the same packet
+                // share one base value, which bounds-check elimination needs to compare them.
+                "redundant-mem",
+                // Only checks with constant offsets are folded, which the kernel verifier
+                // already considered redundant, so the output stays acceptable.
+                "bounds-check",
+                // Folded checks leave unreachable failure paths and single-entry blocks.
+                "simplify-cfg",
+                // The e-graph optimizer goes here, extracting by BPF instruction count.
+                // Dead code last: everything above leaves unused values behind.
                 "dce",
             ],
         ),
-        "native" => (
-            "optimization for native code; records which packet accesses need no run-time check",
-            vec!["simplify-cfg", "dce"],
-        ),
-        "nfp" => (
-            "optimization for NFP microengines; records which packet accesses need no check",
-            vec!["simplify-cfg", "dce"],
-        ),
-        "hw" => (
-            "optimization for hardware pipelines; records which packet accesses need no check",
-            vec!["simplify-cfg", "dce"],
+        "native" | "nfp" | "hw" => (
+            match name {
+                "native" => "optimization for native code; records which packet accesses need no run-time check",
+                "nfp" => "optimization for NFP microengines; records which packet accesses need no run-time check",
+                _ => "optimization for hardware pipelines; records which packet accesses need no run-time check",
+            },
+            vec![
+                "simplify-cfg",
+                "const-fold",
+                "redundant-mem",
+                // First run: folds decided checks so the CFG can shrink before optimizing.
+                "bounds-check",
+                "simplify-cfg",
+                // The e-graph optimizer goes here, extracting by this target's cost.
+                "dce",
+                // Last, so its table of proven packet accesses describes the final IR that the
+                // backend receives (no later pass changes the module and drops it).
+                "bounds-check",
+            ],
         ),
         _ => return None,
     };
