@@ -181,10 +181,7 @@ mod tests {
             let (egraph, id) = egraph_of(text);
             assert_eq!(egraph[id].data.constant, Some(expected), "{text}");
             // modify() put the constant into the class, so extraction can choose it.
-            assert!(egraph[id]
-                .nodes
-                .iter()
-                .any(|n| *n == BpfLang::Const(expected as i64)));
+            assert!(egraph[id].nodes.contains(&BpfLang::Const(expected as i64)));
         }
     }
 

@@ -267,41 +267,45 @@ fn pass_reports_to_the_context() {
 #[derive(Clone, Debug)]
 enum RandomInst {
     Const(i64),
-    Binary(BinaryOp, Width, usize, usize),
+    /// A binary operation whose right operand is an earlier value or a fresh constant.
+    Binary(BinaryOp, Width, usize, Result<usize, i64>),
     Unary(UnaryOp, Width, usize),
     Endian(ir::semantics::ByteOrder, u8, usize),
 }
 
 fn random_inst() -> impl Strategy<Value = RandomInst> {
     let width = prop_oneof![Just(Width::W32), Just(Width::W64)];
-    let constant = prop_oneof![
-        proptest::sample::select(vec![
-            0i64,
-            1,
-            -1,
-            2,
-            3,
-            7,
-            8,
-            16,
-            31,
-            32,
-            63,
-            64,
-            255,
-            0xffff,
-            0xffff_ffff,
-            i64::MIN
-        ]),
-        any::<i64>(),
-    ];
+    let constant = || {
+        prop_oneof![
+            3 => proptest::sample::select(vec![
+                0i64,
+                1,
+                -1,
+                2,
+                3,
+                7,
+                8,
+                16,
+                31,
+                32,
+                63,
+                64,
+                255,
+                0xffff,
+                0xffff_ffff,
+                i64::MIN
+            ]),
+            1 => any::<i64>(),
+        ]
+    };
+    let operand = prop_oneof![any::<usize>().prop_map(Ok), constant().prop_map(Err)];
     prop_oneof![
-        constant.prop_map(RandomInst::Const),
+        constant().prop_map(RandomInst::Const),
         (
             proptest::sample::select(BinaryOp::ALL.to_vec()),
             width.clone(),
             any::<usize>(),
-            any::<usize>()
+            operand
         )
             .prop_map(|(op, w, a, b)| RandomInst::Binary(op, w, a, b)),
         (
@@ -341,7 +345,13 @@ fn build_random(first: &[RandomInst], second: &[RandomInst]) -> Module {
         let pick = |i: usize| values[i % values.len()];
         let v = match *inst {
             RandomInst::Const(c) => b.iconst(c),
-            RandomInst::Binary(op, w, x, y) => b.binary(op, w, pick(x), pick(y)),
+            RandomInst::Binary(op, w, x, y) => {
+                let rhs = match y {
+                    Ok(i) => pick(i),
+                    Err(c) => b.iconst(c),
+                };
+                b.binary(op, w, pick(x), rhs)
+            }
             RandomInst::Unary(op, w, x) => b.unary(op, w, pick(x)),
             RandomInst::Endian(o, bits, x) => b.endian(o, bits, pick(x)),
         };
