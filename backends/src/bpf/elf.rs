@@ -1,0 +1,276 @@
+//! Writes a module's compiled programs as a BPF ELF object, laid out the way clang lays one
+//! out, so that nicc's frontend, the kernel samples' loader conventions and libbpf-style
+//! loaders all find what they expect:
+//!
+//! - one executable section per program, named as the program's kind (which the lifter takes
+//!   from the original section name), holding the entry function under a global `STT_FUNC`;
+//! - `.text` with every function the programs call, each under a local `STT_FUNC`, reached by
+//!   `call` instructions carrying `R_BPF_64_32` relocations against the callee's symbol (and
+//!   `lddw` of a function address carrying `R_BPF_64_64`);
+//! - a legacy `maps` section of 20-byte `struct bpf_map_def` records (type, key size, value
+//!   size, max entries, flags) with one symbol per map, and `R_BPF_64_64` on every `lddw` that
+//!   loads a map;
+//! - one `.data`/`.rodata`/`.bss` section per global-data map, with its initial contents, and
+//!   `R_BPF_64_64` against the section symbol on every `lddw` into it, the offset in the
+//!   instruction's immediate (BPF objects use REL relocations, whose addend is implicit);
+//! - `license` and, when known, `version`.
+//!
+//! BTF is not written: maps defined with BTF in the original become legacy maps, which the
+//! kernel and nicc load the same way for every map type the corpus uses.
+
+use super::branches::Reloc;
+use super::compile_reachable;
+use frontend::insn::{encode_all, to_bytes, Imm64, Insn, SLOT};
+use frontend::Diagnostic;
+use ir::{FuncRef, MapRef, Module};
+use object::write::{Object, Relocation, SectionId, Symbol, SymbolId, SymbolSection};
+use object::{
+    elf, Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind, SymbolFlags,
+    SymbolKind, SymbolScope,
+};
+use std::collections::HashMap;
+
+/// What an object carries besides code and maps, which the IR does not record.
+#[derive(Clone, Debug)]
+pub struct ObjectOptions {
+    /// The `license` section; GPL-only helpers need a GPL-compatible license.
+    pub license: String,
+    /// The `version` section (only old kprobe loaders read it).
+    pub kernel_version: Option<u32>,
+}
+
+impl Default for ObjectOptions {
+    fn default() -> ObjectOptions {
+        ObjectOptions {
+            license: "GPL".to_string(),
+            kernel_version: None,
+        }
+    }
+}
+
+/// The size of one legacy `struct bpf_map_def` record.
+const MAP_DEF_SIZE: usize = 20;
+
+/// True for names the frontend (like libbpf) takes for global data sections.
+fn is_global_data_name(name: &str) -> bool {
+    [".data", ".rodata", ".bss"].iter().any(|p| {
+        name == *p
+            || name
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+/// Writes the object with the default options.
+pub fn write_object(module: &Module, name: &str) -> Result<Vec<u8>, Diagnostic> {
+    write_object_with(module, name, &ObjectOptions::default())
+}
+
+/// Writes every program of `module`, with everything it calls and every map, as an object.
+pub fn write_object_with(
+    module: &Module,
+    name: &str,
+    options: &ObjectOptions,
+) -> Result<Vec<u8>, Diagnostic> {
+    let err = |m: String| Diagnostic::new(m).object(name.to_string());
+    let mut obj = Object::new(BinaryFormat::Elf, Architecture::Bpf, Endianness::Little);
+
+    // Compile everything first, so that a failure leaves nothing half written.
+    let mut programs = Vec::new();
+    let mut subprograms: Vec<FuncRef> = Vec::new();
+    let mut codes = HashMap::new();
+    for entry in &module.programs {
+        let (c, order) = compile_reachable(module, entry.func)?;
+        for f in order.iter().skip(1) {
+            if !subprograms.contains(f) {
+                subprograms.push(*f);
+            }
+        }
+        codes.extend(c);
+        programs.push(entry);
+    }
+
+    // Maps: legacy records for real maps, sections for global data.
+    let mut map_symbols: HashMap<MapRef, SymbolId> = HashMap::new();
+    let mut data_symbols: HashMap<MapRef, SymbolId> = HashMap::new();
+    let plain: Vec<MapRef> = module
+        .maps
+        .iter()
+        .filter(|(_, m)| m.data.is_none())
+        .map(|(r, _)| r)
+        .collect();
+    if !plain.is_empty() {
+        let section = obj.add_section(Vec::new(), b"maps".to_vec(), SectionKind::Data);
+        let mut bytes = Vec::new();
+        for &r in &plain {
+            let m = &module.maps[r];
+            let offset = bytes.len() as u64;
+            for field in [m.map_type, m.key_size, m.value_size, m.max_entries, m.flags] {
+                bytes.extend_from_slice(&field.to_le_bytes());
+            }
+            let sym = obj.add_symbol(Symbol {
+                name: m.name.as_bytes().to_vec(),
+                value: offset,
+                size: MAP_DEF_SIZE as u64,
+                kind: SymbolKind::Data,
+                scope: SymbolScope::Linkage,
+                weak: false,
+                section: SymbolSection::Section(section),
+                flags: SymbolFlags::None,
+            });
+            map_symbols.insert(r, sym);
+        }
+        obj.append_section_data(section, &bytes, 4);
+    }
+    for (r, m) in module.maps.iter() {
+        let Some(data) = &m.data else { continue };
+        let section_name = if is_global_data_name(&m.name) {
+            m.name.clone()
+        } else {
+            format!(".data.{}", m.name)
+        };
+        let size = data.len().max(m.value_size as usize);
+        let section = if section_name.starts_with(".bss") && data.iter().all(|&b| b == 0) {
+            let s = obj.add_section(
+                Vec::new(),
+                section_name.into_bytes(),
+                SectionKind::UninitializedData,
+            );
+            obj.append_section_bss(s, size as u64, 8);
+            s
+        } else {
+            let kind = if section_name.starts_with(".rodata") {
+                SectionKind::ReadOnlyData
+            } else {
+                SectionKind::Data
+            };
+            let s = obj.add_section(Vec::new(), section_name.into_bytes(), kind);
+            let mut bytes = data.clone();
+            bytes.resize(size, 0);
+            obj.append_section_data(s, &bytes, 8);
+            s
+        };
+        data_symbols.insert(r, obj.section_symbol(section));
+    }
+
+    // Code: program sections, then `.text` for the subprograms.
+    let mut func_symbols: HashMap<FuncRef, SymbolId> = HashMap::new();
+    let mut placed: Vec<(SectionId, u64, FuncRef)> = Vec::new();
+    let mut sections: HashMap<String, SectionId> = HashMap::new();
+    for entry in &programs {
+        let section_name = if entry.kind.is_empty() || entry.kind == ".text" {
+            "prog".to_string()
+        } else {
+            entry.kind.clone()
+        };
+        let section = *sections.entry(section_name.clone()).or_insert_with(|| {
+            obj.add_section(Vec::new(), section_name.into_bytes(), SectionKind::Text)
+        });
+        let offset = place(&mut obj, section, &codes[&entry.func].insns);
+        let sym = add_func_symbol(&mut obj, module, entry.func, section, offset, &codes, true);
+        func_symbols.insert(entry.func, sym);
+        placed.push((section, offset, entry.func));
+    }
+    if !subprograms.is_empty() {
+        let text = obj.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
+        for &f in &subprograms {
+            let offset = place(&mut obj, text, &codes[&f].insns);
+            if !func_symbols.contains_key(&f) {
+                let sym = add_func_symbol(&mut obj, module, f, text, offset, &codes, false);
+                func_symbols.insert(f, sym);
+            }
+            placed.push((text, offset, f));
+        }
+    }
+
+    // Relocations, now that every symbol exists.
+    for (section, offset, f) in placed {
+        for &(slot, reloc) in &codes[&f].relocs {
+            let (symbol, r_type) = match reloc {
+                Reloc::Map(m) => (map_symbols.get(&m).copied(), elf::R_BPF_64_64),
+                Reloc::MapValue(m, _) => (data_symbols.get(&m).copied(), elf::R_BPF_64_64),
+                Reloc::Call(t) => (func_symbols.get(&t).copied(), elf::R_BPF_64_32),
+                Reloc::Func(t) => (func_symbols.get(&t).copied(), elf::R_BPF_64_64),
+            };
+            let Some(symbol) = symbol else {
+                return Err(err(format!(
+                    "function `{}` refers to {reloc:?}, which has no symbol (a map with initial data must be global data, and a plain map must not have data)",
+                    module.functions[f].name
+                )));
+            };
+            obj.add_relocation(
+                section,
+                Relocation {
+                    offset: offset + (slot * SLOT) as u64,
+                    symbol,
+                    addend: 0,
+                    flags: RelocationFlags::Elf { r_type },
+                },
+            )
+            .map_err(|e| err(format!("cannot add a relocation: {e}")))?;
+        }
+    }
+
+    let mut license = options.license.clone().into_bytes();
+    license.push(0);
+    let s = obj.add_section(Vec::new(), b"license".to_vec(), SectionKind::Data);
+    obj.append_section_data(s, &license, 1);
+    if let Some(v) = options.kernel_version {
+        let s = obj.add_section(Vec::new(), b"version".to_vec(), SectionKind::Data);
+        obj.append_section_data(s, &v.to_le_bytes(), 4);
+    }
+    obj.write()
+        .map_err(|e| err(format!("cannot write the ELF object: {e}")))
+}
+
+/// Appends a function's code to a section in its relocatable form: relocated `lddw`s carry
+/// only their offset (clang's form), relocated calls `-1`.
+fn place(obj: &mut Object, section: SectionId, insns: &[Insn]) -> u64 {
+    let unrelocated: Vec<Insn> = insns
+        .iter()
+        .map(|i| match *i {
+            Insn::Imm64 {
+                dst,
+                imm: Imm64::MapIdx(_) | Imm64::Func(_),
+            } => Insn::Imm64 {
+                dst,
+                imm: Imm64::Value(0),
+            },
+            Insn::Imm64 {
+                dst,
+                imm: Imm64::MapIdxValue { offset, .. },
+            } => Insn::Imm64 {
+                dst,
+                imm: Imm64::Value(offset as u64),
+            },
+            other => other,
+        })
+        .collect();
+    let bytes = to_bytes(&encode_all(&unrelocated));
+    obj.append_section_data(section, &bytes, SLOT as u64)
+}
+
+fn add_func_symbol(
+    obj: &mut Object,
+    module: &Module,
+    f: FuncRef,
+    section: SectionId,
+    offset: u64,
+    codes: &HashMap<FuncRef, super::branches::FunctionCode>,
+    global: bool,
+) -> SymbolId {
+    obj.add_symbol(Symbol {
+        name: module.functions[f].name.as_bytes().to_vec(),
+        value: offset,
+        size: (codes[&f].insns.len() * SLOT) as u64,
+        kind: SymbolKind::Text,
+        scope: if global {
+            SymbolScope::Linkage
+        } else {
+            SymbolScope::Compilation
+        },
+        weak: false,
+        section: SymbolSection::Section(section),
+        flags: SymbolFlags::None,
+    })
+}

@@ -1,0 +1,143 @@
+//! The BPF backend: optimized IR back to BPF bytecode, in an ELF object that nicc's frontend
+//! and the Linux kernel both load.
+//!
+//! The pipeline for one function is: [`layout`] fixes the block order and numbers the
+//! instructions; [`regalloc`] gives every SSA value a register of `r1`-`r9`, a spill slot or
+//! rematerialization; [`isel`] turns IR instructions into BPF instructions with labels;
+//! [`branches`] resolves labels into jump offsets and drops jumps to the next instruction.
+//! [`elf`] then writes the functions of a module, with their map, global-data and call
+//! relocations, as an object like the ones clang builds.
+//!
+//! The code keeps the shapes the kernel verifier tracks: pointers are only moved with 64-bit
+//! moves and spilled with 64-bit stores to 8-byte aligned slots, bounds checks and NULL checks
+//! compare the same registers the IR compares, and instructions are never reordered.
+
+pub mod branches;
+pub mod elf;
+pub mod isel;
+pub mod layout;
+pub mod regalloc;
+
+use branches::{FunctionCode, Reloc};
+use frontend::insn::{CallTarget, Imm64, Insn};
+use frontend::Diagnostic;
+use ir::{FuncRef, Inst, Module};
+use std::collections::HashMap;
+
+/// Compiles one function to its code and relocations, unlinked.
+pub fn compile_function(module: &Module, fref: FuncRef) -> Result<FunctionCode, Diagnostic> {
+    let Some(func) = module.functions.get(fref) else {
+        return Err(Diagnostic::new(format!(
+            "cannot emit BPF for {fref}: the module has no such function"
+        )));
+    };
+    let order = layout::LinearOrder::new(func);
+    if order.blocks.is_empty() {
+        return Err(diagnostic(module, fref, None, "the function has no blocks"));
+    }
+    let alloc = regalloc::allocate(func, &order)
+        .map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
+    let code = isel::select(func, &order, &alloc)
+        .map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
+    branches::resolve(code).map_err(|e| diagnostic(module, fref, None, &e.message))
+}
+
+/// The code of one program: its function followed by every function it calls, linked the way
+/// `frontend::elf` links a program, so that instruction counts compare with the original's.
+/// Map references are `lddw` with `BPF_PSEUDO_MAP_IDX` (-`_VALUE`) and the map's index in
+/// `module.maps`; calls and function addresses are relative.
+pub fn emit_program(module: &Module, func: FuncRef) -> Result<Vec<Insn>, Diagnostic> {
+    let (codes, order) = compile_reachable(module, func)?;
+    let mut start = HashMap::new();
+    let mut total = 0usize;
+    for f in &order {
+        start.insert(*f, total);
+        total += codes[f].insns.len();
+    }
+    let mut out = Vec::with_capacity(total);
+    for f in &order {
+        let base = start[f];
+        let code = &codes[f];
+        let mut insns = code.insns.clone();
+        for &(slot, reloc) in &code.relocs {
+            let rel = |target: FuncRef| start[&target] as i64 - (base + slot) as i64 - 1;
+            match reloc {
+                Reloc::Call(t) => insns[slot] = Insn::Call(CallTarget::Local(rel(t) as i32)),
+                Reloc::Func(t) => {
+                    if let Insn::Imm64 { dst, .. } = insns[slot] {
+                        insns[slot] = Insn::Imm64 {
+                            dst,
+                            imm: Imm64::Func(rel(t) as i32),
+                        };
+                    }
+                }
+                Reloc::Map(_) | Reloc::MapValue(..) => {}
+            }
+        }
+        out.extend(insns);
+    }
+    Ok(out)
+}
+
+/// Compiles `entry` and every function it reaches through calls and function addresses; the
+/// order lists `entry` first, then callees in the order they are first referenced.
+pub(crate) fn compile_reachable(
+    module: &Module,
+    entry: FuncRef,
+) -> Result<(HashMap<FuncRef, FunctionCode>, Vec<FuncRef>), Diagnostic> {
+    let mut codes = HashMap::new();
+    let mut order = vec![entry];
+    let mut k = 0;
+    while k < order.len() {
+        let f = order[k];
+        let code = compile_function(module, f)?;
+        for (_, reloc) in &code.relocs {
+            if let Reloc::Call(t) | Reloc::Func(t) = reloc {
+                if !order.contains(t) {
+                    order.push(*t);
+                }
+            }
+        }
+        codes.insert(f, code);
+        k += 1;
+    }
+    Ok((codes, order))
+}
+
+/// Writes every program of `module` into a BPF ELF object named `name` (see [`elf`]).
+pub fn emit_object(module: &Module, name: &str) -> Result<Vec<u8>, Diagnostic> {
+    elf::write_object(module, name)
+}
+
+/// A diagnostic naming the function, the IR instruction's source location and line.
+fn diagnostic(module: &Module, fref: FuncRef, inst: Option<Inst>, message: &str) -> Diagnostic {
+    let func = module.functions.get(fref);
+    let name = func.map_or_else(|| fref.to_string(), |f| f.name.clone());
+    let loc = match (func, inst) {
+        (Some(f), Some(i)) if f.dfg.inst_is_valid(i) => f.srclocs[i],
+        _ => ir::SrcLoc::NONE,
+    };
+    let at = match inst {
+        Some(i) if !loc.is_none() => format!(" at {i} (BPF instruction {})", loc.insn),
+        Some(i) => format!(" at {i}"),
+        None => String::new(),
+    };
+    let mut d = Diagnostic::new(format!(
+        "cannot emit BPF for function `{name}`{at}: {message}"
+    ))
+    .program(name)
+    .help("simplify the function (fewer live values, smaller stack buffers) or split it into subprograms");
+    if !loc.is_none() {
+        d = d.insn(loc.insn as usize);
+        if let Some(line) = module.line(loc) {
+            d = d.line(Some(frontend::object::LineInfo {
+                insn: loc.insn as usize,
+                file: line.file.clone(),
+                line: line.line,
+                column: line.column,
+                source: line.text.clone(),
+            }));
+        }
+    }
+    d
+}
