@@ -2,3 +2,5 @@
 //! Verilog) out. Backends never execute anything; execution lives in `sim`.
 
 pub mod bpf;
+
+pub mod native;

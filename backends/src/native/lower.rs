@@ -1,0 +1,1272 @@
+//! Lowering: nicc IR to Cranelift IR, one IR function to one Cranelift function, into any
+//! `cranelift_module::Module` (the JIT module of `sim`, or the object module of
+//! [`super::object`]).
+//!
+//! The IR is already SSA with block parameters, so the translation is direct: each IR block
+//! becomes a Cranelift block with the same parameters, each IR value one Cranelift value.
+//! Blocks are lowered in reverse postorder so that every definition is lowered before its uses
+//! (the IR's layout order need not be a dominance order); unreachable blocks are left out.
+//!
+//! Arithmetic follows `ir::semantics` exactly, with Cranelift's native operations where they
+//! agree with BPF and explicit selects where they do not: division by zero gives 0, modulo by
+//! zero leaves the dividend, signed division of the minimum by -1 wraps (Cranelift would
+//! trap), 32-bit operations work on the low halves and zero-extend. Shift counts need nothing:
+//! Cranelift masks them to the operand width as BPF does.
+//!
+//! # Memory accesses
+//!
+//! See [`super::abi`] for pointer values and biases. Every load, store and atomic is lowered
+//! by [`FnLower::access`] to one of three shapes:
+//!
+//! - **unchecked**: `host = addr + bias` and a plain access, where the access is proven to be
+//!   in bounds: a stack access whose base is a `stack_addr` of its slot and a global-data
+//!   access whose base is a `map_value_addr` of its map (the IR verifier guarantees both stay
+//!   inside; invariants 9 and 13), and every packet or stack access that the caller lists in
+//!   [`LowerOptions::proven_safe`] (the hook for the range analysis of `passes`);
+//! - **inline check**: for the packet (`pkt_meta <= addr`, `addr + size <= pkt_end`), the
+//!   current stack frame and the fields of the context, whose bounds are in the context block,
+//!   a compare and a branch to the unchecked access, falling back to the runtime;
+//! - **runtime**: a call of `nicc_load`, `nicc_store` or `nicc_atomic`, which checks the access
+//!   as the interpreter does and faults with the interpreter's message.
+//!
+//! A failing inline check never faults by itself: it takes the runtime path, so an access the
+//! lifter gave the wrong region, or one into another frame, still does what the interpreter
+//! does. Atomics take the inline path only when the host address is aligned.
+
+use super::abi::{self, offsets, AtomicCode, FRAME_SIZE};
+use cranelift_codegen::ir::{
+    self as cl, condcodes::IntCC, types, AbiParam, AtomicRmwOp, BlockArg, InstBuilder,
+    MemFlagsData, Signature,
+};
+use cranelift_frontend::{FunctionBuilder as ClBuilder, FunctionBuilderContext};
+use cranelift_module::{FuncId, Linkage, Module};
+use frontend::Diagnostic;
+use ir::instructions::InstructionData as I;
+use ir::semantics::{ByteOrder, JmpCond, Width};
+use ir::{BinaryOp, Block, FuncRef, Function, Inst, MapRef, MemSize, Region, UnaryOp, Value};
+use std::collections::{HashMap, HashSet};
+
+/// How helper calls are linked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelperLinkage {
+    /// One dispatcher, `nicc_helper(ctx, id, r1..r5)` (the JIT engine).
+    Dispatcher,
+    /// One undefined symbol per helper, `nicc_helper_<name>(ctx, r1..r5)` (objects).
+    PerHelper,
+}
+
+/// What the lowering may assume and how it links.
+#[derive(Clone, Debug)]
+pub struct LowerOptions {
+    pub helpers: HelperLinkage,
+    /// Packet and stack accesses proven in bounds by range analysis, by function and
+    /// instruction: they are lowered without a check.
+    pub proven_safe: HashSet<(FuncRef, Inst)>,
+}
+
+impl Default for LowerOptions {
+    fn default() -> Self {
+        LowerOptions {
+            helpers: HelperLinkage::Dispatcher,
+            proven_safe: HashSet::new(),
+        }
+    }
+}
+
+/// A map type whose single value global data lives in (`BPF_MAP_TYPE_ARRAY`,
+/// `BPF_MAP_TYPE_PERCPU_ARRAY`): `map_value_addr` of these reads the inline table.
+fn is_direct_value_map(map_type: u32) -> bool {
+    map_type == 2 || map_type == 6
+}
+
+/// `BPF_F_RDONLY_PROG`: the program may not write the map.
+const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+
+/// What the lowering declared in the module.
+#[derive(Clone, Debug)]
+pub struct Lowered {
+    /// The native function of every IR function, indexed like `Module::functions`.
+    pub functions: Vec<FuncId>,
+    /// The linkage name of every IR function.
+    pub names: Vec<String>,
+    /// The imported symbols the code calls, sorted.
+    pub imports: Vec<String>,
+    /// How many accesses got each shape: (unchecked, inline check, runtime).
+    pub access_counts: (usize, usize, usize),
+    /// The Cranelift IR of every function, as text, before Cranelift's own optimizations.
+    pub clif: Vec<String>,
+}
+
+/// The native symbol of a function: `nicc_prog_<name>` for program entries, `nicc_fn_<name>`
+/// for subprograms, with every character C does not allow in a name replaced by `_`.
+pub fn symbol_name(module: &ir::Module, f: FuncRef) -> String {
+    let is_entry = module.programs.iter().any(|p| p.func == f);
+    let name = &module.functions[f].name;
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if is_entry {
+        format!("nicc_prog_{clean}")
+    } else {
+        format!(
+            "nicc_fn_{clean}_{}",
+            cranelift_codegen::entity::EntityRef::index(f)
+        )
+    }
+}
+
+fn module_error(e: impl std::fmt::Display, what: &str) -> Diagnostic {
+    Diagnostic::new(format!("native code generation failed ({what}): {e}"))
+}
+
+/// The signature of a native function with `n` BPF parameters.
+fn function_signature<M: Module>(m: &M, n: usize) -> Signature {
+    let mut sig = m.make_signature();
+    sig.params.push(AbiParam::new(types::I64));
+    for _ in 0..n {
+        sig.params.push(AbiParam::new(types::I64));
+    }
+    sig.returns.push(AbiParam::new(types::I64));
+    sig
+}
+
+/// Stack slot offsets within the 512-byte frame, from the top down in slot order: each
+/// aligned to 8 bytes when they all fit that way (as clang lays out the BPF stack), packed
+/// otherwise. The first slot thus ends at the top, so the lifter's frame slot, addressed at its
+/// end as r10, has the interpreter's r10 value; `sim::ir_exec` lays slots out the same way.
+fn slot_offsets(func: &Function) -> Result<Vec<u32>, Diagnostic> {
+    for align in [8u32, 1] {
+        let mut top = FRAME_SIZE;
+        let mut out = Vec::new();
+        let mut fits = true;
+        for (_, data) in func.stack_slots.iter() {
+            match top.checked_sub(data.size) {
+                Some(start) => {
+                    let start = start - start % align;
+                    out.push(start);
+                    top = start;
+                }
+                None => {
+                    fits = false;
+                    break;
+                }
+            }
+        }
+        if fits {
+            return Ok(out);
+        }
+    }
+    let total: u64 = func.stack_slots.values().map(|s| s.size as u64).sum();
+    Err(Diagnostic::new(format!(
+        "the stack slots of `{}` take {total} bytes, more than the {FRAME_SIZE}-byte BPF frame",
+        func.name
+    ))
+    .program(func.name.clone()))
+}
+
+/// Declares and defines every function of `module` in `m`.
+pub fn lower_module<M: Module>(
+    m: &mut M,
+    module: &ir::Module,
+    options: &LowerOptions,
+) -> Result<Lowered, Diagnostic> {
+    if let Err(e) = ir::verifier::verify_module(module) {
+        return Err(Diagnostic::new(format!(
+            "the IR given to the native backend does not verify: {}",
+            e.to_string().trim_end()
+        )));
+    }
+    let mut functions = Vec::new();
+    let mut names = Vec::new();
+    for (f, func) in module.functions.iter() {
+        let name = symbol_name(module, f);
+        let is_entry = module.programs.iter().any(|p| p.func == f);
+        let sig = function_signature(m, func.params.len());
+        let linkage = if is_entry {
+            Linkage::Export
+        } else {
+            Linkage::Local
+        };
+        let id = m
+            .declare_function(&name, linkage, &sig)
+            .map_err(|e| module_error(e, &name))?;
+        functions.push(id);
+        names.push(name);
+    }
+    let mut imports = HashMap::new();
+    let mut counts = (0, 0, 0);
+    let mut clif = Vec::new();
+    let mut ctx = m.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    for (f, func) in module.functions.iter() {
+        let idx = cranelift_codegen::entity::EntityRef::index(f);
+        ctx.func.signature = function_signature(m, func.params.len());
+        ctx.func.name = cl::UserFuncName::user(0, functions[idx].as_u32());
+        let slots = slot_offsets(func)?;
+        {
+            let b = ClBuilder::new(&mut ctx.func, &mut fctx);
+            let mut l = FnLower {
+                m,
+                module,
+                options,
+                fref: f,
+                func,
+                b,
+                functions: &functions,
+                imports: &mut imports,
+                refs: HashMap::new(),
+                values: HashMap::new(),
+                blocks: HashMap::new(),
+                ctxp: None,
+                frame: None,
+                fault_block: None,
+                slots,
+                rpo_index: HashMap::new(),
+                current: None,
+                pending_edges: Vec::new(),
+                counts: &mut counts,
+            };
+            l.lower()?;
+            let config = l.m.target_config();
+            l.b.finalize(config);
+        }
+        clif.push(ctx.func.display().to_string());
+        m.define_function(functions[idx], &mut ctx).map_err(|e| {
+            let detail = match &e {
+                cranelift_module::ModuleError::Compilation(c) => format!("{c:?}"),
+                other => other.to_string(),
+            };
+            Diagnostic::new(format!(
+                "Cranelift rejected function `{}`: {detail}",
+                func.name
+            ))
+            .program(func.name.clone())
+        })?;
+        m.clear_context(&mut ctx);
+    }
+    let mut imports: Vec<String> = imports.into_keys().collect();
+    imports.sort();
+    Ok(Lowered {
+        functions,
+        names,
+        imports,
+        access_counts: counts,
+        clif,
+    })
+}
+
+/// The kind of memory operation being lowered.
+#[derive(Clone, Copy)]
+enum Op {
+    Load {
+        signed: bool,
+    },
+    Store {
+        value: cl::Value,
+    },
+    Atomic {
+        code: AtomicCode,
+        value: cl::Value,
+        expected: cl::Value,
+    },
+}
+
+/// Lowers one function.
+struct FnLower<'a, 'b, M: Module> {
+    m: &'a mut M,
+    module: &'a ir::Module,
+    options: &'a LowerOptions,
+    fref: FuncRef,
+    func: &'a Function,
+    b: ClBuilder<'b>,
+    functions: &'a [FuncId],
+    /// Imported callbacks, by symbol, shared by every function.
+    imports: &'a mut HashMap<String, FuncId>,
+    /// Callbacks and functions already referenced from this function.
+    refs: HashMap<String, cl::FuncRef>,
+    values: HashMap<Value, cl::Value>,
+    blocks: HashMap<Block, cl::Block>,
+    ctxp: Option<cl::Value>,
+    /// The value of byte 0 of this function's frame, and its bias.
+    frame: Option<(cl::Value, cl::Value)>,
+    fault_block: Option<cl::Block>,
+    slots: Vec<u32>,
+    /// Position of each reachable block in reverse postorder, and the block being lowered.
+    rpo_index: HashMap<Block, usize>,
+    current: Option<Block>,
+    /// Back-edge blocks still to fill: (edge block, target, arguments, BPF instruction).
+    pending_edges: Vec<(cl::Block, cl::Block, Vec<BlockArg>, u32)>,
+    counts: &'a mut (usize, usize, usize),
+}
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+impl<M: Module> FnLower<'_, '_, M> {
+    fn err(&self, inst: Inst, msg: impl Into<String>) -> Diagnostic {
+        let loc = self.func.srclocs[inst];
+        let mut d = Diagnostic::new(msg).program(self.func.name.clone());
+        if !loc.is_none() {
+            d = d
+                .insn(loc.insn as usize)
+                .line(self.module.line(loc).map(|l| frontend::object::LineInfo {
+                    insn: loc.insn as usize,
+                    file: l.file.clone(),
+                    line: l.line,
+                    column: l.column,
+                    source: l.text.clone(),
+                }));
+        }
+        d
+    }
+
+    fn ctxp(&self) -> cl::Value {
+        self.ctxp
+            .expect("the context parameter is set before any instruction")
+    }
+
+    fn val(&self, inst: Inst, v: Value) -> Result<cl::Value, Diagnostic> {
+        self.values
+            .get(&v)
+            .copied()
+            .ok_or_else(|| self.err(inst, format!("{v} is used before it is lowered")))
+    }
+
+    fn def(&mut self, inst: Inst, v: cl::Value) {
+        if let Some(r) = self.func.dfg.inst_result(inst) {
+            self.values.insert(r, v);
+        }
+    }
+
+    /// Reverse postorder of the reachable blocks.
+    fn rpo(&self) -> Vec<Block> {
+        let Some(entry) = self.func.entry_block() else {
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        let mut post = Vec::new();
+        let mut stack = vec![(entry, 0usize)];
+        seen.insert(entry);
+        while let Some((blk, i)) = stack.pop() {
+            let succs = self.func.successors(blk);
+            if i < succs.len() {
+                stack.push((blk, i + 1));
+                let s = succs[i];
+                if seen.insert(s) {
+                    stack.push((s, 0));
+                }
+            } else {
+                post.push(blk);
+            }
+        }
+        post.reverse();
+        post
+    }
+
+    fn lower(&mut self) -> Result<(), Diagnostic> {
+        let order = self.rpo();
+        let Some(&entry) = order.first() else {
+            return Err(
+                Diagnostic::new(format!("function `{}` has no blocks", self.func.name))
+                    .program(self.func.name.clone()),
+            );
+        };
+        for &blk in &order {
+            let cb = self.b.create_block();
+            self.blocks.insert(blk, cb);
+            if blk != entry {
+                for &p in self.func.dfg.block_params(blk) {
+                    let cp = self.b.append_block_param(cb, types::I64);
+                    self.values.insert(p, cp);
+                }
+            }
+        }
+        let centry = self.blocks[&entry];
+        self.b.append_block_params_for_function_params(centry);
+        self.b.switch_to_block(centry);
+        let params = self.b.block_params(centry).to_vec();
+        self.ctxp = Some(params[0]);
+        for (p, cp) in self.func.dfg.block_params(entry).iter().zip(&params[1..]) {
+            self.values.insert(*p, *cp);
+        }
+        if self.uses_frame() {
+            self.load_frame();
+        }
+        self.rpo_index = order.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        for &blk in &order {
+            let cb = self.blocks[&blk];
+            if blk != entry {
+                self.b.switch_to_block(cb);
+            }
+            self.current = Some(blk);
+            for inst in self.func.layout.block_insts(blk) {
+                self.inst(inst)?;
+            }
+        }
+        for (edge, target, args, insn) in std::mem::take(&mut self.pending_edges) {
+            self.fill_back_edge(edge, target, &args, insn);
+        }
+        if let Some(fb) = self.fault_block {
+            self.b.switch_to_block(fb);
+            let zero = self.b.ins().iconst(types::I64, 0);
+            self.b.ins().return_(&[zero]);
+        }
+        self.b.seal_all_blocks();
+        Ok(())
+    }
+
+    fn uses_frame(&self) -> bool {
+        self.func.insts().any(|i| {
+            let d = self.func.dfg.inst(i);
+            matches!(d, I::StackAddr { .. })
+                || matches!(d.memory_access(), Some((Region::Stack(_), _)))
+                || self.options.proven_safe.contains(&(self.fref, i))
+        })
+    }
+
+    /// Loads this function's frame (`ctx->frames[ctx->depth - 1]`) in the entry block.
+    fn load_frame(&mut self) {
+        let ctxp = self.ctxp();
+        let depth = self.b.ins().load(types::I64, flags(), ctxp, offsets::DEPTH);
+        let idx = self.b.ins().iadd_imm_s(depth, -1);
+        let scaled = self.b.ins().ishl_imm_s(idx, 4);
+        let desc = self.b.ins().iadd(ctxp, scaled);
+        let value = self
+            .b
+            .ins()
+            .load(types::I64, flags(), desc, offsets::FRAMES);
+        let bias = self
+            .b
+            .ins()
+            .load(types::I64, flags(), desc, offsets::FRAMES + 8);
+        self.frame = Some((value, bias));
+    }
+
+    fn frame(&mut self) -> (cl::Value, cl::Value) {
+        match self.frame {
+            Some(f) => f,
+            None => {
+                // Every function that addresses its frame loads it in its entry block; this is
+                // only reached for a function that never does, and then any frame works.
+                let zero = self.b.ins().iconst(types::I64, 0);
+                (zero, zero)
+            }
+        }
+    }
+
+    /// A reference to an imported callback (declared once per module).
+    fn callback(&mut self, name: &str, nargs: usize) -> Result<cl::FuncRef, Diagnostic> {
+        if let Some(r) = self.refs.get(name) {
+            return Ok(*r);
+        }
+        let id = match self.imports.get(name) {
+            Some(id) => *id,
+            None => {
+                let mut sig = self.m.make_signature();
+                for _ in 0..nargs {
+                    sig.params.push(AbiParam::new(types::I64));
+                }
+                sig.returns.push(AbiParam::new(types::I64));
+                let id = self
+                    .m
+                    .declare_function(name, Linkage::Import, &sig)
+                    .map_err(|e| module_error(e, name))?;
+                self.imports.insert(name.to_string(), id);
+                id
+            }
+        };
+        let r = self.m.declare_func_in_func(id, self.b.func);
+        self.refs.insert(name.to_string(), r);
+        Ok(r)
+    }
+
+    /// The block that returns 0 after a fault; it is filled at the end of the function.
+    fn fault_block(&mut self) -> cl::Block {
+        if let Some(b) = self.fault_block {
+            return b;
+        }
+        let fb = self.b.create_block();
+        self.b.set_cold_block(fb);
+        self.fault_block = Some(fb);
+        fb
+    }
+
+    /// Records the instruction index for a callback, calls it, and leaves through the fault
+    /// block if it faulted. Returns the callback's result.
+    fn call_checked(&mut self, inst: Inst, callee: cl::FuncRef, args: &[cl::Value]) -> cl::Value {
+        let ctxp = self.ctxp();
+        let loc = self.func.srclocs[inst];
+        let insn = self.b.ins().iconst(types::I64, loc.insn as i64);
+        self.b.ins().store(flags(), insn, ctxp, offsets::INSN);
+        let call = self.b.ins().call(callee, args);
+        let r = self.b.inst_results(call)[0];
+        self.check_fault();
+        r
+    }
+
+    fn check_fault(&mut self) {
+        let ctxp = self.ctxp();
+        let fault = self.b.ins().load(types::I64, flags(), ctxp, offsets::FAULT);
+        let fb = self.fault_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(fault, fb, &[], cont, &[]);
+        self.b.switch_to_block(cont);
+    }
+
+    fn inst(&mut self, inst: Inst) -> Result<(), Diagnostic> {
+        let data = self.func.dfg.inst(inst).clone();
+        match data {
+            I::Iconst { imm } => {
+                let v = self.b.ins().iconst(types::I64, imm);
+                self.def(inst, v);
+            }
+            I::Binary { op, width, args } => {
+                let a = self.val(inst, args[0])?;
+                let c = self.val(inst, args[1])?;
+                let v = self.binary(op, width, a, c);
+                self.def(inst, v);
+            }
+            I::Unary { op, width, arg } => {
+                let a = self.val(inst, arg)?;
+                let v = self.unary(op, width, a);
+                self.def(inst, v);
+            }
+            I::Endian { order, bits, arg } => {
+                let a = self.val(inst, arg)?;
+                let v = self.endian(order, bits, a);
+                self.def(inst, v);
+            }
+            I::Load {
+                region,
+                size,
+                signed,
+                base,
+                offset,
+            } => {
+                let base = self.val(inst, base)?;
+                let v = self.access(inst, region, size, base, offset, Op::Load { signed })?;
+                self.def(inst, v);
+            }
+            I::Store {
+                region,
+                size,
+                base,
+                offset,
+                value,
+            } => {
+                let base = self.val(inst, base)?;
+                let value = self.val(inst, value)?;
+                self.access(inst, region, size, base, offset, Op::Store { value })?;
+            }
+            I::Atomic {
+                region,
+                size,
+                op,
+                base,
+                offset,
+                value,
+                ..
+            } => {
+                let base = self.val(inst, base)?;
+                let value = self.val(inst, value)?;
+                let op = Op::Atomic {
+                    code: AtomicCode::of(op),
+                    value,
+                    expected: value,
+                };
+                let v = self.access(inst, region, size, base, offset, op)?;
+                self.def(inst, v);
+            }
+            I::CmpXchg {
+                region,
+                size,
+                base,
+                offset,
+                expected,
+                replacement,
+            } => {
+                let base = self.val(inst, base)?;
+                let expected = self.val(inst, expected)?;
+                let value = self.val(inst, replacement)?;
+                let op = Op::Atomic {
+                    code: AtomicCode::CmpXchg,
+                    value,
+                    expected,
+                };
+                let v = self.access(inst, region, size, base, offset, op)?;
+                self.def(inst, v);
+            }
+            I::StackAddr { slot, offset } => {
+                let (value, _) = self.frame();
+                let at = self.slots[cranelift_codegen::entity::EntityRef::index(slot)] as i64
+                    + offset as i64;
+                let v = self.b.ins().iadd_imm_s(value, at);
+                self.def(inst, v);
+            }
+            I::MapRef { map } => {
+                let v = self.table_load(offsets::MAP_HANDLES, map_index(map) * 8);
+                self.def(inst, v);
+            }
+            I::MapValueAddr { map, offset } => {
+                let v = if self.global_inline(map) && offset >= 0 && {
+                    let d = &self.module.maps[map];
+                    (offset as u32) < d.value_size
+                } {
+                    let base = self.table_load(offsets::GLOBALS, map_index(map) * 32);
+                    self.b.ins().iadd_imm_s(base, offset as i64)
+                } else {
+                    let cb = self.callback(abi::SYM_MAP_VALUE_ADDR, 3)?;
+                    let ctxp = self.ctxp();
+                    let mv = self.b.ins().iconst(types::I64, map_index(map) as i64);
+                    let ov = self.b.ins().iconst(types::I64, offset as i64);
+                    self.call_checked(inst, cb, &[ctxp, mv, ov])
+                };
+                self.def(inst, v);
+            }
+            I::FuncAddr { func } => {
+                let idx = cranelift_codegen::entity::EntityRef::index(func) as i32;
+                let v = self.table_load(offsets::FUNC_VALUES, idx * 8);
+                self.def(inst, v);
+            }
+            I::CallHelper { helper, args } => {
+                let mut vals = Vec::new();
+                for a in &args {
+                    vals.push(self.val(inst, *a)?);
+                }
+                while vals.len() < 5 {
+                    vals.push(self.b.ins().iconst(types::I64, 0));
+                }
+                let ctxp = self.ctxp();
+                let v = match self.options.helpers {
+                    HelperLinkage::Dispatcher => {
+                        let cb = self.callback(abi::SYM_HELPER, 7)?;
+                        let id = self.b.ins().iconst(types::I64, helper as i64);
+                        let mut all = vec![ctxp, id];
+                        all.extend(vals);
+                        self.call_checked(inst, cb, &all)
+                    }
+                    HelperLinkage::PerHelper => {
+                        let cb = self.callback(&abi::helper_symbol(helper), 6)?;
+                        let mut all = vec![ctxp];
+                        all.extend(vals);
+                        self.call_checked(inst, cb, &all)
+                    }
+                };
+                self.def(inst, v);
+            }
+            I::Call { func, args } => {
+                let mut vals = vec![self.ctxp()];
+                for a in &args {
+                    vals.push(self.val(inst, *a)?);
+                }
+                let enter = self.callback(abi::SYM_ENTER_CALL, 1)?;
+                let ctxp = self.ctxp();
+                self.call_checked(inst, enter, &[ctxp]);
+                let fid = self.functions[cranelift_codegen::entity::EntityRef::index(func)];
+                let name = format!("fn{}", fid.as_u32());
+                let callee = match self.refs.get(&name) {
+                    Some(r) => *r,
+                    None => {
+                        let r = self.m.declare_func_in_func(fid, self.b.func);
+                        self.refs.insert(name, r);
+                        r
+                    }
+                };
+                let call = self.b.ins().call(callee, &vals);
+                let r = self.b.inst_results(call)[0];
+                self.check_fault();
+                let depth = self.b.ins().load(types::I64, flags(), ctxp, offsets::DEPTH);
+                let depth = self.b.ins().iadd_imm_s(depth, -1);
+                self.b.ins().store(flags(), depth, ctxp, offsets::DEPTH);
+                self.def(inst, r);
+            }
+            I::TailCall { ctx, map, index } => {
+                let cv = self.val(inst, ctx)?;
+                let iv = self.val(inst, index)?;
+                let mv = self.table_load(offsets::MAP_HANDLES, map_index(map) * 8);
+                let cb = self.callback(abi::SYM_TAIL_CALL, 4)?;
+                let ctxp = self.ctxp();
+                let taken = self.call_checked(inst, cb, &[ctxp, cv, mv, iv]);
+                let done = self.b.create_block();
+                let cont = self.b.create_block();
+                self.b.ins().brif(taken, done, &[], cont, &[]);
+                self.b.switch_to_block(done);
+                let r = self
+                    .b
+                    .ins()
+                    .load(types::I64, flags(), ctxp, offsets::TAIL_RESULT);
+                self.b.ins().return_(&[r]);
+                self.b.switch_to_block(cont);
+            }
+            I::Jump { dest } => {
+                let (target, args) = self.edge(inst, &dest)?;
+                self.b.ins().jump(target, &args);
+            }
+            I::Brif {
+                cond,
+                width,
+                args,
+                dests,
+            } => {
+                let a = self.val(inst, args[0])?;
+                let c = self.val(inst, args[1])?;
+                let flag = self.compare(cond, width, a, c);
+                let (t, ta) = self.edge(inst, &dests[0])?;
+                let (e, ea) = self.edge(inst, &dests[1])?;
+                self.b.ins().brif(flag, t, &ta, e, &ea);
+            }
+            I::Return { value } => {
+                let v = self.val(inst, value)?;
+                self.b.ins().return_(&[v]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The Cranelift destination of a branch edge. A back-edge (to a block not after the
+    /// current one in reverse postorder) goes through a new block that takes one unit of loop
+    /// budget, or faults with [`abi::FAULT_BUDGET`] when none is left.
+    fn edge(
+        &mut self,
+        inst: Inst,
+        dest: &ir::BlockCall,
+    ) -> Result<(cl::Block, Vec<BlockArg>), Diagnostic> {
+        let target = self.block(inst, dest.block)?;
+        let args = self.block_args(inst, &dest.args)?;
+        let back = match (self.current, self.rpo_index.get(&dest.block)) {
+            (Some(cur), Some(&t)) => self.rpo_index.get(&cur).is_some_and(|&c| t <= c),
+            _ => false,
+        };
+        if !back {
+            return Ok((target, args));
+        }
+        // The edge block is filled at the end of the function, because the current block is
+        // not finished yet and Cranelift's builder fills one block at a time.
+        let edge = self.b.create_block();
+        let insn = self.func.srclocs[inst].insn;
+        self.pending_edges.push((edge, target, args, insn));
+        Ok((edge, Vec::new()))
+    }
+
+    fn fill_back_edge(&mut self, edge: cl::Block, target: cl::Block, args: &[BlockArg], insn: u32) {
+        let ctxp = self.ctxp();
+        let out = self.b.create_block();
+        let take = self.b.create_block();
+        self.b.set_cold_block(out);
+        self.b.switch_to_block(edge);
+        let budget = self
+            .b
+            .ins()
+            .load(types::I64, flags(), ctxp, offsets::BUDGET);
+        self.b.ins().brif(budget, take, &[], out, &[]);
+        self.b.switch_to_block(take);
+        let left = self.b.ins().iadd_imm_s(budget, -1);
+        self.b.ins().store(flags(), left, ctxp, offsets::BUDGET);
+        self.b.ins().jump(target, args);
+        self.b.switch_to_block(out);
+        let code = self.b.ins().iconst(types::I64, abi::FAULT_BUDGET as i64);
+        self.b.ins().store(flags(), code, ctxp, offsets::FAULT);
+        let at = self.b.ins().iconst(types::I64, insn as i64);
+        self.b.ins().store(flags(), at, ctxp, offsets::INSN);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.ins().return_(&[zero]);
+    }
+
+    fn block(&self, inst: Inst, b: Block) -> Result<cl::Block, Diagnostic> {
+        self.blocks
+            .get(&b)
+            .copied()
+            .ok_or_else(|| self.err(inst, format!("branch to {b}, which is not reachable")))
+    }
+
+    fn block_args(&self, inst: Inst, args: &[Value]) -> Result<Vec<BlockArg>, Diagnostic> {
+        args.iter()
+            .map(|a| self.val(inst, *a).map(BlockArg::Value))
+            .collect()
+    }
+
+    /// Loads `*(u64 *)(ctx->TABLE + byte_offset)`.
+    fn table_load(&mut self, table: i32, byte_offset: i32) -> cl::Value {
+        let ctxp = self.ctxp();
+        let t = self.b.ins().load(types::I64, flags(), ctxp, table);
+        self.b.ins().load(types::I64, flags(), t, byte_offset)
+    }
+
+    /// True when `map_value_addr` of `map` reads the globals table.
+    fn global_inline(&self, map: MapRef) -> bool {
+        self.module
+            .maps
+            .get(map)
+            .is_some_and(|d| is_direct_value_map(d.map_type))
+    }
+
+    // ---- Arithmetic ----
+
+    fn narrow(&mut self, width: Width, v: cl::Value) -> cl::Value {
+        match width {
+            Width::W64 => v,
+            Width::W32 => self.b.ins().ireduce(types::I32, v),
+        }
+    }
+
+    fn widen(&mut self, width: Width, v: cl::Value) -> cl::Value {
+        match width {
+            Width::W64 => v,
+            Width::W32 => self.b.ins().uextend(types::I64, v),
+        }
+    }
+
+    fn binary(&mut self, op: BinaryOp, width: Width, a: cl::Value, c: cl::Value) -> cl::Value {
+        let ty = match width {
+            Width::W64 => types::I64,
+            Width::W32 => types::I32,
+        };
+        let a = self.narrow(width, a);
+        let c = self.narrow(width, c);
+        let r = match op {
+            BinaryOp::Add => self.b.ins().iadd(a, c),
+            BinaryOp::Sub => self.b.ins().isub(a, c),
+            BinaryOp::Mul => self.b.ins().imul(a, c),
+            BinaryOp::Or => self.b.ins().bor(a, c),
+            BinaryOp::And => self.b.ins().band(a, c),
+            BinaryOp::Xor => self.b.ins().bxor(a, c),
+            BinaryOp::Lsh => self.b.ins().ishl(a, c),
+            BinaryOp::Rsh => self.b.ins().ushr(a, c),
+            BinaryOp::Arsh => self.b.ins().sshr(a, c),
+            BinaryOp::Div | BinaryOp::Mod => {
+                let zero = self.b.ins().icmp_imm_s(IntCC::Equal, c, 0);
+                let one = self.b.ins().iconst(ty, 1);
+                let safe = self.b.ins().select(zero, one, c);
+                if op == BinaryOp::Div {
+                    let q = self.b.ins().udiv(a, safe);
+                    let z = self.b.ins().iconst(ty, 0);
+                    self.b.ins().select(zero, z, q)
+                } else {
+                    let r = self.b.ins().urem(a, safe);
+                    self.b.ins().select(zero, a, r)
+                }
+            }
+            BinaryOp::SDiv | BinaryOp::SMod => {
+                let zero = self.b.ins().icmp_imm_s(IntCC::Equal, c, 0);
+                let minus_one = self.b.ins().icmp_imm_s(IntCC::Equal, c, -1);
+                let either = self.b.ins().bor(zero, minus_one);
+                let one = self.b.ins().iconst(ty, 1);
+                let safe = self.b.ins().select(either, one, c);
+                let z = self.b.ins().iconst(ty, 0);
+                if op == BinaryOp::SDiv {
+                    let q = self.b.ins().sdiv(a, safe);
+                    let neg = self.b.ins().ineg(a);
+                    let q = self.b.ins().select(minus_one, neg, q);
+                    self.b.ins().select(zero, z, q)
+                } else {
+                    let r = self.b.ins().srem(a, safe);
+                    let r = self.b.ins().select(minus_one, z, r);
+                    self.b.ins().select(zero, a, r)
+                }
+            }
+        };
+        self.widen(width, r)
+    }
+
+    fn unary(&mut self, op: UnaryOp, width: Width, a: cl::Value) -> cl::Value {
+        let sx = |l: &mut Self, from: cl::Type, a: cl::Value| {
+            let n = l.b.ins().ireduce(from, a);
+            match width {
+                Width::W64 => l.b.ins().sextend(types::I64, n),
+                Width::W32 => {
+                    let s = l.b.ins().sextend(types::I32, n);
+                    l.b.ins().uextend(types::I64, s)
+                }
+            }
+        };
+        match op {
+            UnaryOp::Neg => {
+                let n = self.narrow(width, a);
+                let r = self.b.ins().ineg(n);
+                self.widen(width, r)
+            }
+            UnaryOp::Mov => {
+                let n = self.narrow(width, a);
+                self.widen(width, n)
+            }
+            UnaryOp::MovSx8 => sx(self, types::I8, a),
+            UnaryOp::MovSx16 => sx(self, types::I16, a),
+            UnaryOp::MovSx32 => match width {
+                Width::W64 => {
+                    let n = self.b.ins().ireduce(types::I32, a);
+                    self.b.ins().sextend(types::I64, n)
+                }
+                // The 32-bit class has no 32-bit sign extension: a plain 32-bit move.
+                Width::W32 => {
+                    let n = self.b.ins().ireduce(types::I32, a);
+                    self.b.ins().uextend(types::I64, n)
+                }
+            },
+        }
+    }
+
+    fn endian(&mut self, order: ByteOrder, bits: u8, a: cl::Value) -> cl::Value {
+        let ty = match bits {
+            16 => types::I16,
+            32 => types::I32,
+            _ => types::I64,
+        };
+        let n = if ty == types::I64 {
+            a
+        } else {
+            self.b.ins().ireduce(ty, a)
+        };
+        let r = match order {
+            ByteOrder::ToLe => n,
+            ByteOrder::ToBe | ByteOrder::Swap => self.b.ins().bswap(n),
+        };
+        if ty == types::I64 {
+            r
+        } else {
+            self.b.ins().uextend(types::I64, r)
+        }
+    }
+
+    fn compare(&mut self, cond: JmpCond, width: Width, a: cl::Value, c: cl::Value) -> cl::Value {
+        let a = self.narrow(width, a);
+        let c = self.narrow(width, c);
+        let cc = match cond {
+            JmpCond::Eq => IntCC::Equal,
+            JmpCond::Ne => IntCC::NotEqual,
+            JmpCond::Gt => IntCC::UnsignedGreaterThan,
+            JmpCond::Ge => IntCC::UnsignedGreaterThanOrEqual,
+            JmpCond::Lt => IntCC::UnsignedLessThan,
+            JmpCond::Le => IntCC::UnsignedLessThanOrEqual,
+            JmpCond::Sgt => IntCC::SignedGreaterThan,
+            JmpCond::Sge => IntCC::SignedGreaterThanOrEqual,
+            JmpCond::Slt => IntCC::SignedLessThan,
+            JmpCond::Sle => IntCC::SignedLessThanOrEqual,
+            JmpCond::Set => {
+                let m = self.b.ins().band(a, c);
+                return self.b.ins().icmp_imm_s(IntCC::NotEqual, m, 0);
+            }
+        };
+        self.b.ins().icmp(cc, a, c)
+    }
+
+    // ---- Memory ----
+
+    /// The base's defining instruction, if it is an instruction result.
+    fn base_def(&self, base: Value) -> Option<&I> {
+        self.func
+            .dfg
+            .value_inst(base)
+            .map(|i| self.func.dfg.inst(i))
+    }
+
+    fn access(
+        &mut self,
+        inst: Inst,
+        region: Region,
+        size: MemSize,
+        base: cl::Value,
+        offset: i32,
+        op: Op,
+    ) -> Result<cl::Value, Diagnostic> {
+        let ir_base = match self.func.dfg.inst(inst) {
+            I::Load { base, .. }
+            | I::Store { base, .. }
+            | I::Atomic { base, .. }
+            | I::CmpXchg { base, .. } => *base,
+            _ => return Err(self.err(inst, "not a memory access")),
+        };
+        let is_write = !matches!(op, Op::Load { .. });
+        let proven = self.options.proven_safe.contains(&(self.fref, inst));
+        let bytes = size.bytes() as i64;
+        let addr = self.b.ins().iadd_imm_s(base, offset as i64);
+        let ctxp = self.ctxp();
+        // Decide the shape: an unconditional host bias, or a check that yields one.
+        enum Shape {
+            Unchecked(cl::Value),
+            Checked { ok: cl::Value, bias: cl::Value },
+            CtxField(i32),
+            Runtime,
+        }
+        let base_def = self.base_def(ir_base).cloned();
+        let shape = match region {
+            Region::Stack(ss) => {
+                let (fvalue, fbias) = self.frame();
+                let direct = matches!(base_def, Some(I::StackAddr { slot, .. }) if slot == ss);
+                if direct || proven {
+                    Shape::Unchecked(fbias)
+                } else {
+                    let off = self.b.ins().isub(addr, fvalue);
+                    let ok = self.b.ins().icmp_imm_s(
+                        IntCC::UnsignedLessThanOrEqual,
+                        off,
+                        FRAME_SIZE as i64 - bytes,
+                    );
+                    Shape::Checked { ok, bias: fbias }
+                }
+            }
+            Region::Packet => {
+                let bias = self
+                    .b
+                    .ins()
+                    .load(types::I64, flags(), ctxp, offsets::PKT_BIAS);
+                if proven {
+                    Shape::Unchecked(bias)
+                } else {
+                    let meta = self
+                        .b
+                        .ins()
+                        .load(types::I64, flags(), ctxp, offsets::PKT_META);
+                    let end = self
+                        .b
+                        .ins()
+                        .load(types::I64, flags(), ctxp, offsets::PKT_END);
+                    let off = self.b.ins().isub(addr, meta);
+                    let len = self.b.ins().isub(end, meta);
+                    let in_range = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, off, len);
+                    let last = self.b.ins().iadd_imm_s(off, bytes);
+                    let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, len);
+                    let ok = self.b.ins().band(in_range, fits);
+                    Shape::Checked { ok, bias }
+                }
+            }
+            Region::Global(m) => {
+                let direct = matches!(base_def, Some(I::MapValueAddr { map, .. }) if map == m);
+                let writable = self
+                    .module
+                    .maps
+                    .get(m)
+                    .is_some_and(|d| d.flags & BPF_F_RDONLY_PROG == 0);
+                let table_ok = self.global_inline(m)
+                    && matches!(base_def, Some(I::MapValueAddr { offset, .. })
+                        if offset >= 0 && (offset as u32) < self.module.maps[m].value_size);
+                if direct && table_ok && (writable || !is_write) {
+                    let t = self
+                        .b
+                        .ins()
+                        .load(types::I64, flags(), ctxp, offsets::GLOBALS);
+                    let entry = map_index(m) * 32;
+                    let bias = self.b.ins().load(types::I64, flags(), t, entry + 8);
+                    if is_write {
+                        // The host decides whether the map is writable (`.rodata` is not).
+                        let w = self.b.ins().load(types::I64, flags(), t, entry + 16);
+                        let ok = self.b.ins().icmp_imm_s(IntCC::NotEqual, w, 0);
+                        Shape::Checked { ok, bias }
+                    } else {
+                        Shape::Unchecked(bias)
+                    }
+                } else {
+                    Shape::Runtime
+                }
+            }
+            Region::Ctx => {
+                let field = match offset {
+                    0 => Some(offsets::PKT_DATA),
+                    4 => Some(offsets::PKT_END),
+                    8 => Some(offsets::PKT_META),
+                    12 => Some(offsets::INGRESS_IFINDEX),
+                    16 => Some(offsets::RX_QUEUE_INDEX),
+                    20 => Some(offsets::EGRESS_IFINDEX),
+                    _ => None,
+                };
+                match (field, op, size) {
+                    (Some(f), Op::Load { signed: false }, MemSize::U32) => Shape::CtxField(f),
+                    _ => Shape::Runtime,
+                }
+            }
+            Region::MapValue(_) | Region::Any => Shape::Runtime,
+        };
+        let result = match shape {
+            Shape::Unchecked(bias) => {
+                self.counts.0 += 1;
+                let host = self.b.ins().iadd(addr, bias);
+                if let Op::Atomic { .. } = op {
+                    // Atomics need an aligned host address; fall back to the runtime if not.
+                    let aligned = self.aligned(host, bytes);
+                    self.checked(inst, aligned, host, addr, size, op)?
+                } else {
+                    self.native_access(host, size, op)
+                }
+            }
+            Shape::Checked { ok, bias } => {
+                self.counts.1 += 1;
+                let host = self.b.ins().iadd(addr, bias);
+                let ok = if let Op::Atomic { .. } = op {
+                    let aligned = self.aligned(host, bytes);
+                    self.b.ins().band(ok, aligned)
+                } else {
+                    ok
+                };
+                self.checked(inst, ok, host, addr, size, op)?
+            }
+            Shape::CtxField(field) => {
+                self.counts.1 += 1;
+                let cv = self
+                    .b
+                    .ins()
+                    .load(types::I64, flags(), ctxp, offsets::CTX_VALUE);
+                let ok = self.b.ins().icmp(IntCC::Equal, base, cv);
+                let fast = self.b.create_block();
+                let slow = self.b.create_block();
+                let join = self.b.create_block();
+                let r = self.b.append_block_param(join, types::I64);
+                self.b.ins().brif(ok, fast, &[], slow, &[]);
+                self.b.set_cold_block(slow);
+                self.b.switch_to_block(fast);
+                let v = self.b.ins().load(types::I64, flags(), ctxp, field);
+                self.b.ins().jump(join, &[BlockArg::Value(v)]);
+                self.b.switch_to_block(slow);
+                let v = self.runtime_access(inst, addr, size, op)?;
+                self.b.ins().jump(join, &[BlockArg::Value(v)]);
+                self.b.switch_to_block(join);
+                r
+            }
+            Shape::Runtime => {
+                self.counts.2 += 1;
+                self.runtime_access(inst, addr, size, op)?
+            }
+        };
+        Ok(match op {
+            Op::Load { signed: true } if size != MemSize::U64 => {
+                let ty = mem_type(size);
+                let n = self.b.ins().ireduce(ty, result);
+                self.b.ins().sextend(types::I64, n)
+            }
+            _ => result,
+        })
+    }
+
+    fn aligned(&mut self, host: cl::Value, bytes: i64) -> cl::Value {
+        let low = self.b.ins().band_imm_s(host, bytes - 1);
+        self.b.ins().icmp_imm_s(IntCC::Equal, low, 0)
+    }
+
+    /// `if ok { native access at host } else { runtime access at addr }`, joined.
+    fn checked(
+        &mut self,
+        inst: Inst,
+        ok: cl::Value,
+        host: cl::Value,
+        addr: cl::Value,
+        size: MemSize,
+        op: Op,
+    ) -> Result<cl::Value, Diagnostic> {
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        let r = self.b.append_block_param(join, types::I64);
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(fast);
+        let v = self.native_access(host, size, op);
+        self.b.ins().jump(join, &[BlockArg::Value(v)]);
+        self.b.switch_to_block(slow);
+        let v = self.runtime_access(inst, addr, size, op)?;
+        self.b.ins().jump(join, &[BlockArg::Value(v)]);
+        self.b.switch_to_block(join);
+        Ok(r)
+    }
+
+    /// The access itself at a host address; loads zero-extend, stores give 0, atomics give the
+    /// old contents zero-extended.
+    fn native_access(&mut self, host: cl::Value, size: MemSize, op: Op) -> cl::Value {
+        let f = flags();
+        match op {
+            Op::Load { .. } => match size {
+                MemSize::U8 => self.b.ins().uload8(types::I64, f, host, 0),
+                MemSize::U16 => self.b.ins().uload16(types::I64, f, host, 0),
+                MemSize::U32 => self.b.ins().uload32(f, host, 0),
+                MemSize::U64 => self.b.ins().load(types::I64, f, host, 0),
+            },
+            Op::Store { value } => {
+                match size {
+                    MemSize::U8 => self.b.ins().istore8(f, value, host, 0),
+                    MemSize::U16 => self.b.ins().istore16(f, value, host, 0),
+                    MemSize::U32 => self.b.ins().istore32(f, value, host, 0),
+                    MemSize::U64 => self.b.ins().store(f, value, host, 0),
+                };
+                self.b.ins().iconst(types::I64, 0)
+            }
+            Op::Atomic {
+                code,
+                value,
+                expected,
+            } => {
+                let ty = mem_type(size);
+                let narrow = |l: &mut Self, v: cl::Value| {
+                    if ty == types::I64 {
+                        v
+                    } else {
+                        l.b.ins().ireduce(ty, v)
+                    }
+                };
+                let x = narrow(self, value);
+                let old = match code {
+                    AtomicCode::CmpXchg => {
+                        let e = narrow(self, expected);
+                        self.b.ins().atomic_cas(f, host, e, x)
+                    }
+                    _ => {
+                        let rmw = match code {
+                            AtomicCode::Add => AtomicRmwOp::Add,
+                            AtomicCode::Or => AtomicRmwOp::Or,
+                            AtomicCode::And => AtomicRmwOp::And,
+                            AtomicCode::Xor => AtomicRmwOp::Xor,
+                            _ => AtomicRmwOp::Xchg,
+                        };
+                        self.b.ins().atomic_rmw(ty, f, rmw, host, x)
+                    }
+                };
+                if ty == types::I64 {
+                    old
+                } else {
+                    self.b.ins().uextend(types::I64, old)
+                }
+            }
+        }
+    }
+
+    fn runtime_access(
+        &mut self,
+        inst: Inst,
+        addr: cl::Value,
+        size: MemSize,
+        op: Op,
+    ) -> Result<cl::Value, Diagnostic> {
+        let ctxp = self.ctxp();
+        let sz = self.b.ins().iconst(types::I64, size.bytes() as i64);
+        Ok(match op {
+            Op::Load { .. } => {
+                let cb = self.callback(abi::SYM_LOAD, 3)?;
+                self.call_checked(inst, cb, &[ctxp, addr, sz])
+            }
+            Op::Store { value } => {
+                let cb = self.callback(abi::SYM_STORE, 4)?;
+                self.call_checked(inst, cb, &[ctxp, addr, sz, value])
+            }
+            Op::Atomic {
+                code,
+                value,
+                expected,
+            } => {
+                let cb = self.callback(abi::SYM_ATOMIC, 6)?;
+                let c = self.b.ins().iconst(types::I64, code as i64);
+                self.call_checked(inst, cb, &[ctxp, addr, sz, c, value, expected])
+            }
+        })
+    }
+}
+
+fn mem_type(size: MemSize) -> cl::Type {
+    match size {
+        MemSize::U8 => types::I8,
+        MemSize::U16 => types::I16,
+        MemSize::U32 => types::I32,
+        MemSize::U64 => types::I64,
+    }
+}
+
+fn map_index(m: MapRef) -> i32 {
+    cranelift_codegen::entity::EntityRef::index(m) as i32
+}
