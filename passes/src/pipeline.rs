@@ -6,7 +6,7 @@
 //! times each pass, records whether it changed anything and how many instructions remain, and
 //! can stop after a named pass so `nicc ir OBJ --after PASS` can show the IR at that point.
 
-use crate::pass::{Pass, PassContext, PassError};
+use crate::pass::{Pass, PassContext, PassError, Target};
 use ir::Module;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(crate::const_fold::ConstantFolding),
         Box::new(crate::redundant_mem::RedundantMemory),
         Box::new(crate::bounds_check::BoundsCheckElimination),
+        Box::new(crate::egraph::EgraphOptimizer::default()),
     ]
 }
 
@@ -39,6 +40,9 @@ pub fn pass_descriptions() -> Vec<(&'static str, &'static str)> {
 pub struct Pipeline {
     pub name: &'static str,
     pub description: &'static str,
+    /// The target the pipeline prepares code for; [`PassManager::run`] puts it in the context,
+    /// so target-dependent passes (the e-graph's extraction) use the right cost.
+    pub target: Target,
     pub passes: Vec<&'static str>,
 }
 
@@ -74,7 +78,9 @@ pub fn pipeline(name: &str) -> Option<Pipeline> {
                 "bounds-check",
                 // Folded checks leave unreachable failure paths and single-entry blocks.
                 "simplify-cfg",
-                // The e-graph optimizer goes here, extracting by BPF instruction count.
+                // Equality saturation on a clean CFG with shared packet bases, extracting by
+                // BPF instruction count.
+                "egraph",
                 // Dead code last: everything above leaves unused values behind.
                 "dce",
             ],
@@ -92,7 +98,8 @@ pub fn pipeline(name: &str) -> Option<Pipeline> {
                 // First run: folds decided checks so the CFG can shrink before optimizing.
                 "bounds-check",
                 "simplify-cfg",
-                // The e-graph optimizer goes here, extracting by this target's cost.
+                // Equality saturation, extracting by this target's cost.
+                "egraph",
                 "dce",
                 // Last, so its table of proven packet accesses describes the final IR that the
                 // backend receives (no later pass changes the module and drops it).
@@ -104,6 +111,7 @@ pub fn pipeline(name: &str) -> Option<Pipeline> {
     Some(Pipeline {
         name: PIPELINE_NAMES.iter().find(|n| **n == name)?,
         description,
+        target: Target::from_name(name).unwrap_or(Target::Bpf),
         passes,
     })
 }
@@ -213,6 +221,7 @@ impl PassManager {
             })?;
             passes.push(pass);
         }
+        ctx.target = pipeline.target;
         if self.verify {
             verify(module, "(input)", pipeline.name)?;
         }
