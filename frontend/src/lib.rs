@@ -12,6 +12,7 @@ pub mod diag;
 pub mod disasm;
 pub mod elf;
 pub mod insn;
+pub mod lift;
 pub mod mapdata;
 pub mod object;
 
