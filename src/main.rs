@@ -1,7 +1,7 @@
 //! The `nicc` command line: one subcommand per user job.
 
 use clap::{Parser, Subcommand};
-use nicc::commands::{self, diff_kernel::DiffKernelArgs, run::RunArgs};
+use nicc::commands::{self, diff_kernel::DiffKernelArgs, ir::IrArgs, opt::OptArgs, run::RunArgs};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,12 @@ enum Command {
         /// The BPF ELF object.
         object: PathBuf,
     },
+    /// Print the IR of an object's programs, as lifted or after a pass (`--after PASS`).
+    Ir(IrArgs),
+    /// List the optimization passes and pipelines.
+    Passes,
+    /// Lift, optimize and re-emit an object as BPF that the kernel still accepts.
+    Opt(OptArgs),
     /// Run an XDP program on the packets of a capture with the golden interpreter.
     Run(RunArgs),
     /// Compare the interpreter with the running kernel on the same packets and maps.
@@ -70,6 +76,9 @@ fn dispatch(command: Command) -> Result<String, String> {
     match command {
         Command::Disasm { object } => commands::disasm::disasm(&object),
         Command::Info { object } => commands::info::info(&object),
+        Command::Ir(args) => commands::ir::ir(&args),
+        Command::Passes => Ok(commands::ir::describe_passes()),
+        Command::Opt(args) => commands::opt::opt(&args),
         Command::Run(args) => {
             let out = commands::run::execute(&args)?;
             if args.json {

@@ -5,6 +5,8 @@ pub mod conformance_plugin;
 pub mod diff_kernel;
 pub mod disasm;
 pub mod info;
+pub mod ir;
+pub mod opt;
 pub mod run;
 
 use frontend::object::ProgramKind;
