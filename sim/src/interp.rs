@@ -16,13 +16,9 @@
 
 use crate::runtime::helpers::{self, HelperOutcome};
 use crate::runtime::memory::{
-    make_addr, read_le, split_addr, write_le, Access, Fault, Region, MAX_CALL_FRAMES, REGION_CTX,
-    REGION_FUNC, REGION_MAP, REGION_MEM, REGION_PACKET,
+    make_addr, split_addr, Fault, Region, MAX_CALL_FRAMES, REGION_FUNC, REGION_MEM,
 };
-use crate::runtime::xdp::XDP_MD_SIZE;
-use crate::runtime::{
-    Decoded, ExecState, Runtime, RuntimeConfig, XdpAction, XdpBuffer, XdpInput, XdpOutcome,
-};
+use crate::runtime::{Decoded, ExecState, Runtime, RuntimeConfig, XdpInput, XdpOutcome};
 use frontend::insn::{decode_all, AtomicOp, CallTarget, Imm64, Insn, Operand, RawInsn, Reg, Size};
 use frontend::object::ProgramKind;
 use frontend::{Diagnostic, Object};
@@ -152,44 +148,11 @@ impl<'a> Machine<'a> {
     }
 
     fn load(&mut self, addr: u64, size: Size) -> Result<u64, Fault> {
-        let (rid, off) = split_addr(addr);
-        if rid == REGION_CTX {
-            return self.ctx_load(off, size);
-        }
-        self.rt
-            .access(&mut self.st, addr, size.bytes(), Access::Read, |b| {
-                read_le(b)
-            })
+        self.rt.load(&mut self.st, addr, size.bytes())
     }
 
     fn store(&mut self, addr: u64, size: Size, value: u64) -> Result<(), Fault> {
-        self.rt
-            .access(&mut self.st, addr, size.bytes(), Access::Write, |b| {
-                write_le(b, value)
-            })
-    }
-
-    /// A load from `struct xdp_md`: the kernel rewrites these into loads of the real buffer's
-    /// pointers and device fields, so data/data_end/data_meta give packet pointers.
-    fn ctx_load(&mut self, off: u32, size: Size) -> Result<u64, Fault> {
-        let Some(x) = self.st.xdp.as_ref() else {
-            return Err(Fault::new("this run has no context to load from"));
-        };
-        if size != Size::W || !off.is_multiple_of(4) || off as usize >= XDP_MD_SIZE {
-            return Err(Fault::new(format!(
-                "invalid access to the XDP context: {} bytes at offset {off} (struct xdp_md has 4-byte fields at offsets 0 to 20)",
-                size.bytes()
-            )));
-        }
-        Ok(match off {
-            0 => make_addr(REGION_PACKET, x.data as u32),
-            4 => make_addr(REGION_PACKET, x.data_end as u32),
-            8 => make_addr(REGION_PACKET, x.data_meta as u32),
-            12 => x.ingress_ifindex as u64,
-            16 => x.rx_queue_index as u64,
-            // egress_ifindex is only readable by devmap programs, and is 0 outside them.
-            _ => 0,
-        })
+        self.rt.store(&mut self.st, addr, size.bytes(), value)
     }
 
     /// A legacy `LD_ABS`/`LD_IND` load: big-endian, and out of bounds ends the program with 0.
@@ -253,10 +216,7 @@ impl<'a> Machine<'a> {
 
     /// Reads for a read-modify-write, checking the location is also writable.
     fn load_rw(&mut self, addr: u64, size: Size) -> Result<u64, Fault> {
-        self.rt
-            .access(&mut self.st, addr, size.bytes(), Access::Write, |b| {
-                read_le(b)
-            })
+        self.rt.load_for_update(&mut self.st, addr, size.bytes())
     }
 
     fn local_call(&mut self, target: i64) -> Result<(), Fault> {
@@ -486,34 +446,11 @@ impl<'a> Machine<'a> {
     }
 
     fn imm64(&mut self, imm: Imm64) -> Result<u64, Fault> {
-        let maps = self.rt.maps().len();
-        let map = |i: i32| -> Result<usize, Fault> {
-            usize::try_from(i)
-                .ok()
-                .filter(|i| *i < maps)
-                .ok_or_else(|| {
-                    Fault::new(format!(
-                        "lddw refers to map {i}, but the object has {maps} maps"
-                    ))
-                })
-        };
         Ok(match imm {
             Imm64::Value(v) => v,
-            Imm64::MapFd(i) | Imm64::MapIdx(i) => make_addr(REGION_MAP + map(i)? as u32, 0),
+            Imm64::MapFd(i) | Imm64::MapIdx(i) => self.rt.map_handle(i as i64)?,
             Imm64::MapValue { fd: i, offset } | Imm64::MapIdxValue { index: i, offset } => {
-                let m = map(i)?;
-                let def = &self.rt.maps()[m].def;
-                if !matches!(
-                    def.map_type,
-                    frontend::object::MapType::Array | frontend::object::MapType::PercpuArray
-                ) || offset >= def.value_size
-                {
-                    return Err(Fault::new(format!(
-                        "lddw takes the address of offset {offset} in map `{}`, which is not a direct-access array value of {} bytes",
-                        def.name, def.value_size
-                    )));
-                }
-                self.rt.value_pointer(m, 0, 0) + offset as u64
+                self.rt.map_value_address(i as i64, offset)?
             }
             Imm64::Func(off) => {
                 let t = self.pc as i64 + 1 + off as i64;
@@ -550,7 +487,7 @@ pub fn run_xdp(
         .object(obj.name.clone())
         .program(prog.name.clone()));
     }
-    let xdp = XdpBuffer::new(input).map_err(|m| {
+    let st = ExecState::for_xdp(input).map_err(|m| {
         Diagnostic::new(m)
             .object(obj.name.clone())
             .program(prog.name.clone())
@@ -559,7 +496,7 @@ pub fn run_xdp(
     let mut m = Machine {
         src: Source::Object(obj),
         rt,
-        st: ExecState::new(Some(xdp), Vec::new()),
+        st,
         regs: [0; 11],
         frames: Vec::new(),
         prog: program,
@@ -568,31 +505,14 @@ pub fn run_xdp(
         executed: 0,
         budget,
     };
-    m.regs[1] = make_addr(REGION_CTX, 0);
+    m.regs[1] = ExecState::ctx_pointer();
     m.regs[10] = ExecState::frame_pointer(0);
     let r0 = match m.run() {
         Ok(v) => v,
         Err(Stop::ReturnZero) => 0,
         Err(Stop::Fault(f)) => return Err(m.diagnostic(f)),
     };
-    let action = XdpAction::from_retval(r0);
-    let x = m.st.xdp.take();
-    let (packet, meta) = x
-        .as_ref()
-        .map(|x| (x.packet().to_vec(), x.meta().to_vec()))
-        .unwrap_or_default();
-    Ok(XdpOutcome {
-        retval: r0,
-        action,
-        packet,
-        meta,
-        redirect: if action == XdpAction::Redirect {
-            m.st.redirect.take()
-        } else {
-            None
-        },
-        insns_executed: m.executed,
-    })
+    Ok(m.st.finish_xdp(r0, m.executed))
 }
 
 /// Runs raw instructions in conformance mode: `r1` points to `mem` (or is 0 when `mem` is

@@ -26,6 +26,7 @@ pub mod lru;
 pub mod maps;
 pub mod memory;
 pub mod printk;
+pub mod run;
 pub mod xdp;
 
 pub use fib::{Fib, Route, RouteKind};
