@@ -1,0 +1,624 @@
+//! The native engine: runs IR compiled to machine code by Cranelift's JIT on the runtime every
+//! other engine uses, so its results can be compared with the interpreter's bit for bit.
+//!
+//! # The memory model, and why
+//!
+//! Native code keeps the interpreter's pointer values: a pointer is `region << 32 | offset`
+//! ([`crate::runtime::memory`]), exactly as the interpreter and the IR executor compute it.
+//! Each region that native code reaches inline (the packet, the stack frames, global data) has
+//! a *bias* in the context block ([`backends::native::abi::NativeCtx`]), and the host address
+//! of a value is `value + bias`. The alternative, real host addresses as pointer values, was
+//! rejected for three reasons:
+//!
+//! 1. **Identical results.** Programs do compare, subtract, store and return pointers; with
+//!    region pointers every such value is the interpreter's, so a verdict, a packet or a map
+//!    snapshot cannot differ because a pointer does.
+//! 2. **One runtime.** Helpers receive the very values the interpreter gives them, so maps and
+//!    helpers run unchanged from [`crate::runtime::helpers`]: there is no translation of
+//!    host addresses back into regions and no second copy of any helper.
+//! 3. **Nothing is lost on speed.** An access proven safe is `load [value + bias]`, the same
+//!    single add a host pointer would need to be formed; an access that is not proven is one
+//!    subtract and compare against bounds held in the context block (packet: `data_meta` and
+//!    `data_end`; stack: the 512-byte frame), and only what fails it, or what has no inline
+//!    bounds (map values returned by lookups, unknown pointers), calls the runtime, which
+//!    checks it as the interpreter does and faults with the interpreter's message.
+//!
+//! Host addresses handed to native code must stay put while a packet runs. They do: the frame
+//! buffer (4096 bytes), the stacks (eight 512-byte frames) and array map storage are allocated
+//! once and never resized during a run. Map values returned by lookups (whose storage a hash
+//! map insert may move) are never given to native code as host addresses: they go through the
+//! runtime on every access.
+//!
+//! # Executable memory
+//!
+//! `cranelift-jit` maps code pages read-write while it writes them and, in
+//! `finalize_definitions`, turns them read-execute before any function pointer is handed out;
+//! memory is never writable and executable at once. A test (`sim/tests/native.rs`) reads
+//! `/proc/self/maps` to check the mapping of a compiled function.
+//!
+//! # What the engine does not model
+//!
+//! `XdpOutcome::insns_executed` is 0: native code does not count instructions. Runaway loops
+//! are stopped by a back-edge budget equal to `RuntimeConfig::insn_budget`, which stops no
+//! program the interpreter finishes (each back-edge is at least one BPF instruction).
+
+// The workspace-wide error type `Diagnostic` is returned by value, as every stage does.
+#![allow(clippy::result_large_err)]
+
+use crate::runtime::helpers::{self, HelperOutcome};
+use crate::runtime::memory::{
+    make_addr, Access, Fault, MAX_CALL_FRAMES, REGION_FUNC, REGION_MEM, REGION_PACKET,
+    REGION_STACK, STACK_SIZE,
+};
+use crate::runtime::{ExecState, Runtime, XdpInput, XdpOutcome};
+use backends::native::abi::{self, AtomicCode, GlobalDesc, NativeCtx, RegionDesc};
+use backends::native::{isa, lower_module, HelperLinkage, LowerOptions, NativeTarget};
+use cranelift_codegen::entity::EntityRef;
+use cranelift_jit::{JITBuilder, JITModule};
+use frontend::object::LineInfo;
+use frontend::Diagnostic;
+use ir::{FuncRef, Module};
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// The helper id of `bpf_tail_call`.
+const HELPER_TAIL_CALL: u64 = 12;
+
+/// The native signature of an IR function with up to five parameters.
+type Entry0 = unsafe extern "C" fn(*mut NativeCtx) -> u64;
+type Entry1 = unsafe extern "C" fn(*mut NativeCtx, u64) -> u64;
+type Entry2 = unsafe extern "C" fn(*mut NativeCtx, u64, u64) -> u64;
+type Entry3 = unsafe extern "C" fn(*mut NativeCtx, u64, u64, u64) -> u64;
+type Entry4 = unsafe extern "C" fn(*mut NativeCtx, u64, u64, u64, u64) -> u64;
+type Entry5 = unsafe extern "C" fn(*mut NativeCtx, u64, u64, u64, u64, u64) -> u64;
+
+/// A compiled native function and its parameter count.
+#[derive(Clone, Copy)]
+struct NativeFn {
+    ptr: *const u8,
+    nparams: usize,
+}
+
+impl NativeFn {
+    /// Calls the function with `args` (missing parameters are 0).
+    ///
+    /// # Safety
+    /// `ptr` must be a function compiled by [`JitProgram::new`] with `nparams` parameters, its
+    /// module still alive, and `ctx` a context block whose tables cover the module's maps and
+    /// functions and whose `host` is the live [`Engine`] of this run.
+    unsafe fn call(self, ctx: *mut NativeCtx, a: [u64; 5]) -> u64 {
+        // SAFETY: the caller guarantees that `ptr` is a finalized function with this many
+        // parameters, compiled with the platform's C calling convention.
+        unsafe {
+            match self.nparams {
+                0 => std::mem::transmute::<*const u8, Entry0>(self.ptr)(ctx),
+                1 => std::mem::transmute::<*const u8, Entry1>(self.ptr)(ctx, a[0]),
+                2 => std::mem::transmute::<*const u8, Entry2>(self.ptr)(ctx, a[0], a[1]),
+                3 => std::mem::transmute::<*const u8, Entry3>(self.ptr)(ctx, a[0], a[1], a[2]),
+                4 => {
+                    std::mem::transmute::<*const u8, Entry4>(self.ptr)(ctx, a[0], a[1], a[2], a[3])
+                }
+                _ => std::mem::transmute::<*const u8, Entry5>(self.ptr)(
+                    ctx, a[0], a[1], a[2], a[3], a[4],
+                ),
+            }
+        }
+    }
+}
+
+/// A module compiled for this machine, ready to run one of its functions.
+pub struct JitProgram {
+    /// Owns the executable memory; `None` only while dropping.
+    jit: Option<JITModule>,
+    entry: FuncRef,
+    functions: Vec<NativeFn>,
+    /// Entry function of every program of the module, for tail calls.
+    programs: Vec<FuncRef>,
+    /// Map names, by module map index (runtime maps are found by name).
+    map_names: Vec<String>,
+    /// Maps whose value global data may live in (array maps), by module map index.
+    direct_maps: Vec<bool>,
+    /// Source lines by BPF instruction index, for diagnostics.
+    lines: HashMap<u32, LineInfo>,
+    name: String,
+    /// Memory accesses lowered (unchecked, inline check, runtime).
+    pub access_counts: (usize, usize, usize),
+    /// Imported runtime symbols the code calls.
+    pub imports: Vec<String>,
+}
+
+impl std::fmt::Debug for JitProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitProgram")
+            .field("name", &self.name)
+            .field("functions", &self.functions.len())
+            .field("access_counts", &self.access_counts)
+            .finish()
+    }
+}
+
+impl Drop for JitProgram {
+    fn drop(&mut self) {
+        if let Some(jit) = self.jit.take() {
+            // SAFETY: the function pointers into this module live only in `self.functions`,
+            // which is being dropped with it, and no run is in progress (a run borrows `self`).
+            unsafe { jit.free_memory() };
+        }
+    }
+}
+
+/// Errors of Cranelift's module layer, as diagnostics.
+fn module_error(e: cranelift_module::ModuleError, name: &str) -> Diagnostic {
+    Diagnostic::new(format!("JIT compilation failed: {e}")).program(name.to_string())
+}
+
+impl JitProgram {
+    /// Compiles every function of `module` for this machine; [`run_xdp_native`] runs `entry`.
+    pub fn new(module: &Module, entry: FuncRef) -> Result<JitProgram, Diagnostic> {
+        JitProgram::with_options(module, entry, &LowerOptions::default())
+    }
+
+    /// [`JitProgram::new`] with lowering options (accesses proven safe by range analysis).
+    pub fn with_options(
+        module: &Module,
+        entry: FuncRef,
+        options: &LowerOptions,
+    ) -> Result<JitProgram, Diagnostic> {
+        let Some(func) = module.functions.get(entry) else {
+            return Err(Diagnostic::new(format!(
+                "function {entry} does not exist (the module has {} functions)",
+                module.functions.len()
+            )));
+        };
+        let name = func.name.clone();
+        if let Some((_, f)) = module.functions.iter().find(|(_, f)| f.params.len() > 5) {
+            return Err(Diagnostic::new(format!(
+                "function `{}` has {} parameters; BPF functions take at most 5",
+                f.name,
+                f.params.len()
+            )));
+        }
+        let isa = isa(NativeTarget::Host, false).map_err(|d| d.program(name.clone()))?;
+        let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+        let callbacks: [(&str, *const u8); 7] = [
+            (abi::SYM_LOAD, cb_load as *const u8),
+            (abi::SYM_STORE, cb_store as *const u8),
+            (abi::SYM_ATOMIC, cb_atomic as *const u8),
+            (abi::SYM_ENTER_CALL, cb_enter_call as *const u8),
+            (abi::SYM_TAIL_CALL, cb_tail_call as *const u8),
+            (abi::SYM_MAP_VALUE_ADDR, cb_map_value_addr as *const u8),
+            (abi::SYM_HELPER, cb_helper as *const u8),
+        ];
+        builder.symbols(callbacks);
+        let mut jit = JITModule::new(builder);
+        let options = LowerOptions {
+            helpers: HelperLinkage::Dispatcher,
+            ..options.clone()
+        };
+        let lowered = match lower_module(&mut jit, module, &options) {
+            Ok(l) => l,
+            Err(d) => {
+                // SAFETY: nothing was finalized, so no pointer into the module exists.
+                unsafe { jit.free_memory() };
+                let prog = d.program.clone().unwrap_or(name);
+                return Err(d.program(prog));
+            }
+        };
+        if let Err(e) = jit.finalize_definitions() {
+            // SAFETY: finalizing failed, so no function pointer was handed out.
+            unsafe { jit.free_memory() };
+            return Err(module_error(e, &name));
+        }
+        let functions = module
+            .functions
+            .iter()
+            .map(|(f, func)| NativeFn {
+                ptr: jit.get_finalized_function(lowered.functions[f.index()]),
+                nparams: func.params.len(),
+            })
+            .collect();
+        let mut lines = HashMap::new();
+        for (_, f) in module.functions.iter() {
+            for inst in f.insts() {
+                let loc = f.srclocs[inst];
+                if let Some(l) = module.line(loc) {
+                    lines.entry(loc.insn).or_insert_with(|| LineInfo {
+                        insn: loc.insn as usize,
+                        file: l.file.clone(),
+                        line: l.line,
+                        column: l.column,
+                        source: l.text.clone(),
+                    });
+                }
+            }
+        }
+        Ok(JitProgram {
+            jit: Some(jit),
+            entry,
+            functions,
+            programs: module.programs.iter().map(|p| p.func).collect(),
+            map_names: module.maps.values().map(|m| m.name.clone()).collect(),
+            direct_maps: module
+                .maps
+                .values()
+                .map(|m| m.map_type == 2 || m.map_type == 6)
+                .collect(),
+            lines,
+            name,
+            access_counts: lowered.access_counts,
+            imports: lowered.imports,
+        })
+    }
+
+    /// The name of the entry function.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The host address of the compiled entry function (for tests of the code mapping).
+    pub fn entry_address(&self) -> usize {
+        self.functions[self.entry.index()].ptr as usize
+    }
+}
+
+/// The state of one run, reached by the callbacks through `NativeCtx::host`.
+struct Engine<'a> {
+    program: &'a JitProgram,
+    rt: &'a mut Runtime,
+    st: ExecState,
+    fault: Option<Fault>,
+}
+
+impl Engine<'_> {
+    /// Brings the runtime's view of the call depth up to date before it checks an access.
+    fn sync_in(&mut self, ctx: &NativeCtx) {
+        self.st.depth = (ctx.depth as usize).clamp(1, MAX_CALL_FRAMES);
+    }
+
+    /// Copies the packet bounds, which helpers may have moved, into the context block.
+    fn sync_out(&self, ctx: &mut NativeCtx) {
+        if let Some(x) = self.st.xdp.as_ref() {
+            ctx.pkt_data = make_addr(REGION_PACKET, x.data as u32);
+            ctx.pkt_end = make_addr(REGION_PACKET, x.data_end as u32);
+            ctx.pkt_meta = make_addr(REGION_PACKET, x.data_meta as u32);
+        }
+    }
+
+    fn fail(&mut self, ctx: &mut NativeCtx, f: Fault) -> u64 {
+        self.fault = Some(f);
+        ctx.fault = abi::FAULT_CALLBACK;
+        0
+    }
+}
+
+/// Runs a callback body with the context block and the engine, turning a fault or a panic
+/// into `ctx->fault`.
+///
+/// # Safety
+/// `ctx` must be the context block of a run of [`run_native`], whose `host` points to that
+/// run's live [`Engine`], and native code must not touch either while the callback runs (it is
+/// suspended in the call).
+unsafe fn with_engine(
+    ctx: *mut NativeCtx,
+    f: impl FnOnce(&mut Engine, &mut NativeCtx) -> Result<u64, Fault>,
+) -> u64 {
+    // SAFETY: guaranteed by the caller; the engine and the block are distinct objects.
+    let (ctx, eng) = unsafe {
+        let ctx = &mut *ctx;
+        let eng = &mut *(ctx.host as *mut Engine);
+        (ctx, eng)
+    };
+    eng.sync_in(ctx);
+    let r = catch_unwind(AssertUnwindSafe(|| f(eng, ctx)));
+    match r {
+        Ok(Ok(v)) => v,
+        Ok(Err(fault)) => eng.fail(ctx, fault),
+        Err(_) => eng.fail(
+            ctx,
+            Fault::new("internal error: the runtime panicked in a callback"),
+        ),
+    }
+}
+
+extern "C" fn cb_load(ctx: *mut NativeCtx, addr: u64, size: u64) -> u64 {
+    // SAFETY: only native code of a run calls this, with its context block.
+    unsafe { with_engine(ctx, |e, _| e.rt.load(&mut e.st, addr, size as usize)) }
+}
+
+extern "C" fn cb_store(ctx: *mut NativeCtx, addr: u64, size: u64, value: u64) -> u64 {
+    // SAFETY: only native code of a run calls this, with its context block.
+    unsafe {
+        with_engine(ctx, |e, _| {
+            e.rt.store(&mut e.st, addr, size as usize, value).map(|_| 0)
+        })
+    }
+}
+
+extern "C" fn cb_atomic(
+    ctx: *mut NativeCtx,
+    addr: u64,
+    size: u64,
+    op: u64,
+    value: u64,
+    expected: u64,
+) -> u64 {
+    // SAFETY: only native code of a run calls this, with its context block.
+    unsafe {
+        with_engine(ctx, |e, _| {
+            let Some(code) = AtomicCode::from_u64(op) else {
+                return Err(Fault::new(format!("unknown atomic operation code {op}")));
+            };
+            let size_ir = ir::MemSize::from_bytes(size as u32)
+                .ok_or_else(|| Fault::new(format!("atomic access of {size} bytes")))?;
+            let old = e.rt.load_for_update(&mut e.st, addr, size as usize)?;
+            let new = match code {
+                AtomicCode::CmpXchg => {
+                    let bits = size_ir.bits();
+                    (ir::semantics::truncate(expected, bits) == old)
+                        .then(|| ir::semantics::truncate(value, bits))
+                }
+                AtomicCode::Add => Some(ir::AtomicOp::Add.apply(size_ir, old, value)),
+                AtomicCode::Or => Some(ir::AtomicOp::Or.apply(size_ir, old, value)),
+                AtomicCode::And => Some(ir::AtomicOp::And.apply(size_ir, old, value)),
+                AtomicCode::Xor => Some(ir::AtomicOp::Xor.apply(size_ir, old, value)),
+                AtomicCode::Xchg => Some(ir::AtomicOp::Xchg.apply(size_ir, old, value)),
+            };
+            if let Some(v) = new {
+                e.rt.store(&mut e.st, addr, size as usize, v)?;
+            }
+            Ok(old)
+        })
+    }
+}
+
+extern "C" fn cb_enter_call(ctx: *mut NativeCtx) -> u64 {
+    // SAFETY: only native code of a run calls this, with its context block.
+    unsafe {
+        with_engine(ctx, |e, c| {
+            let depth = c.depth as usize;
+            if depth >= MAX_CALL_FRAMES {
+                return Err(Fault::new(format!(
+                    "bpf-to-bpf call nesting exceeds {MAX_CALL_FRAMES} frames"
+                )));
+            }
+            e.st.stacks[depth].fill(0);
+            c.depth += 1;
+            e.st.depth = depth + 1;
+            Ok(0)
+        })
+    }
+}
+
+extern "C" fn cb_tail_call(ctx: *mut NativeCtx, ctx_arg: u64, map: u64, index: u64) -> u64 {
+    // SAFETY: only native code of a run calls this, with its context block.
+    let outcome = unsafe {
+        with_engine(ctx, |e, _| {
+            match helpers::call(e.rt, &mut e.st, HELPER_TAIL_CALL as i32, [ctx_arg, map, index, 0, 0])? {
+                HelperOutcome::TailCall(p) => match e.program.programs.get(p) {
+                    Some(f) => Ok(f.index() as u64 + 1),
+                    None => Err(Fault::new(format!(
+                        "tail call to program {p}, which the compiled module does not hold ({} programs)",
+                        e.program.programs.len()
+                    ))),
+                },
+                HelperOutcome::TailCallFailed | HelperOutcome::Return(_) => Ok(0),
+            }
+        })
+    };
+    if outcome == 0 {
+        return 0;
+    }
+    // The target runs in the caller's frame, as the kernel reuses it, and its result becomes
+    // the result of the function that made the tail call.
+    // SAFETY: as above; the engine is not borrowed across the nested native call.
+    // SAFETY: as above. The function is copied out before the nested call, so no reference
+    // to the engine or the block is held while the target's callbacks borrow them.
+    unsafe {
+        let f = {
+            let eng = &*((*ctx).host as *const Engine);
+            eng.program.functions[(outcome - 1) as usize]
+        };
+        let r = f.call(ctx, [ctx_arg, 0, 0, 0, 0]);
+        if (*ctx).fault == 0 {
+            (*ctx).tail_result = r;
+        }
+    }
+    1
+}
+
+extern "C" fn cb_map_value_addr(ctx: *mut NativeCtx, map: u64, offset: u64) -> u64 {
+    // SAFETY: only native code of a run calls this, with its context block.
+    unsafe {
+        with_engine(ctx, |e, _| {
+            let name = e
+                .program
+                .map_names
+                .get(map as usize)
+                .cloned()
+                .unwrap_or_default();
+            let m = runtime_map_index(e.rt, &name)
+                .ok_or_else(|| Fault::new(format!("map `{name}` is not in the runtime")))?;
+            e.rt.map_value_address(m as i64, offset as u32)
+        })
+    }
+}
+
+extern "C" fn cb_helper(
+    ctx: *mut NativeCtx,
+    id: u64,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> u64 {
+    // SAFETY: only native code of a run calls this, with its context block.
+    unsafe {
+        with_engine(ctx, |e, c| {
+            if id == HELPER_TAIL_CALL {
+                return Err(Fault::new(
+                    "bpf_tail_call as a plain helper call; the IR expresses tail calls with `tail_call`",
+                ));
+            }
+            let r = helpers::call(e.rt, &mut e.st, id as i32, [a1, a2, a3, a4, a5])?;
+            e.sync_out(c);
+            match r {
+                HelperOutcome::Return(v) => Ok(v),
+                HelperOutcome::TailCall(_) | HelperOutcome::TailCallFailed => Err(Fault::new(
+                    "a helper other than bpf_tail_call asked for a tail call",
+                )),
+            }
+        })
+    }
+}
+
+fn runtime_map_index(rt: &Runtime, name: &str) -> Option<usize> {
+    rt.maps().iter().position(|m| m.def.name == name)
+}
+
+/// Runs `program` on `st` with r1..r5 = `args` and returns r0, or the fault as a diagnostic.
+fn run_native(
+    program: &JitProgram,
+    rt: &mut Runtime,
+    st: ExecState,
+    ctx_value: u64,
+    args: [u64; 5],
+) -> Result<(u64, ExecState), Diagnostic> {
+    let place = |d: Diagnostic, rt: &Runtime| {
+        let d = d.program(program.name.clone());
+        if rt.object_name().is_empty() {
+            d
+        } else {
+            d.object(rt.object_name().to_string())
+        }
+    };
+    // Map handles and global data, found by name as the IR executor does.
+    let mut handles = Vec::with_capacity(program.map_names.len());
+    let mut runtime_index = Vec::with_capacity(program.map_names.len());
+    for name in &program.map_names {
+        match runtime_map_index(rt, name) {
+            Some(m) => {
+                handles.push(rt.map_handle(m as i64).unwrap_or(0));
+                runtime_index.push(Some(m));
+            }
+            None => {
+                return Err(place(
+                    Diagnostic::new(format!(
+                        "the module uses map `{name}`, which the runtime does not have"
+                    )),
+                    rt,
+                ))
+            }
+        }
+    }
+    let mut st = st;
+    let mut globals = vec![GlobalDesc::default(); program.map_names.len()];
+    for (i, g) in globals.iter_mut().enumerate() {
+        let (Some(m), true) = (runtime_index[i], program.direct_maps[i]) else {
+            continue;
+        };
+        let Ok(value) = rt.map_value_address(m as i64, 0) else {
+            continue;
+        };
+        let size = rt.maps()[m].def.value_size as usize;
+        let host = rt.access(&mut st, value, size, Access::Read, |b| {
+            b.as_mut_ptr() as u64
+        });
+        if let Ok(host) = host {
+            g.value = value;
+            g.bias = host.wrapping_sub(value);
+            g.writable = u64::from(!rt.maps()[m].read_only());
+        }
+    }
+    let func_values: Vec<u64> = (0..program.functions.len())
+        .map(|i| make_addr(REGION_FUNC + i as u32, 0))
+        .collect();
+    let mut ctx = NativeCtx::new(RegionDesc::default());
+    for (d, frame) in ctx.frames.iter_mut().enumerate() {
+        let value = make_addr(REGION_STACK + d as u32, 0);
+        frame.value = value;
+        frame.bias = (st.stacks[d].as_mut_ptr() as u64).wrapping_sub(value);
+        debug_assert_eq!(st.stacks[d].len(), STACK_SIZE);
+    }
+    ctx.ctx_value = ctx_value;
+    if let Some(x) = st.xdp.as_mut() {
+        ctx.pkt_bias = (x.buf.as_mut_ptr() as u64).wrapping_sub(make_addr(REGION_PACKET, 0));
+        ctx.ingress_ifindex = x.ingress_ifindex as u64;
+        ctx.rx_queue_index = x.rx_queue_index as u64;
+    }
+    ctx.budget = rt.config.insn_budget;
+    ctx.map_handles = handles.as_ptr();
+    ctx.globals = globals.as_ptr();
+    ctx.func_values = func_values.as_ptr();
+    let mut engine = Engine {
+        program,
+        rt,
+        st,
+        fault: None,
+    };
+    engine.sync_out(&mut ctx);
+    let eng_ptr: *mut Engine = &mut engine;
+    ctx.host = eng_ptr as *mut u8;
+    let entry = program.functions[program.entry.index()];
+    // SAFETY: the entry was compiled by `program`, whose module is alive for this borrow; the
+    // context block's tables (`handles`, `globals`, `func_values`) cover every map and
+    // function of the module and outlive the call; `host` is the engine, which this frame does
+    // not touch until the call returns; the stacks and the frame buffer the biases point into
+    // are owned by the engine's `st` and are not resized during the run.
+    let r0 = unsafe { entry.call(&mut ctx, args) };
+    let engine = engine;
+    if ctx.fault != 0 {
+        let fault = match (ctx.fault, engine.fault) {
+            (abi::FAULT_BUDGET, _) => Fault::new(format!(
+                "loop budget of {} back-edges exceeded (an endless loop?)",
+                engine.rt.config.insn_budget
+            ))
+            .help("raise RuntimeConfig::insn_budget if the program really needs more"),
+            (_, Some(f)) => f,
+            (code, None) => Fault::new(format!("native code reported fault code {code}")),
+        };
+        let mut d = Diagnostic::new(fault.message);
+        if ctx.insn != u32::MAX as u64 {
+            d = d
+                .insn(ctx.insn as usize)
+                .line(program.lines.get(&(ctx.insn as u32)).cloned());
+        }
+        if let Some(h) = fault.help {
+            d = d.help(h);
+        }
+        return Err(place(d, engine.rt));
+    }
+    Ok((r0, engine.st))
+}
+
+/// Runs the entry of `program` as an XDP program on one packet, like
+/// [`crate::interp::run_xdp`] runs bytecode: same runtime, same frame, same outcome.
+pub fn run_xdp_native(
+    program: &JitProgram,
+    rt: &mut Runtime,
+    input: &XdpInput,
+) -> Result<XdpOutcome, Diagnostic> {
+    let st =
+        ExecState::for_xdp(input).map_err(|m| Diagnostic::new(m).program(program.name.clone()))?;
+    let ctxp = ExecState::ctx_pointer();
+    let (r0, mut st) = run_native(program, rt, st, ctxp, [ctxp, 0, 0, 0, 0])?;
+    Ok(st.finish_xdp(r0, 0))
+}
+
+/// Runs the entry of `program` in conformance mode: r1 points to `mem` (or is 0 when `mem` is
+/// empty), r2 is its length; returns r0. Changes to `mem` are kept.
+pub fn run_native_with_memory_in(
+    program: &JitProgram,
+    rt: &mut Runtime,
+    mem: &mut [u8],
+) -> Result<u64, Diagnostic> {
+    let st = ExecState::new(None, mem.to_vec());
+    let r1 = if mem.is_empty() {
+        0
+    } else {
+        make_addr(REGION_MEM, 0)
+    };
+    let (r0, st) = run_native(program, rt, st, u64::MAX, [r1, mem.len() as u64, 0, 0, 0])?;
+    mem.copy_from_slice(&st.mem);
+    Ok(r0)
+}
