@@ -131,8 +131,7 @@ pub fn build(ctx: &ProgCtx, start: usize, end: usize) -> Result<Cfg, Diagnostic>
     }
     let mut leaders = BTreeSet::new();
     leaders.insert(start);
-    for slot in start..end {
-        let insn = &insns[slot];
+    for (slot, insn) in insns.iter().enumerate().take(end).skip(start) {
         if let Some(off) = jump_of(insn) {
             leaders.insert(jump_target(ctx, slot, off, start, end)?);
         }

@@ -406,7 +406,6 @@ impl<'p, 'a, 'c> FunctionLifter<'p, 'a, 'c> {
         for &blk in &cfg.rpo {
             lifter.lift_block(&mut b, blk, &entry_vals)?;
         }
-        drop(b);
         Ok(func)
     }
 
@@ -833,7 +832,20 @@ impl<'p, 'a, 'c> FunctionLifter<'p, 'a, 'c> {
                     CallTarget::Helper(helpers::TAIL_CALL) => {
                         let ctxv = self.read(b, slot, Reg::R1, vals)?;
                         let map = match st.regs[2] {
-                            Prov::MapPtr(m) => self.map_ref(slot, m as i32)?,
+                            Prov::MapPtr(m) => {
+                                let map = self.map_ref(slot, m as i32)?;
+                                let def = &ctx.obj.maps[map.index()];
+                                if def.map_type != crate::object::MapType::ProgArray {
+                                    return Err(ctx.error(
+                                        slot,
+                                        format!(
+                                            "tail call through map `{}`, which is a {:?} map, not a program array",
+                                            def.name, def.map_type
+                                        ),
+                                    ).help("bpf_tail_call needs a BPF_MAP_TYPE_PROG_ARRAY map; the kernel verifier refuses this call"));
+                                }
+                                map
+                            }
                             other => {
                                 return Err(ctx.error(
                                     slot,
