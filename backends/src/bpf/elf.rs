@@ -61,6 +61,33 @@ fn is_global_data_name(name: &str) -> bool {
     })
 }
 
+/// The section a program of this kind goes in. The lifter names kinds in snake case
+/// (`xdp`, `sched_cls`); where that is not itself a section prefix loaders recognize, the
+/// conventional section name is used, so that reading the object back gives the same kind.
+fn section_for_kind(kind: &str) -> String {
+    use frontend::object::ProgramKind;
+    const RENAMED: &[(&str, &str)] = &[
+        ("socket_filter", "socket"),
+        ("sched_cls", "classifier"),
+        ("sched_act", "action"),
+        ("sock_ops", "sockops"),
+        ("cgroup_sock", "cgroup/sock"),
+        ("cgroup_device", "cgroup/dev"),
+        ("cgroup_sock_addr", "cgroup/bind4"),
+        ("tracing", "fentry"),
+    ];
+    if let Some((_, section)) = RENAMED.iter().find(|(k, _)| *k == kind) {
+        return section.to_string();
+    }
+    if kind.is_empty()
+        || kind.starts_with('.')
+        || ProgramKind::from_section(kind) == ProgramKind::Unknown
+    {
+        return "prog".to_string();
+    }
+    kind.to_string()
+}
+
 /// Writes the object with the default options.
 pub fn write_object(module: &Module, name: &str) -> Result<Vec<u8>, Diagnostic> {
     write_object_with(module, name, &ObjectOptions::default())
@@ -158,11 +185,7 @@ pub fn write_object_with(
     let mut placed: Vec<(SectionId, u64, FuncRef)> = Vec::new();
     let mut sections: HashMap<String, SectionId> = HashMap::new();
     for entry in &programs {
-        let section_name = if entry.kind.is_empty() || entry.kind == ".text" {
-            "prog".to_string()
-        } else {
-            entry.kind.clone()
-        };
+        let section_name = section_for_kind(&entry.kind);
         let section = *sections.entry(section_name.clone()).or_insert_with(|| {
             obj.add_section(Vec::new(), section_name.into_bytes(), SectionKind::Text)
         });

@@ -104,10 +104,23 @@ pub(crate) fn compile_reachable(
     Ok((codes, order))
 }
 
-/// Writes every program of `module` into a BPF ELF object named `name` (see [`elf`]).
+/// Writes every program of `module` into a BPF ELF object named `name` (see [`elf`]), with a
+/// `GPL` license section: the IR does not record the original license, so callers that know
+/// it use [`emit_object_with`].
 pub fn emit_object(module: &Module, name: &str) -> Result<Vec<u8>, Diagnostic> {
     elf::write_object(module, name)
 }
+
+/// Like [`emit_object`], with the license and kernel version given.
+pub fn emit_object_with(
+    module: &Module,
+    name: &str,
+    options: &ObjectOptions,
+) -> Result<Vec<u8>, Diagnostic> {
+    elf::write_object_with(module, name, options)
+}
+
+pub use elf::ObjectOptions;
 
 /// A diagnostic naming the function, the IR instruction's source location and line.
 fn diagnostic(module: &Module, fref: FuncRef, inst: Option<Inst>, message: &str) -> Diagnostic {
