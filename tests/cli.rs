@@ -205,3 +205,19 @@ fn a_closed_pipe_is_not_a_panic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn every_engine_gives_the_same_answer() {
+    let mut reports = Vec::new();
+    for engine in ["interp", "ir", "jit"] {
+        let mut args = EXAMPLE.to_vec();
+        args.extend(["--json", "--engine", engine]);
+        let (ok, stdout, stderr) = nicc(&args);
+        assert!(ok, "{engine}: {stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+        reports.push((engine, v));
+    }
+    for (engine, v) in &reports[1..] {
+        assert_eq!(v, &reports[0].1, "{engine} differs from the interpreter");
+    }
+}

@@ -598,8 +598,15 @@ pub fn run_xdp_native(
     rt: &mut Runtime,
     input: &XdpInput,
 ) -> Result<XdpOutcome, Diagnostic> {
-    let st =
-        ExecState::for_xdp(input).map_err(|m| Diagnostic::new(m).program(program.name.clone()))?;
+    let st = ExecState::for_xdp(input).map_err(|m| {
+        let d = Diagnostic::new(m).program(program.name.clone());
+        // Name the object as the other engines do, so their messages compare equal.
+        if rt.object_name().is_empty() {
+            d
+        } else {
+            d.object(rt.object_name().to_string())
+        }
+    })?;
     let ctxp = ExecState::ctx_pointer();
     let (r0, mut st) = run_native(program, rt, st, ctxp, [ctxp, 0, 0, 0, 0])?;
     Ok(st.finish_xdp(r0, 0))

@@ -34,11 +34,73 @@ pub struct RunArgs {
     /// Print one JSON object (`packets`, `verdicts`) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The engine: `jit` (Cranelift native code), `interp` (the golden bytecode interpreter)
+    /// or `ir` (the IR executor). By default the JIT, or the interpreter when the program
+    /// cannot be lifted or compiled.
+    #[arg(long, value_enum)]
+    pub engine: Option<Engine>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    Jit,
+    Interp,
+    Ir,
+}
+
+/// A program made ready for one engine.
+enum Prepared {
+    Interp,
+    Ir(ir::Module, ir::FuncRef),
+    Jit(Box<sim::native::JitProgram>),
+}
+
+/// Lifts (and for the JIT compiles) the program; with no engine asked for, falls back to the
+/// interpreter and says why.
+fn prepare(
+    obj: &frontend::Object,
+    index: usize,
+    engine: Option<Engine>,
+    warnings: &mut Vec<String>,
+) -> Result<(Prepared, Engine), String> {
+    if engine == Some(Engine::Interp) {
+        return Ok((Prepared::Interp, Engine::Interp));
+    }
+    let lifted = frontend::lift::lift_object(obj, &frontend::lift::LiftOptions::default())
+        .map_err(|d| d.to_string())
+        .and_then(|m| {
+            // `lift_object` lists program entries in the object's program order.
+            let entry = m
+                .programs
+                .get(index)
+                .map(|p| p.func)
+                .ok_or_else(|| "the lifted module lacks the program".to_string())?;
+            Ok((m, entry))
+        });
+    let prepared = match (engine, lifted) {
+        (Some(Engine::Ir), Ok((m, entry))) => Ok((Prepared::Ir(m, entry), Engine::Ir)),
+        (_, Ok((m, entry))) => sim::native::JitProgram::new(&m, entry)
+            .map(|j| (Prepared::Jit(Box::new(j)), Engine::Jit))
+            .map_err(|d| d.to_string()),
+        (_, Err(e)) => Err(e),
+    };
+    match (prepared, engine) {
+        (Ok(p), _) => Ok(p),
+        (Err(e), None) => {
+            warnings.push(format!(
+                "the JIT cannot run this program, so the interpreter does: {}",
+                e.lines().next().unwrap_or("")
+            ));
+            Ok((Prepared::Interp, Engine::Interp))
+        }
+        (Err(e), Some(_)) => Err(e),
+    }
 }
 
 /// The outcome of a run, before formatting.
 pub struct RunOutput {
     pub program: String,
+    pub engine: Engine,
     pub section: String,
     pub report: RunReport,
     pub maps: MapsSnapshot,
@@ -68,6 +130,7 @@ pub fn execute(args: &RunArgs) -> Result<RunOutput, String> {
         rt.load_snapshot(&seed)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    let (prepared, engine) = prepare(&obj, index, args.engine, &mut warnings)?;
     let start = Instant::now();
     let mut report = RunReport::new();
     let mut out_packets = Vec::new();
@@ -76,7 +139,12 @@ pub fn execute(args: &RunArgs) -> Result<RunOutput, String> {
             packet: packet.data.clone(),
             ..XdpInput::default()
         };
-        let result = match run_xdp(&obj, index, &mut rt, &input) {
+        let outcome = match &prepared {
+            Prepared::Interp => run_xdp(&obj, index, &mut rt, &input),
+            Prepared::Ir(m, entry) => sim::ir_exec::run_xdp_ir(m, *entry, &mut rt, &input),
+            Prepared::Jit(j) => sim::native::run_xdp_native(j, &mut rt, &input),
+        };
+        let result = match outcome {
             Ok(outcome) => {
                 if matches!(
                     outcome.action,
@@ -128,6 +196,7 @@ pub fn execute(args: &RunArgs) -> Result<RunOutput, String> {
     let program = &obj.programs[index];
     Ok(RunOutput {
         program: program.name.clone(),
+        engine,
         section: program.section.clone(),
         report,
         maps,
@@ -145,9 +214,10 @@ pub fn format_text(args: &RunArgs, out: &RunOutput) -> String {
     let n = out.report.packets.len();
     let _ = writeln!(
         s,
-        "program {} (section {}): {} packets from {} in {} us",
+        "program {} (section {}, engine {:?}): {} packets from {} in {} us",
         out.program,
         out.section,
+        out.engine,
         n,
         args.pcap.display(),
         out.elapsed_us
