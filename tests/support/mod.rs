@@ -2,7 +2,9 @@
 //! the branches the capture corpus does not.
 #![allow(dead_code)]
 
+pub mod engine_diff;
 pub mod packets;
+pub mod seeds;
 
 use std::path::{Path, PathBuf};
 
