@@ -6,7 +6,8 @@
 //! (b) loaded into the kernel: the verifier must accept it (the count is printed);
 //! (c) run by the kernel next to the original on the same packets: identical results.
 //!
-//! Instruction counts before and after are printed for every program.
+//! Each program is re-emitted twice: from the IR as lifted (pipeline `none`) and after the
+//! `bpf` optimization pipeline. Instruction counts before and after are printed for both.
 
 mod support;
 
@@ -42,12 +43,22 @@ fn is_nondeterministic(obj: &Object, program: usize) -> bool {
 }
 
 /// Lifts the whole object when possible (so tail-call siblings come along), else the one
-/// program.
-fn lift(obj: &Object, program: usize) -> Result<ir::Module, String> {
+/// program, and runs the named pass pipeline over it.
+fn lift(obj: &Object, program: usize, pipeline: &str) -> Result<ir::Module, String> {
     let opts = LiftOptions::default();
-    lift_object(obj, &opts)
+    let mut module = lift_object(obj, &opts)
         .or_else(|_| lift_program(obj, program, &opts))
-        .map_err(|d| d.to_string())
+        .map_err(|d| d.to_string())?;
+    let pipeline = passes::pipeline(pipeline).ok_or("no such pipeline")?;
+    passes::PassManager::new()
+        .verify_each(true)
+        .run(
+            &pipeline,
+            &mut module,
+            &mut passes::PassContext::new(pipeline.target),
+        )
+        .map_err(|e| format!("pipeline {}: {e}", pipeline.name))?;
+    Ok(module)
 }
 
 /// Runs both objects' programs in the interpreter over every packet; the differences found.
@@ -138,11 +149,20 @@ fn kernel_differences(
 
 #[test]
 fn reemitted_xdp_programs_match_the_originals() {
+    check_corpus("none");
+}
+
+#[test]
+fn optimized_reemitted_xdp_programs_match_the_originals() {
+    check_corpus("bpf");
+}
+
+fn check_corpus(pipeline: &str) {
     if let Err(why) = hw::linux::kernel_available() {
         panic!("this test needs the kernel's bpf() (run as root on Linux): {why}");
     }
     let packets = corpus_packets();
-    println!("{} packets", packets.len());
+    println!("pipeline {pipeline}: {} packets", packets.len());
     let (mut total, mut accepted, mut clean) = (0, 0, 0);
     let (mut before_sum, mut after_sum) = (0usize, 0usize);
     let mut failures: Vec<String> = Vec::new();
@@ -157,7 +177,7 @@ fn reemitted_xdp_programs_match_the_originals() {
             }
             total += 1;
             let what = format!("{name} {}", prog.name);
-            let module = match lift(&obj, p) {
+            let module = match lift(&obj, p, pipeline) {
                 Ok(m) => m,
                 Err(e) => {
                     failures.push(format!("{what}: lifting failed: {e}"));
@@ -216,7 +236,7 @@ fn reemitted_xdp_programs_match_the_originals() {
         }
     }
     println!(
-        "{total} kernel-accepted XDP programs; re-emitted programs accepted by the verifier: {accepted}/{total}; identical behaviour: {clean}/{total}; instructions {before_sum} -> {after_sum}"
+        "pipeline {pipeline}: {total} kernel-accepted XDP programs; re-emitted programs accepted by the verifier: {accepted}/{total}; identical behaviour: {clean}/{total}; instructions {before_sum} -> {after_sum}"
     );
     assert!(
         total >= 20,

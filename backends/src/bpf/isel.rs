@@ -222,12 +222,14 @@ impl<'a> Selector<'a> {
             Remat::Stack(slot, offset) => {
                 let at = self.alloc.frame.slots.get(&slot).copied().unwrap_or(0) + offset;
                 out.push(mov(dst, Reg::FP));
-                out.push(MachInsn::Insn(Insn::Alu {
-                    width: Width::W64,
-                    op: AluOp::Add,
-                    dst,
-                    src: Operand::Imm(at),
-                }));
+                if at != 0 {
+                    out.push(MachInsn::Insn(Insn::Alu {
+                        width: Width::W64,
+                        op: AluOp::Add,
+                        dst,
+                        src: Operand::Imm(at),
+                    }));
+                }
             }
         }
     }
@@ -329,6 +331,27 @@ impl<'a> Selector<'a> {
             | InstructionData::Endian { .. }
             | InstructionData::Load { .. }
                 if dead => {}
+            InstructionData::Binary {
+                op: BinaryOp::Add,
+                width: Width::W64,
+                args: [a, b],
+            } if matches!(
+                (self.loc(a), self.loc(b)),
+                (Loc::Remat(Remat::Stack(..)), Loc::Remat(Remat::Const(c))) if i32::try_from(c).is_ok()
+            ) =>
+            {
+                // A stack address plus a constant is another stack address: `r10` plus one
+                // immediate, as clang writes it.
+                if let (Loc::Remat(Remat::Stack(slot, off)), Loc::Remat(Remat::Const(c))) =
+                    (self.loc(a), self.loc(b))
+                {
+                    let rd = self.def_reg(result);
+                    let mut buf = Vec::new();
+                    self.materialize(&mut buf, Remat::Stack(slot, off.wrapping_add(c as i32)), rd);
+                    self.out.extend(buf);
+                    self.finish_def(result, rd);
+                }
+            }
             InstructionData::Binary { op, width, args } => {
                 let rd = self.def_reg(result);
                 let [a, b] = args;
