@@ -24,7 +24,17 @@ fn lift(obj: &frontend::Object, program: usize, opts: &LiftOptions) -> Result<ir
 }
 
 fn run_corpus(opts: &LiftOptions) {
-    println!("{} packets per program", corpus_packets().len());
+    run_corpus_after(opts, "none");
+}
+
+/// Lifts, runs pipeline `pipeline` (with the verifier after every pass), and compares the
+/// IR executor on the result with the interpreter on the original bytecode.
+fn run_corpus_after(opts: &LiftOptions, pipeline: &str) {
+    let pipe = passes::pipeline::pipeline(pipeline).expect("a pipeline of that name");
+    println!(
+        "pipeline {pipeline}: {} packets per program",
+        corpus_packets().len()
+    );
     let (mut programs, mut runs, mut faulted, mut refused) = (0, 0, 0, 0);
     let mut unlifted = Vec::new();
     let mut dirty = Vec::new();
@@ -41,7 +51,7 @@ fn run_corpus(opts: &LiftOptions) {
             if p.kind != ProgramKind::Xdp {
                 continue;
             }
-            let module = match lift(&obj, i, opts) {
+            let mut module = match lift(&obj, i, opts) {
                 Ok(m) => m,
                 Err(e) => {
                     unlifted.push(format!(
@@ -52,6 +62,17 @@ fn run_corpus(opts: &LiftOptions) {
                     continue;
                 }
             };
+            let mut ctx = passes::pass::PassContext::new(
+                passes::pass::Target::from_name(pipeline).unwrap_or_default(),
+            );
+            if let Err(e) = passes::pipeline::PassManager::new().verify_each(true).run(
+                &pipe,
+                &mut module,
+                &mut ctx,
+            ) {
+                dirty.push(format!("{rel} {}: pipeline {pipeline} failed: {e}", p.name));
+                continue;
+            }
             let report = check_engine(&obj, i, &module);
             programs += 1;
             runs += report.packets;
@@ -96,4 +117,15 @@ fn lifted_ir_matches_the_interpreter_on_the_corpus() {
 #[test]
 fn lifted_ir_with_calls_inlined_matches_the_interpreter_on_the_corpus() {
     run_corpus(&LiftOptions { inline_calls: true });
+}
+
+/// "Before and after every pipeline": each optimization pipeline's output must still compute
+/// exactly what the bytecode computes, packet for packet.
+#[test]
+fn optimized_ir_matches_the_interpreter_after_every_pipeline() {
+    for name in passes::pipeline::PIPELINE_NAMES {
+        if name != "none" {
+            run_corpus_after(&LiftOptions::default(), name);
+        }
+    }
 }
