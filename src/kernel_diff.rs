@@ -68,7 +68,7 @@ impl DiffReport {
 }
 
 /// The nondeterministic helpers a program calls.
-fn nondeterministic_helpers(prog: &frontend::object::Program) -> Vec<String> {
+pub fn nondeterministic_helpers(prog: &frontend::object::Program) -> Vec<String> {
     use frontend::insn::{decode_all, CallTarget, Insn};
     let Ok(insns) = decode_all(&prog.insns) else {
         return Vec::new();

@@ -1,7 +1,10 @@
 //! The `nicc` command line: one subcommand per user job.
 
 use clap::{Parser, Subcommand};
-use nicc::commands::{self, diff_kernel::DiffKernelArgs, ir::IrArgs, opt::OptArgs, run::RunArgs};
+use nicc::commands::{
+    self, bench_opt::BenchOptArgs, diff_kernel::DiffKernelArgs, ir::IrArgs, opt::OptArgs,
+    run::RunArgs,
+};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +34,9 @@ enum Command {
     Passes,
     /// Lift, optimize and re-emit an object as BPF that the kernel still accepts.
     Opt(OptArgs),
+    /// For every program of a folder of objects: instructions before and after `nicc opt`,
+    /// the time taken, kernel verifier acceptance, and kernel-versus-kernel results (root).
+    BenchOpt(BenchOptArgs),
     /// Run an XDP program on the packets of a capture with the golden interpreter.
     Run(RunArgs),
     /// Compare the interpreter with the running kernel on the same packets and maps.
@@ -79,6 +85,7 @@ fn dispatch(command: Command) -> Result<String, String> {
         Command::Ir(args) => commands::ir::ir(&args),
         Command::Passes => Ok(commands::ir::describe_passes()),
         Command::Opt(args) => commands::opt::opt(&args),
+        Command::BenchOpt(args) => commands::bench_opt::bench_opt(&args),
         Command::Run(args) => {
             let out = commands::run::execute(&args)?;
             if args.json {

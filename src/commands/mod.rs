@@ -1,6 +1,7 @@
 //! One module per subcommand. Each takes its parsed arguments and returns the text to print
 //! or an error message for the user; `main` does the printing and the exit status.
 
+pub mod bench_opt;
 pub mod conformance_plugin;
 pub mod diff_kernel;
 pub mod disasm;

@@ -1,0 +1,222 @@
+//! `nicc bench-opt [DIR]`: the optimizer's report card over a folder of objects. For every
+//! program: BPF instructions before and after `nicc opt`, the time lifting, optimizing and
+//! re-emitting took, whether the kernel verifier accepts the original and the output, and for
+//! XDP programs the verdict of running both in the kernel on the same packets.
+
+use frontend::object::ProgramKind;
+use hw::linux::{KernelError, KernelObject, XdpCtx};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchOptArgs {
+    /// A folder searched recursively for `.o` files (`invalid/` folders are skipped).
+    #[arg(default_value = "../shared/corpus/elf")]
+    pub dir: PathBuf,
+    /// The packets for the kernel-versus-kernel check of XDP programs.
+    #[arg(long, default_value = "../shared/corpus/mix.pcap")]
+    pub pcap: PathBuf,
+    /// The pipeline `nicc opt` runs.
+    #[arg(long, default_value = "bpf")]
+    pub pipeline: String,
+}
+
+/// One program's row.
+struct Row {
+    object: String,
+    program: String,
+    before: usize,
+    after: Option<usize>,
+    micros: u128,
+    kernel_original: Option<bool>,
+    kernel_output: Option<bool>,
+    check: String,
+}
+
+fn objects(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "invalid") {
+                    stack.push(p);
+                }
+            } else if p.extension().is_some_and(|x| x == "o") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs every packet through both kernel programs and compares verdicts, bytes and maps.
+fn kernel_vs_kernel(
+    original: &KernelObject,
+    i: usize,
+    output: &KernelObject,
+    j: usize,
+    packets: &[Vec<u8>],
+) -> String {
+    let (mut compared, mut differ) = (0, 0);
+    for p in packets {
+        let (a, b) = (
+            original.test_run_xdp(i, p, &XdpCtx::default()),
+            output.test_run_xdp(j, p, &XdpCtx::default()),
+        );
+        match (a, b) {
+            (Err(KernelError::PacketRejected { .. }), Err(KernelError::PacketRejected { .. })) => {}
+            (Ok(a), Ok(b)) => {
+                compared += 1;
+                if a.retval != b.retval || a.packet != b.packet {
+                    differ += 1;
+                }
+            }
+            _ => differ += 1,
+        }
+    }
+    let maps = match (original.snapshot(), output.snapshot()) {
+        (Ok(a), Ok(b)) if a == b => "maps equal",
+        (Ok(_), Ok(_)) => {
+            differ += 1;
+            "maps differ"
+        }
+        _ => "maps unreadable",
+    };
+    if differ == 0 {
+        format!("identical on {compared} packets, {maps}")
+    } else {
+        format!("{differ} DIFFERENCES over {compared} packets, {maps}")
+    }
+}
+
+pub fn bench_opt(args: &BenchOptArgs) -> Result<String, String> {
+    hw::linux::kernel_available()?;
+    let capture = sim::pcap::read_file(&args.pcap)?;
+    let packets: Vec<Vec<u8>> = capture.ethernet().map(|p| p.data.clone()).collect();
+    let mut rows = Vec::new();
+    for path in objects(&args.dir) {
+        let rel = path
+            .strip_prefix(&args.dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let Ok(obj) = frontend::elf::read_file(&path) else {
+            continue;
+        };
+        let start = Instant::now();
+        let optimized = super::opt::optimize(&obj, &args.pipeline, false);
+        let micros = start.elapsed().as_micros();
+        let emitted = optimized
+            .as_ref()
+            .ok()
+            .and_then(|(bytes, ..)| frontend::elf::read_object(bytes, &obj.name).ok());
+        for (i, p) in obj.programs.iter().enumerate() {
+            let j = emitted
+                .as_ref()
+                .and_then(|e| e.programs.iter().position(|q| q.name == p.name));
+            let original = KernelObject::load(&obj, &[i]);
+            let output = match (&emitted, j) {
+                (Some(e), Some(j)) => Some(KernelObject::load(e, &[j])),
+                _ => None,
+            };
+            let check = match (&optimized, &original, &output) {
+                (Err(e), ..) => format!("not optimized: {}", e.lines().next().unwrap_or("")),
+                (_, Ok(o), Some(Ok(q))) if p.kind == ProgramKind::Xdp => {
+                    let verdict = kernel_vs_kernel(o, i, q, j.unwrap_or(0), &packets);
+                    let random = crate::kernel_diff::nondeterministic_helpers(p);
+                    if random.is_empty() {
+                        verdict
+                    } else {
+                        // Two runs of such a program differ even in one engine.
+                        format!("{verdict} (expected: calls {})", random.join(", "))
+                    }
+                }
+                (_, Ok(_), Some(Err(e))) => format!(
+                    "REFUSED by the verifier: {}",
+                    e.verifier_reason().unwrap_or("").trim()
+                ),
+                (_, Ok(_), Some(Ok(_))) => "loads (not XDP: no packet check)".to_string(),
+                (_, Err(_), _) => "original refused by the verifier".to_string(),
+                _ => "missing from the output".to_string(),
+            };
+            rows.push(Row {
+                object: rel.clone(),
+                program: p.name.clone(),
+                before: p.insns.len(),
+                after: j.and_then(|j| emitted.as_ref().map(|e| e.programs[j].insns.len())),
+                micros,
+                kernel_original: Some(original.is_ok()),
+                kernel_output: output.as_ref().map(|o| o.is_ok()),
+                check,
+            });
+        }
+    }
+    Ok(format_rows(&rows))
+}
+
+fn format_rows(rows: &[Row]) -> String {
+    let yes = |b: Option<bool>| match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:45} {:34} {:>6} {:>6} {:>9} {:>5} {:>5}  check",
+        "object", "program", "before", "after", "time(us)", "k.in", "k.out"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{:45} {:34} {:>6} {:>6} {:>9} {:>5} {:>5}  {}",
+            r.object,
+            r.program,
+            r.before,
+            r.after.map_or("-".to_string(), |a| a.to_string()),
+            r.micros,
+            yes(r.kernel_original),
+            yes(r.kernel_output),
+            r.check
+        );
+    }
+    let both: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.kernel_original == Some(true) && r.after.is_some())
+        .collect();
+    let accepted = both
+        .iter()
+        .filter(|r| r.kernel_output == Some(true))
+        .count();
+    let (before, after): (usize, usize) = both
+        .iter()
+        .map(|r| (r.before, r.after.unwrap_or(0)))
+        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+    let mut ratios: Vec<f64> = both
+        .iter()
+        .filter(|r| r.before > 0)
+        .map(|r| r.after.unwrap_or(0) as f64 / r.before as f64)
+        .collect();
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    let median = ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN);
+    let differences = rows
+        .iter()
+        .filter(|r| r.check.contains("DIFFERENCES") && !r.check.contains("(expected"))
+        .count();
+    let _ = writeln!(
+        s,
+        "{} programs; the kernel accepted {} originals and {accepted} of their outputs; \
+         instructions {before} -> {after} (median ratio after/before {median:.3}); \
+         XDP programs with unexplained kernel differences: {differences}",
+        rows.len(),
+        both.len()
+    );
+    s
+}
