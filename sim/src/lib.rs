@@ -2,7 +2,7 @@
 //! context and packet buffers), the golden interpreter, and pcap input and output.
 
 pub mod interp;
-pub mod native;
 pub mod ir_exec;
+pub mod native;
 pub mod pcap;
 pub mod runtime;

@@ -64,7 +64,12 @@ pub fn describe_passes() -> String {
     s.push_str("pipelines:\n");
     for name in PIPELINE_NAMES {
         if let Some(p) = pipeline(name) {
-            s.push_str(&format!("  {:10} {}: {}\n", p.name, p.description, p.passes.join(" -> ")));
+            s.push_str(&format!(
+                "  {:10} {}: {}\n",
+                p.name,
+                p.description,
+                p.passes.join(" -> ")
+            ));
         }
     }
     s

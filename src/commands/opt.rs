@@ -54,9 +54,8 @@ pub fn optimize(
         .map_err(|e| e.to_string())?;
     let ir_after = count_insts(&module);
     let bytes = backends::bpf::emit_object(&module, &obj.name).map_err(|d| d.to_string())?;
-    let emitted = frontend::elf::read_object(&bytes, &obj.name).map_err(|d| {
-        format!("nicc cannot read back the object it wrote (a bug in nicc): {d}")
-    })?;
+    let emitted = frontend::elf::read_object(&bytes, &obj.name)
+        .map_err(|d| format!("nicc cannot read back the object it wrote (a bug in nicc): {d}"))?;
     let programs = obj
         .programs
         .iter()
@@ -75,8 +74,7 @@ pub fn optimize(
 
 pub fn opt(args: &OptArgs) -> Result<String, String> {
     let obj = super::read_object(&args.object)?;
-    let (bytes, programs, ir_before, ir_after) =
-        optimize(&obj, &args.pipeline, args.inline_calls)?;
+    let (bytes, programs, ir_before, ir_after) = optimize(&obj, &args.pipeline, args.inline_calls)?;
     std::fs::write(&args.output, &bytes)
         .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
     let mut s = String::new();
