@@ -70,7 +70,7 @@ pub struct BranchError {
 
 /// Resolves labels into offsets.
 pub fn resolve(code: Vec<MachInsn>) -> Result<FunctionCode, BranchError> {
-    let code = drop_jumps_to_next(code);
+    let code = drop_jumps_to_next(drop_unreachable(code));
     // Slot of every label.
     let mut label_slot = std::collections::HashMap::new();
     let mut slot = 0usize;
@@ -169,6 +169,40 @@ pub fn resolve(code: Vec<MachInsn>) -> Result<FunctionCode, BranchError> {
         }
     }
     Ok(out)
+}
+
+/// Removes instructions no path from the entry reaches. Edges that return directly can leave
+/// a return block with no jump or fall-through into it, and the kernel verifier rejects a
+/// program with unreachable instructions.
+fn drop_unreachable(code: Vec<MachInsn>) -> Vec<MachInsn> {
+    let mut label_at = std::collections::HashMap::new();
+    for (k, m) in code.iter().enumerate() {
+        if let MachInsn::Label(l) = m {
+            label_at.insert(*l, k);
+        }
+    }
+    let mut reached = vec![false; code.len()];
+    let mut work = vec![0usize];
+    while let Some(k) = work.pop() {
+        if k >= code.len() || reached[k] {
+            continue;
+        }
+        reached[k] = true;
+        match &code[k] {
+            MachInsn::Insn(Insn::Exit) => {}
+            MachInsn::Ja(l) => work.extend(label_at.get(l)),
+            MachInsn::Jcc { target, .. } => {
+                work.push(k + 1);
+                work.extend(label_at.get(target));
+            }
+            _ => work.push(k + 1),
+        }
+    }
+    code.into_iter()
+        .zip(reached)
+        .filter(|(m, r)| *r || matches!(m, MachInsn::Label(_)))
+        .map(|(m, _)| m)
+        .collect()
 }
 
 /// Removes every `ja L` that is followed, through labels only, by `L`.

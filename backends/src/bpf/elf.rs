@@ -198,9 +198,10 @@ pub fn write_object_with(
         let text = obj.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
         for &f in &subprograms {
             let offset = place(&mut obj, text, &codes[&f].insns);
-            if !func_symbols.contains_key(&f) {
-                let sym = add_func_symbol(&mut obj, module, f, text, offset, &codes, false);
-                func_symbols.insert(f, sym);
+            if let std::collections::hash_map::Entry::Vacant(slot) = func_symbols.entry(f) {
+                slot.insert(add_func_symbol(
+                    &mut obj, module, f, text, offset, &codes, false,
+                ));
             }
             placed.push((text, offset, f));
         }

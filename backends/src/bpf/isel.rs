@@ -612,13 +612,10 @@ impl<'a> Selector<'a> {
                     HELPER_TAIL_CALL,
                 ))));
             }
-            InstructionData::Jump { ref dest } => {
-                let moves = self.edge_moves(dest);
-                let mut buf = Vec::new();
-                self.parallel_move(&mut buf, moves);
-                self.out.extend(buf);
-                self.emit(MachInsn::Ja(label_of(dest.block)));
-            }
+            InstructionData::Jump { ref dest } => match self.edge_code(dest, next) {
+                Some(code) => self.out.extend(code),
+                None => self.emit(MachInsn::Ja(label_of(dest.block))),
+            },
             InstructionData::Brif {
                 cond,
                 width,
@@ -641,10 +638,7 @@ impl<'a> Selector<'a> {
         );
         // The verifier rejects a division by an immediate zero; a register divisor of zero is
         // well defined, so keep the register form there.
-        imm_for(width, c).is_some_and(|imm| {
-            !(divides && imm == 0 && width == Width::W64)
-                && !(divides && (c as u32) == 0 && width == Width::W32)
-        })
+        imm_for(width, c).is_some_and(|imm| !(divides && imm == 0))
     }
 
     /// The immediate of an operation; shift counts are masked as `ir::semantics` masks them,
@@ -739,6 +733,7 @@ impl<'a> Selector<'a> {
             .zip(params)
             .filter(|(_, p)| !self.alloc.unused.contains(p))
             .map(|(&a, &p)| (self.loc(p), self.loc(a)))
+            .filter(|(d, s)| d != s)
             .collect()
     }
 
@@ -770,16 +765,14 @@ impl<'a> Selector<'a> {
             }
         };
         let dst = self.use_reg(a, Reg::R0);
-        let true_moves = self.edge_moves(&dests[0]);
-        let false_moves = self.edge_moves(&dests[1]);
+        let true_code = self.edge_code(&dests[0], None);
+        let false_code = self.edge_code(&dests[1], next);
         let (t_block, f_block) = (dests[0].block, dests[1].block);
-        // When the true edge falls through to the next block, jump on the negated condition.
-        if true_moves.is_empty()
-            && false_moves.is_empty()
-            && next == Some(t_block)
-            && t_block != f_block
-        {
-            if let Some(inv) = invert_cond(cond) {
+        let inverted = invert_cond(cond);
+        match (true_code, false_code, inverted) {
+            // When the true edge falls through to the next block, jump on the negated
+            // condition.
+            (None, None, Some(inv)) if next == Some(t_block) && t_block != f_block => {
                 self.emit(MachInsn::Jcc {
                     width,
                     cond: inv,
@@ -787,31 +780,82 @@ impl<'a> Selector<'a> {
                     src,
                     target: label_of(f_block),
                 });
-                return Ok(());
+            }
+            // Only the true edge has code: jump on the negated condition to the false block
+            // and put the true edge's code right here, saving a trampoline.
+            (Some(code), None, Some(inv)) => {
+                self.emit(MachInsn::Jcc {
+                    width,
+                    cond: inv,
+                    dst,
+                    src,
+                    target: label_of(f_block),
+                });
+                self.out.extend(code);
+            }
+            (true_code, false_code, _) => {
+                let target = match true_code {
+                    None => label_of(t_block),
+                    Some(code) => {
+                        let l = self.fresh_label();
+                        self.deferred.push(MachInsn::Label(l));
+                        self.deferred.extend(code);
+                        l
+                    }
+                };
+                self.emit(MachInsn::Jcc {
+                    width,
+                    cond,
+                    dst,
+                    src,
+                    target,
+                });
+                match false_code {
+                    Some(code) => self.out.extend(code),
+                    None => self.emit(MachInsn::Ja(label_of(f_block))),
+                }
             }
         }
-        let target = if true_moves.is_empty() {
-            label_of(t_block)
-        } else {
-            let l = self.fresh_label();
-            let mut buf = vec![MachInsn::Label(l)];
-            self.parallel_move(&mut buf, true_moves);
-            buf.push(MachInsn::Ja(label_of(t_block)));
-            self.deferred.extend(buf);
-            l
-        };
-        self.emit(MachInsn::Jcc {
-            width,
-            cond,
-            dst,
-            src,
-            target,
-        });
-        let mut buf = Vec::new();
-        self.parallel_move(&mut buf, false_moves);
-        self.out.extend(buf);
-        self.emit(MachInsn::Ja(label_of(f_block)));
         Ok(())
+    }
+
+    /// The code an edge needs, or `None` when it is a plain jump to its block. An edge with
+    /// moves into a block that only returns (and is not laid out next) returns directly, as
+    /// clang duplicates `exit`; any other edge does its parallel moves and jumps.
+    fn edge_code(&self, dest: &BlockCall, next: Option<Block>) -> Option<Vec<MachInsn>> {
+        let moves = self.edge_moves(dest);
+        if moves.is_empty() {
+            return None;
+        }
+        let mut code = Vec::new();
+        // Returning directly costs at most what the moves and the jump cost, and may leave the
+        // shared return block with no predecessor at all.
+        if let Some(value) = self.returned_value(dest) {
+            if next != Some(dest.block) {
+                self.load_into_buf(&mut code, Reg::R0, self.loc(value));
+                code.push(MachInsn::Insn(Insn::Exit));
+                return Some(code);
+            }
+        }
+        self.parallel_move(&mut code, moves);
+        code.push(MachInsn::Ja(label_of(dest.block)));
+        Some(code)
+    }
+
+    /// When `dest.block` is nothing but `return v`, the value the edge returns.
+    fn returned_value(&self, dest: &BlockCall) -> Option<Value> {
+        let insts = self.order.insts.get(&dest.block)?;
+        let [only] = insts.as_slice() else {
+            return None;
+        };
+        let InstructionData::Return { value } = *self.func.dfg.inst(*only) else {
+            return None;
+        };
+        let params = self.func.dfg.block_params(dest.block);
+        Some(match params.iter().position(|&p| p == value) {
+            Some(k) => *dest.args.get(k)?,
+            None => value,
+        })
     }
 
     /// Emits the moves `dst <- src` as if they happened at once. Destinations are registers
