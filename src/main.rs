@@ -2,8 +2,9 @@
 
 use clap::{Parser, Subcommand};
 use nicc::commands::{
-    self, bench_opt::BenchOptArgs, diff_kernel::DiffKernelArgs, ir::IrArgs, opt::OptArgs,
-    run::RunArgs,
+    self, bench::BenchArgs, bench_opt::BenchOptArgs, check::CheckArgs, compile::CompileArgs,
+    diff_kernel::DiffKernelArgs, ir::IrArgs, opt::OptArgs, run::RunArgs, sim::SimArgs,
+    synth::SynthArgs,
 };
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -37,8 +38,18 @@ enum Command {
     /// For every program of a folder of objects: instructions before and after `nicc opt`,
     /// the time taken, kernel verifier acceptance, and kernel-versus-kernel results (root).
     BenchOpt(BenchOptArgs),
-    /// Run an XDP program on the packets of a capture with the golden interpreter.
+    /// Compile an object for a target: x86_64 or aarch64 objects, NFP microcode, Verilog.
+    Compile(CompileArgs),
+    /// Run an XDP program on the packets of a capture (JIT, interpreter or IR executor).
     Run(RunArgs),
+    /// Run an XDP program on a cycle-accurate model of a hardware target.
+    Sim(SimArgs),
+    /// Say which programs (and which parts of them) fit a hardware target.
+    Check(CheckArgs),
+    /// Synthesize a program's Verilog pipeline with Yosys: resources, logic depth, clock.
+    Synth(SynthArgs),
+    /// Nanoseconds per packet of every engine, and of the kernel's JIT, on the same packets.
+    Bench(BenchArgs),
     /// Compare the interpreter with the running kernel on the same packets and maps.
     DiffKernel(DiffKernelArgs),
     /// Act as a plugin of the bpf_conformance runner: program hex on standard input, memory hex
@@ -86,6 +97,11 @@ fn dispatch(command: Command) -> Result<String, String> {
         Command::Passes => Ok(commands::ir::describe_passes()),
         Command::Opt(args) => commands::opt::opt(&args),
         Command::BenchOpt(args) => commands::bench_opt::bench_opt(&args),
+        Command::Compile(args) => commands::compile::compile(&args),
+        Command::Sim(args) => commands::sim::sim(&args),
+        Command::Check(args) => commands::check::check(&args),
+        Command::Synth(args) => commands::synth::synth(&args),
+        Command::Bench(args) => commands::bench::bench(&args),
         Command::Run(args) => {
             let out = commands::run::execute(&args)?;
             if args.json {

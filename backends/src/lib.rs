@@ -4,3 +4,5 @@
 pub mod bpf;
 
 pub mod native;
+pub mod nfp;
+pub mod verilog;

@@ -2,3 +2,5 @@
 //! through raw `bpf()` calls, as the oracle every engine is compared against.
 
 pub mod linux;
+pub mod nfp;
+pub mod pipeline;

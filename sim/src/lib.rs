@@ -4,5 +4,7 @@
 pub mod interp;
 pub mod ir_exec;
 pub mod native;
+pub mod nfp;
 pub mod pcap;
+pub mod pipeline;
 pub mod runtime;

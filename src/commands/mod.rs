@@ -1,7 +1,13 @@
 //! One module per subcommand. Each takes its parsed arguments and returns the text to print
 //! or an error message for the user; `main` does the printing and the exit status.
 
+pub mod bench;
 pub mod bench_opt;
+pub mod check;
+pub mod compile;
+pub mod compile_native;
+pub mod compile_nfp;
+pub mod compile_verilog;
 pub mod conformance_plugin;
 pub mod diff_kernel;
 pub mod disasm;
@@ -9,6 +15,10 @@ pub mod info;
 pub mod ir;
 pub mod opt;
 pub mod run;
+pub mod sim;
+pub mod sim_nfp;
+pub mod sim_verilog;
+pub mod synth;
 
 use frontend::object::ProgramKind;
 use frontend::Object;

@@ -1,0 +1,1 @@
+//! The cycle-accurate executor of `hw::pipeline` blocks, the model the emitted Verilog is checked against.
