@@ -1,0 +1,235 @@
+//! Delay and resource models for scheduling and reports, read from data files so that a model
+//! can be changed or calibrated without touching code (the XLS approach). Two ship with nicc:
+//! `hw/data/pipeline_delay_unit.toml`, where every operation costs one unit (for tests whose
+//! schedules a person can predict), and `hw/data/pipeline_delay_ultrascale.toml`, an
+//! UltraScale+-like model for 250 MHz.
+
+use super::block::{Block, NodeKind, Shape};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The classes of operation a model prices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpClass {
+    Wire,
+    Logic,
+    Mux,
+    Add,
+    Compare,
+    Shift,
+    Mul,
+    Div,
+    Select,
+    Merge,
+    MemRead,
+    MemWrite,
+}
+
+impl OpClass {
+    pub const ALL: [OpClass; 12] = [
+        OpClass::Wire,
+        OpClass::Logic,
+        OpClass::Mux,
+        OpClass::Add,
+        OpClass::Compare,
+        OpClass::Shift,
+        OpClass::Mul,
+        OpClass::Div,
+        OpClass::Select,
+        OpClass::Merge,
+        OpClass::MemRead,
+        OpClass::MemWrite,
+    ];
+
+    /// The key in the data files.
+    pub fn key(self) -> &'static str {
+        match self {
+            OpClass::Wire => "wire",
+            OpClass::Logic => "logic",
+            OpClass::Mux => "mux",
+            OpClass::Add => "add",
+            OpClass::Compare => "compare",
+            OpClass::Shift => "shift",
+            OpClass::Mul => "mul",
+            OpClass::Div => "div",
+            OpClass::Select => "select",
+            OpClass::Merge => "merge",
+            OpClass::MemRead => "mem_read",
+            OpClass::MemWrite => "mem_write",
+        }
+    }
+
+    /// The class of `kind` in `block`: operations whose variable operand is a constant are
+    /// mostly wiring (a shift by a constant, a byte select at a constant offset).
+    pub fn of(block: &Block, kind: &NodeKind) -> OpClass {
+        use ir::semantics::AluOp;
+        let is_const = |n: u32| matches!(block.node(n).kind, NodeKind::Const(_));
+        match kind {
+            NodeKind::Input(_) | NodeKind::Const(_) | NodeKind::Zeros => OpClass::Wire,
+            NodeKind::Endian { .. } => OpClass::Wire,
+            NodeKind::Alu { op, b, .. } => match op {
+                AluOp::Add | AluOp::Sub | AluOp::Neg => OpClass::Add,
+                AluOp::Mul => OpClass::Mul,
+                AluOp::Div | AluOp::SDiv | AluOp::Mod | AluOp::SMod => OpClass::Div,
+                AluOp::Or | AluOp::And | AluOp::Xor => OpClass::Logic,
+                AluOp::Lsh | AluOp::Rsh | AluOp::Arsh if is_const(*b) => OpClass::Wire,
+                AluOp::Lsh | AluOp::Rsh | AluOp::Arsh => OpClass::Shift,
+                AluOp::Mov | AluOp::MovSx8 | AluOp::MovSx16 | AluOp::MovSx32 => OpClass::Wire,
+            },
+            NodeKind::Cmp { .. } => OpClass::Compare,
+            NodeKind::Logic { .. } | NodeKind::Not(_) => OpClass::Logic,
+            NodeKind::Mux { .. } => OpClass::Mux,
+            NodeKind::ReadBytes { offset, .. } if is_const(*offset) => OpClass::Wire,
+            NodeKind::ReadBytes { .. } => OpClass::Select,
+            NodeKind::WriteBytes { offset, .. } if is_const(*offset) => OpClass::Mux,
+            NodeKind::WriteBytes { .. } => OpClass::Merge,
+            NodeKind::MemRead { .. } => OpClass::MemRead,
+            NodeKind::MemWrite { .. } => OpClass::MemWrite,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ModelFile {
+    name: String,
+    clock_period_ps: u32,
+    delay_ps: BTreeMap<String, u32>,
+    luts_per_bit: BTreeMap<String, f64>,
+}
+
+/// A delay and resource model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DelayModel {
+    pub name: String,
+    /// The clock period the model schedules for by default.
+    pub clock_period_ps: u32,
+    delay: BTreeMap<OpClass, u32>,
+    luts_per_bit: BTreeMap<OpClass, f64>,
+}
+
+impl DelayModel {
+    /// Parses a model file; every class must be priced in both tables.
+    pub fn parse(text: &str) -> Result<DelayModel, String> {
+        let file: ModelFile =
+            toml::from_str(text).map_err(|e| format!("delay model does not parse: {e}"))?;
+        let mut delay = BTreeMap::new();
+        let mut luts = BTreeMap::new();
+        for class in OpClass::ALL {
+            let d = file.delay_ps.get(class.key()).ok_or_else(|| {
+                format!("delay model `{}` gives no delay_ps.{}", file.name, class.key())
+            })?;
+            let l = file.luts_per_bit.get(class.key()).ok_or_else(|| {
+                format!(
+                    "delay model `{}` gives no luts_per_bit.{}",
+                    file.name,
+                    class.key()
+                )
+            })?;
+            delay.insert(class, *d);
+            luts.insert(class, *l);
+        }
+        for key in file.delay_ps.keys().chain(file.luts_per_bit.keys()) {
+            if !OpClass::ALL.iter().any(|c| c.key() == key) {
+                return Err(format!(
+                    "delay model `{}` prices `{key}`, which is no operation class",
+                    file.name
+                ));
+            }
+        }
+        if file.clock_period_ps == 0 {
+            return Err(format!("delay model `{}` has a zero clock period", file.name));
+        }
+        Ok(DelayModel {
+            name: file.name,
+            clock_period_ps: file.clock_period_ps,
+            delay,
+            luts_per_bit: luts,
+        })
+    }
+
+    /// The unit model (`hw/data/pipeline_delay_unit.toml`).
+    pub fn unit() -> DelayModel {
+        Self::parse(include_str!("../../data/pipeline_delay_unit.toml"))
+            .unwrap_or_else(|e| unreachable_model(&e))
+    }
+
+    /// The UltraScale+-like model (`hw/data/pipeline_delay_ultrascale.toml`).
+    pub fn ultrascale() -> DelayModel {
+        Self::parse(include_str!("../../data/pipeline_delay_ultrascale.toml"))
+            .unwrap_or_else(|e| unreachable_model(&e))
+    }
+
+    /// The model called `name` (`unit` or `ultrascale`).
+    pub fn named(name: &str) -> Option<DelayModel> {
+        match name {
+            "unit" => Some(Self::unit()),
+            "ultrascale" | "ultrascale-plus-like" => Some(Self::ultrascale()),
+            _ => None,
+        }
+    }
+
+    pub fn delay(&self, class: OpClass) -> u32 {
+        self.delay.get(&class).copied().unwrap_or(0)
+    }
+
+    /// The combinational delay of node `kind` in `block`.
+    pub fn node_delay(&self, block: &Block, kind: &NodeKind) -> u32 {
+        self.delay(OpClass::of(block, kind))
+    }
+
+    /// An estimate of the LUTs of a whole block: each node's class times its width.
+    pub fn estimate_luts(&self, block: &Block) -> f64 {
+        block
+            .nodes
+            .iter()
+            .map(|n| {
+                let bits = match n.shape {
+                    Shape::Effect => 64,
+                    s => s.bits(),
+                };
+                self.luts_per_bit
+                    .get(&OpClass::of(block, &n.kind))
+                    .copied()
+                    .unwrap_or(0.0)
+                    * bits as f64
+            })
+            .sum()
+    }
+}
+
+/// The shipped model files are compiled in and covered by tests, so they always parse; this
+/// keeps the constructor total without a panic path the tests could not reach.
+fn unreachable_model(error: &str) -> DelayModel {
+    DelayModel {
+        name: format!("invalid built-in model: {error}"),
+        clock_period_ps: u32::MAX,
+        delay: BTreeMap::new(),
+        luts_per_bit: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_models_parse_and_price_every_class() {
+        for text in [
+            include_str!("../../data/pipeline_delay_unit.toml"),
+            include_str!("../../data/pipeline_delay_ultrascale.toml"),
+        ] {
+            let m = DelayModel::parse(text).unwrap();
+            assert_eq!(m.delay.len(), OpClass::ALL.len());
+            assert!(m.clock_period_ps > 0);
+        }
+        assert_eq!(DelayModel::unit().delay(OpClass::Add), 1);
+        assert_eq!(DelayModel::ultrascale().clock_period_ps, 4000);
+    }
+
+    #[test]
+    fn a_model_missing_a_class_is_refused() {
+        let err = DelayModel::parse("name = \"x\"\nclock_period_ps = 1\n[delay_ps]\nwire = 0\n[luts_per_bit]\n")
+            .unwrap_err();
+        assert!(err.contains("delay_ps.logic"), "{err}");
+    }
+}
