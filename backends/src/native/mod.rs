@@ -84,6 +84,8 @@ pub struct NativeArtifact {
     pub header: String,
     /// The linkage name of every IR function, indexed like `Module::functions`.
     pub symbols: Vec<String>,
+    /// The size in bytes of every function's machine code, indexed like `symbols`.
+    pub code_sizes: Vec<u64>,
     /// The runtime symbols the code needs.
     pub imports: Vec<String>,
     /// The Cranelift IR of every function, as text.
@@ -98,5 +100,15 @@ pub fn compile_module(
     module: &ir::Module,
     target: NativeTarget,
 ) -> Result<NativeArtifact, Diagnostic> {
-    object::compile(module, target)
+    object::compile(module, target, &LowerOptions::default())
+}
+
+/// [`compile_module`] with lowering options, such as the packet accesses that range analysis
+/// proved in bounds (helpers are linked per symbol whatever `options` say).
+pub fn compile_module_with(
+    module: &ir::Module,
+    target: NativeTarget,
+    options: &LowerOptions,
+) -> Result<NativeArtifact, Diagnostic> {
+    object::compile(module, target, options)
 }

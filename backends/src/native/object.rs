@@ -23,18 +23,31 @@ use std::fmt::Write;
 pub(super) fn compile(
     module: &ir::Module,
     target: NativeTarget,
+    options: &LowerOptions,
 ) -> Result<NativeArtifact, Diagnostic> {
     let isa = isa(target, true)?;
     let builder = ObjectBuilder::new(isa, "nicc", default_libcall_names())
         .map_err(|e| Diagnostic::new(format!("cannot create an object writer: {e}")))?;
     let mut om = ObjectModule::new(builder);
+    // Objects always link helpers one symbol each, whatever the caller asked for: a C
+    // dataplane implements the helpers it needs, not a dispatcher.
     let options = LowerOptions {
         helpers: HelperLinkage::PerHelper,
-        ..LowerOptions::default()
+        ..options.clone()
     };
     let lowered = lower_module(&mut om, module, &options)?;
-    let object = om
-        .finish()
+    let product = om.finish();
+    // Cranelift records each function's machine code length as its symbol's size.
+    let code_sizes = lowered
+        .functions
+        .iter()
+        .map(|&id| {
+            product.functions[id]
+                .map(|(sym, _)| product.object.symbol(sym).size)
+                .unwrap_or(0)
+        })
+        .collect();
+    let object = product
         .emit()
         .map_err(|e| Diagnostic::new(format!("cannot write the object: {e}")))?;
     let header = c_header(module, &lowered.names, &lowered.imports);
@@ -43,6 +56,7 @@ pub(super) fn compile(
         object,
         header,
         symbols: lowered.names,
+        code_sizes,
         imports: lowered.imports,
         clif: lowered.clif,
         access_counts: lowered.access_counts,
@@ -54,7 +68,7 @@ pub fn write_object(
     module: &ir::Module,
     target: NativeTarget,
 ) -> Result<(Vec<u8>, String), Diagnostic> {
-    let a = compile(module, target)?;
+    let a = compile(module, target, &LowerOptions::default())?;
     Ok((a.object, a.header))
 }
 
@@ -73,6 +87,16 @@ fn c_ident(name: &str, upper: bool) -> String {
             }
         })
         .collect()
+}
+
+/// The kernel helper id of a per-helper symbol's suffix (`map_lookup_elem`, or the number
+/// for a helper without a known name); see [`abi::helper_symbol`].
+fn helper_id_of_suffix(suffix: &str) -> Option<u32> {
+    if let Ok(id) = suffix.parse::<u32>() {
+        return Some(id);
+    }
+    // Helper ids are below 512 in every kernel so far; the name table is small.
+    (0..512).find(|&id| abi::helper_name(id) == Some(suffix))
 }
 
 /// The C header for an object of `module` whose functions have the linkage names `names` and
@@ -166,6 +190,34 @@ pub fn c_header(module: &ir::Module, names: &[String], imports: &[String]) -> St
             func.name.replace("*/", "* /")
         );
     }
+    // X-macros, so that a dataplane (or a test harness) can build its tables of entries and
+    // its helper definitions from the header alone, without knowing the program.
+    let _ = writeln!(
+        h,
+        "\n/* Every program, in the object's order (the index a tail call names):\n * X(index, entry symbol, number of uint64_t parameters after ctx). */"
+    );
+    let _ = writeln!(h, "#define NICC_NUM_PROGRAMS {}", module.programs.len());
+    let _ = write!(h, "#define NICC_FOR_EACH_PROGRAM(X)");
+    for (i, p) in module.programs.iter().enumerate() {
+        let idx = cranelift_codegen::entity::EntityRef::index(p.func);
+        let nparams = module.functions[p.func].params.len();
+        let _ = write!(h, " \\\n    X({i}, {}, {nparams})", names[idx]);
+    }
+    let _ = writeln!(h);
+    let _ = writeln!(
+        h,
+        "\n/* Every helper the object imports: X(name, kernel helper id); the symbol is\n * nicc_helper_##name. */"
+    );
+    let _ = write!(h, "#define NICC_FOR_EACH_HELPER(X)");
+    for name in imports {
+        let Some(suffix) = name.strip_prefix("nicc_helper_") else {
+            continue;
+        };
+        if let Some(id) = helper_id_of_suffix(suffix) {
+            let _ = write!(h, " \\\n    X({suffix}, {id})");
+        }
+    }
+    let _ = writeln!(h);
     let _ = writeln!(
         h,
         "\n/* Runtime callbacks the object calls; on a fault set ctx->fault and return 0. */"
