@@ -4,3 +4,4 @@
 pub mod linux;
 pub mod nfp;
 pub mod pipeline;
+pub mod qemu;
