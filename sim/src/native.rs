@@ -345,30 +345,46 @@ extern "C" fn cb_atomic(
     // SAFETY: only native code of a run calls this, with its context block.
     unsafe {
         with_engine(ctx, |e, _| {
-            let Some(code) = AtomicCode::from_u64(op) else {
-                return Err(Fault::new(format!("unknown atomic operation code {op}")));
-            };
-            let size_ir = ir::MemSize::from_bytes(size as u32)
-                .ok_or_else(|| Fault::new(format!("atomic access of {size} bytes")))?;
-            let old = e.rt.load_for_update(&mut e.st, addr, size as usize)?;
-            let new = match code {
-                AtomicCode::CmpXchg => {
-                    let bits = size_ir.bits();
-                    (ir::semantics::truncate(expected, bits) == old)
-                        .then(|| ir::semantics::truncate(value, bits))
-                }
-                AtomicCode::Add => Some(ir::AtomicOp::Add.apply(size_ir, old, value)),
-                AtomicCode::Or => Some(ir::AtomicOp::Or.apply(size_ir, old, value)),
-                AtomicCode::And => Some(ir::AtomicOp::And.apply(size_ir, old, value)),
-                AtomicCode::Xor => Some(ir::AtomicOp::Xor.apply(size_ir, old, value)),
-                AtomicCode::Xchg => Some(ir::AtomicOp::Xchg.apply(size_ir, old, value)),
-            };
-            if let Some(v) = new {
-                e.rt.store(&mut e.st, addr, size as usize, v)?;
-            }
-            Ok(old)
+            atomic_update(e.rt, &mut e.st, addr, size, op, value, expected)
         })
     }
+}
+
+/// What the `nicc_atomic` callback does on the runtime: a checked read-modify-write of `size`
+/// bytes at `addr` with operation `op` (an [`AtomicCode`]), returning the old contents. Public
+/// so that every host of native code (this engine, the harness that runs objects under
+/// qemu-user) answers the callback the same way.
+pub fn atomic_update(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    addr: u64,
+    size: u64,
+    op: u64,
+    value: u64,
+    expected: u64,
+) -> Result<u64, Fault> {
+    let Some(code) = AtomicCode::from_u64(op) else {
+        return Err(Fault::new(format!("unknown atomic operation code {op}")));
+    };
+    let size_ir = ir::MemSize::from_bytes(size as u32)
+        .ok_or_else(|| Fault::new(format!("atomic access of {size} bytes")))?;
+    let old = rt.load_for_update(st, addr, size as usize)?;
+    let new = match code {
+        AtomicCode::CmpXchg => {
+            let bits = size_ir.bits();
+            (ir::semantics::truncate(expected, bits) == old)
+                .then(|| ir::semantics::truncate(value, bits))
+        }
+        AtomicCode::Add => Some(ir::AtomicOp::Add.apply(size_ir, old, value)),
+        AtomicCode::Or => Some(ir::AtomicOp::Or.apply(size_ir, old, value)),
+        AtomicCode::And => Some(ir::AtomicOp::And.apply(size_ir, old, value)),
+        AtomicCode::Xor => Some(ir::AtomicOp::Xor.apply(size_ir, old, value)),
+        AtomicCode::Xchg => Some(ir::AtomicOp::Xchg.apply(size_ir, old, value)),
+    };
+    if let Some(v) = new {
+        rt.store(st, addr, size as usize, v)?;
+    }
+    Ok(old)
 }
 
 extern "C" fn cb_enter_call(ctx: *mut NativeCtx) -> u64 {
