@@ -188,7 +188,9 @@ impl NodeKind {
     pub fn operands(&self) -> Vec<NodeId> {
         match *self {
             NodeKind::Input(_) | NodeKind::Const(_) | NodeKind::Zeros => Vec::new(),
-            NodeKind::Alu { a, b, .. } | NodeKind::Cmp { a, b, .. } | NodeKind::Logic { a, b, .. } => {
+            NodeKind::Alu { a, b, .. }
+            | NodeKind::Cmp { a, b, .. }
+            | NodeKind::Logic { a, b, .. } => {
                 vec![a, b]
             }
             NodeKind::Endian { a, .. } | NodeKind::Not(a) => vec![a],
@@ -311,15 +313,23 @@ impl Block {
 
     /// The memory write nodes, by memory.
     pub fn memory_writes(&self, mem: u32) -> impl Iterator<Item = (NodeId, &Node)> {
-        self.nodes.iter().enumerate().filter_map(move |(i, n)| match n.kind {
-            NodeKind::MemWrite { mem: m, .. } if m == mem => Some((i as NodeId, n)),
-            _ => None,
-        })
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, n)| match n.kind {
+                NodeKind::MemWrite { mem: m, .. } if m == mem => Some((i as NodeId, n)),
+                _ => None,
+            })
     }
 
     /// The widest memory row in bytes (at least 1), the width of the control-plane data port.
     pub fn max_row_bytes(&self) -> u32 {
-        self.memories.iter().map(|m| m.row_bytes).max().unwrap_or(1).max(1)
+        self.memories
+            .iter()
+            .map(|m| m.row_bytes)
+            .max()
+            .unwrap_or(1)
+            .max(1)
     }
 
     /// Total pipeline register bits, for reports.

@@ -116,7 +116,11 @@ impl DelayModel {
         let mut luts = BTreeMap::new();
         for class in OpClass::ALL {
             let d = file.delay_ps.get(class.key()).ok_or_else(|| {
-                format!("delay model `{}` gives no delay_ps.{}", file.name, class.key())
+                format!(
+                    "delay model `{}` gives no delay_ps.{}",
+                    file.name,
+                    class.key()
+                )
             })?;
             let l = file.luts_per_bit.get(class.key()).ok_or_else(|| {
                 format!(
@@ -137,7 +141,10 @@ impl DelayModel {
             }
         }
         if file.clock_period_ps == 0 {
-            return Err(format!("delay model `{}` has a zero clock period", file.name));
+            return Err(format!(
+                "delay model `{}` has a zero clock period",
+                file.name
+            ));
         }
         Ok(DelayModel {
             name: file.name,
@@ -228,8 +235,10 @@ mod tests {
 
     #[test]
     fn a_model_missing_a_class_is_refused() {
-        let err = DelayModel::parse("name = \"x\"\nclock_period_ps = 1\n[delay_ps]\nwire = 0\n[luts_per_bit]\n")
-            .unwrap_err();
+        let err = DelayModel::parse(
+            "name = \"x\"\nclock_period_ps = 1\n[delay_ps]\nwire = 0\n[luts_per_bit]\n",
+        )
+        .unwrap_err();
         assert!(err.contains("delay_ps.logic"), "{err}");
     }
 }

@@ -39,7 +39,9 @@ pub fn validate(block: &Block) -> Vec<String> {
         let is_bytes = |n: u32| matches!(shape_of(n), Some(Shape::Bytes(_)));
         let is_scalar = |n: u32| matches!(shape_of(n), Some(Shape::Bits(_)));
         let ok = match &node.kind {
-            NodeKind::Input(_) | NodeKind::Const(_) => matches!(node.shape, Shape::Bits(1..=64)) || matches!(node.shape, Shape::Bytes(_)),
+            NodeKind::Input(_) | NodeKind::Const(_) => {
+                matches!(node.shape, Shape::Bits(1..=64)) || matches!(node.shape, Shape::Bytes(_))
+            }
             NodeKind::Zeros => matches!(node.shape, Shape::Bytes(_)),
             NodeKind::Alu { a, b, .. } => {
                 node.shape == Shape::Bits(64) && is_scalar(*a) && is_scalar(*b)
@@ -47,8 +49,12 @@ pub fn validate(block: &Block) -> Vec<String> {
             NodeKind::Endian { a, bits, .. } => {
                 node.shape == Shape::Bits(64) && is_scalar(*a) && matches!(bits, 16 | 32 | 64)
             }
-            NodeKind::Cmp { a, b, .. } => node.shape == Shape::Bits(1) && is_scalar(*a) && is_scalar(*b),
-            NodeKind::Logic { a, b, .. } => node.shape == Shape::Bits(1) && is_bit(*a) && is_bit(*b),
+            NodeKind::Cmp { a, b, .. } => {
+                node.shape == Shape::Bits(1) && is_scalar(*a) && is_scalar(*b)
+            }
+            NodeKind::Logic { a, b, .. } => {
+                node.shape == Shape::Bits(1) && is_bit(*a) && is_bit(*b)
+            }
             NodeKind::Not(a) => node.shape == Shape::Bits(1) && is_bit(*a),
             NodeKind::Mux {
                 sel,
@@ -104,7 +110,10 @@ pub fn validate(block: &Block) -> Vec<String> {
             },
         };
         if !ok {
-            errors.push(format!("{what} has shape {:?} that does not fit its operands", node.shape));
+            errors.push(format!(
+                "{what} has shape {:?} that does not fit its operands",
+                node.shape
+            ));
         }
         if let NodeKind::MemRead { mem, .. } | NodeKind::MemWrite { mem, .. } = node.kind {
             if let Some(slot) = mem_stage.get_mut(mem as usize) {

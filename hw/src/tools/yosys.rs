@@ -1,0 +1,91 @@
+//! Yosys: `synth_xilinx` for LUT, flip-flop and block-RAM counts (`stat -json`, read from a
+//! file written with `tee -q -o`) and the longest topological path (`ltp -noff`) as the logic
+//! depth.
+
+use super::{probe, run_in, scratch_dir};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// What synthesis gave.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SynthReport {
+    pub luts: u64,
+    pub flip_flops: u64,
+    /// Block RAM tiles (RAMB36 counted as 1, RAMB18 as one half, rounded up).
+    pub brams: u64,
+    /// LUTs used as distributed RAM.
+    pub lutram_cells: u64,
+    pub dsps: u64,
+    pub carry_cells: u64,
+    /// The longest path in cells between flip-flops, ports and memories (`ltp -noff`).
+    pub longest_path_cells: u64,
+    pub cells_by_type: BTreeMap<String, u64>,
+}
+
+/// Probes Yosys; the version line or what is missing.
+pub fn available() -> Result<String, String> {
+    probe("yosys")
+}
+
+/// Synthesizes `verilog` with top module `top` for Xilinx 7-series/UltraScale LUT6 fabric.
+pub fn synth_xilinx(top: &str, verilog: &str) -> Result<SynthReport, String> {
+    available()?;
+    let dir = scratch_dir("yosys")?;
+    std::fs::write(dir.join("design.v"), verilog).map_err(|e| e.to_string())?;
+    let script = format!(
+        "read_verilog design.v; synth_xilinx -top {top} -flatten; tee -q -o stat.json stat -json; tee -q -o ltp.txt ltp -noff"
+    );
+    let result = run_in(&dir, "yosys", &["-q", "-p", &script]).and_then(|_| {
+        let stat = std::fs::read_to_string(dir.join("stat.json")).map_err(|e| e.to_string())?;
+        let ltp = std::fs::read_to_string(dir.join("ltp.txt")).map_err(|e| e.to_string())?;
+        parse(top, &stat, &ltp)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn parse(top: &str, stat: &str, ltp: &str) -> Result<SynthReport, String> {
+    let v: Value = serde_json::from_str(stat).map_err(|e| format!("stat.json: {e}"))?;
+    let module = v
+        .get("modules")
+        .and_then(|m| m.get(top).or_else(|| m.get(&format!("\\{top}"))))
+        .or_else(|| v.get("design"))
+        .ok_or_else(|| format!("stat.json has no module `{top}`"))?;
+    let mut r = SynthReport::default();
+    if let Some(cells) = module.get("num_cells_by_type").and_then(|c| c.as_object()) {
+        for (ty, n) in cells {
+            let n = n.as_u64().unwrap_or(0);
+            r.cells_by_type.insert(ty.clone(), n);
+            let t = ty.as_str();
+            if t.starts_with("LUT") && t.len() == 4 {
+                r.luts += n;
+            } else if t.starts_with("FD") {
+                r.flip_flops += n;
+            } else if t.starts_with("RAMB36") {
+                r.brams += 2 * n;
+            } else if t.starts_with("RAMB18") {
+                r.brams += n;
+            } else if t.starts_with("RAM") {
+                r.lutram_cells += n;
+            } else if t.starts_with("DSP") {
+                r.dsps += n;
+            } else if t.starts_with("CARRY") {
+                r.carry_cells += n;
+            }
+        }
+    }
+    r.brams = r.brams.div_ceil(2);
+    r.longest_path_cells = ltp
+        .lines()
+        .find_map(|l| {
+            let i = l.find("length=")?;
+            l[i + 7..]
+                .trim_end_matches(|c: char| !c.is_ascii_digit())
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| format!("ltp gave no path length: {ltp}"))?;
+    Ok(r)
+}
