@@ -1,0 +1,1015 @@
+//! If-conversion: one program's SSA function (acyclic, calls inlined) becomes predicated
+//! dataflow, the unscheduled nodes of a `hw::pipeline::Block`.
+//!
+//! Blocks are visited in reverse post-order. Each block gets a one-bit predicate (the OR of
+//! its incoming edges' predicates, the entry's is 1); block parameters become multiplexers over
+//! the incoming edges; a `return` contributes its value under its block's predicate. Memory is
+//! state that flows in the same order: the packet window, every stack slot and every map row
+//! read by a lookup are byte arrays, and each store rewrites its array under its block's
+//! predicate. Visiting blocks in topological order makes that exact: two blocks on one path are
+//! visited in path order, and a store in a block off the taken path is disabled.
+//!
+//! Pointers are lowered by provenance, which the IR's regions and the lifter's typing give
+//! statically: a packet pointer is its offset from `data` (so `data_end` is the length), a
+//! stack pointer its offset in its slot, a map value pointer `MAP_VALUE_TAG + offset` in the
+//! row its lookup read (0 when the lookup missed, so null checks still compare with 0).
+
+use super::Rejection;
+use hw::pipeline::{Block, Input, Logic, Memory, Node, NodeId, NodeKind, Output, Shape};
+use ir::semantics::{AluOp, JmpCond, Width};
+use ir::{FuncRef, InstructionData, MapRef, Module, Region, StackSlot, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// The scalar a non-null map value pointer holds at offset 0 of its value.
+pub const MAP_VALUE_TAG: u64 = 1 << 32;
+
+/// `BPF_MAP_TYPE_ARRAY` and `BPF_MAP_TYPE_PERCPU_ARRAY`: the map kinds held as memories.
+const MAP_TYPE_ARRAY: u32 = 2;
+const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+
+/// Options of the lowering.
+#[derive(Clone, Debug)]
+pub struct IfConvOptions {
+    /// The largest packet window (bytes from the start of the packet) the pipeline may carry.
+    pub max_window_bytes: u32,
+}
+
+impl Default for IfConvOptions {
+    fn default() -> Self {
+        IfConvOptions {
+            max_window_bytes: 256,
+        }
+    }
+}
+
+/// What a lowered value points into, known statically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Prov {
+    Scalar,
+    Ctx,
+    Packet,
+    Stack(StackSlot),
+    /// A value of the row read by lookup site `n`.
+    MapValue(usize),
+    MapHandle(MapRef),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Lv {
+    node: NodeId,
+    prov: Prov,
+}
+
+/// A place where a map row enters the pipeline: a lookup, or global data.
+struct Site {
+    map: MapRef,
+    mem: u32,
+    row: NodeId,
+    /// The row is valid (the lookup hit) and the lookup's block ran.
+    live: NodeId,
+    state: NodeId,
+    written: bool,
+    insn: u32,
+}
+
+struct Lowerer<'a> {
+    module: &'a Module,
+    func: &'a ir::Function,
+    nodes: Vec<Node>,
+    interned: HashMap<(NodeKind, Shape), NodeId>,
+    values: HashMap<Value, Lv>,
+    window: NodeId,
+    window_family: HashSet<NodeId>,
+    stacks: BTreeMap<StackSlot, NodeId>,
+    sites: Vec<Site>,
+    global_sites: HashMap<MapRef, usize>,
+    memories: Vec<Memory>,
+    memory_of_map: HashMap<MapRef, u32>,
+    returns: Vec<(NodeId, NodeId)>,
+    incoming: HashMap<ir::Block, Vec<(NodeId, Vec<Lv>)>>,
+    packet_accesses: Vec<(NodeId, u32, u32)>,
+    insn: u32,
+    one: NodeId,
+    zero: NodeId,
+}
+
+/// Lowers entry function `func` of `module` (maps indexed as in the object) into an
+/// unscheduled block: every node in stage 0 and `stages == 1`.
+pub fn if_convert(
+    module: &Module,
+    func: FuncRef,
+    name: &str,
+    options: &IfConvOptions,
+) -> Result<Block, Rejection> {
+    let f = module
+        .functions
+        .get(func)
+        .ok_or_else(|| Rejection::new(u32::MAX, "the program's function is not in the module"))?;
+    let order = reverse_post_order(f)?;
+    let mut l = Lowerer {
+        module,
+        func: f,
+        nodes: Vec::new(),
+        interned: HashMap::new(),
+        values: HashMap::new(),
+        window: 0,
+        window_family: HashSet::new(),
+        stacks: BTreeMap::new(),
+        sites: Vec::new(),
+        global_sites: HashMap::new(),
+        memories: Vec::new(),
+        memory_of_map: HashMap::new(),
+        returns: Vec::new(),
+        incoming: HashMap::new(),
+        packet_accesses: Vec::new(),
+        insn: u32::MAX,
+        one: 0,
+        zero: 0,
+    };
+    l.one = l.konst(1, 1);
+    l.zero = l.konst(0, 64);
+    l.window = l.add(
+        NodeKind::Input(Input::Window),
+        Shape::Bytes(options.max_window_bytes),
+    );
+    l.window_family.insert(l.window);
+    for (i, b) in order.iter().enumerate() {
+        let pred = if i == 0 {
+            for (k, &p) in f.dfg.block_params(*b).iter().enumerate() {
+                let lv = if k == 0 {
+                    Lv {
+                        node: l.zero,
+                        prov: Prov::Ctx,
+                    }
+                } else {
+                    Lv {
+                        node: l.zero,
+                        prov: Prov::Scalar,
+                    }
+                };
+                l.values.insert(p, lv);
+            }
+            l.one
+        } else {
+            let Some(edges) = l.incoming.remove(b) else {
+                continue;
+            };
+            l.merge_params(*b, edges)?
+        };
+        for inst in f.block_insts(*b) {
+            l.insn = f.srclocs[inst].insn;
+            l.lower_inst(inst, pred)?;
+        }
+    }
+    l.finish(name, options)
+}
+
+/// The blocks reachable from the entry in reverse post-order; a back edge (a loop that was not
+/// unrolled) is a rejection.
+fn reverse_post_order(f: &ir::Function) -> Result<Vec<ir::Block>, Rejection> {
+    let entry = f
+        .entry_block()
+        .ok_or_else(|| Rejection::new(u32::MAX, "the function has no blocks"))?;
+    let mut post = Vec::new();
+    let mut state: HashMap<ir::Block, u8> = HashMap::new();
+    let mut stack = vec![(entry, 0usize)];
+    state.insert(entry, 1);
+    while let Some((b, i)) = stack.pop() {
+        let succs = f.successors(b);
+        if i < succs.len() {
+            stack.push((b, i + 1));
+            let s = succs[i];
+            match state.get(&s) {
+                None => {
+                    state.insert(s, 1);
+                    stack.push((s, 0));
+                }
+                Some(1) => {
+                    let insn = f
+                        .layout
+                        .last_inst(b)
+                        .map(|i| f.srclocs[i].insn)
+                        .unwrap_or(u32::MAX);
+                    return Err(Rejection::new(
+                        insn,
+                        format!("a loop remains ({b} jumps back to {s}); only loops that can be fully unrolled fit a pipeline"),
+                    ));
+                }
+                _ => {}
+            }
+        } else {
+            state.insert(b, 2);
+            post.push(b);
+        }
+    }
+    post.reverse();
+    Ok(post)
+}
+
+impl<'a> Lowerer<'a> {
+    fn reject<T>(&self, message: impl Into<String>) -> Result<T, Rejection> {
+        Err(Rejection::new(self.insn, message))
+    }
+
+    /// Adds a node, sharing identical pure nodes (constants, operations on the same operands).
+    fn add(&mut self, kind: NodeKind, shape: Shape) -> NodeId {
+        let shareable = !matches!(kind, NodeKind::MemWrite { .. } | NodeKind::MemRead { .. });
+        if shareable {
+            if let Some(&id) = self.interned.get(&(kind.clone(), shape)) {
+                return id;
+            }
+        }
+        let id = self.nodes.len() as NodeId;
+        self.nodes.push(Node {
+            kind: kind.clone(),
+            shape,
+            stage: 0,
+            insn: self.insn,
+        });
+        if shareable {
+            self.interned.insert((kind, shape), id);
+        }
+        id
+    }
+
+    fn konst(&mut self, value: u64, bits: u32) -> NodeId {
+        self.add(NodeKind::Const(value), Shape::Bits(bits))
+    }
+
+    fn const_of(&self, n: NodeId) -> Option<u64> {
+        match self.nodes[n as usize].kind {
+            NodeKind::Const(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn alu(&mut self, op: AluOp, width: Width, a: NodeId, b: NodeId) -> NodeId {
+        if let (Some(x), Some(y)) = (self.const_of(a), self.const_of(b)) {
+            return self.konst(ir::semantics::alu(op, width, x, y), 64);
+        }
+        self.add(NodeKind::Alu { op, width, a, b }, Shape::Bits(64))
+    }
+
+    fn zext64(&mut self, n: NodeId) -> NodeId {
+        self.alu(AluOp::Mov, Width::W64, n, n)
+    }
+
+    fn and(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        match (self.const_of(a), self.const_of(b)) {
+            (Some(0), _) | (_, Some(0)) => self.konst(0, 1),
+            (Some(_), _) => b,
+            (_, Some(_)) => a,
+            _ if a == b => a,
+            _ => self.add(
+                NodeKind::Logic {
+                    op: Logic::And,
+                    a,
+                    b,
+                },
+                Shape::Bits(1),
+            ),
+        }
+    }
+
+    fn or(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        match (self.const_of(a), self.const_of(b)) {
+            (Some(1), _) | (_, Some(1)) => self.one,
+            (Some(_), _) => b,
+            (_, Some(_)) => a,
+            _ if a == b => a,
+            _ => self.add(
+                NodeKind::Logic {
+                    op: Logic::Or,
+                    a,
+                    b,
+                },
+                Shape::Bits(1),
+            ),
+        }
+    }
+
+    fn not(&mut self, a: NodeId) -> NodeId {
+        match self.const_of(a) {
+            Some(c) => self.konst(u64::from(c == 0), 1),
+            None => self.add(NodeKind::Not(a), Shape::Bits(1)),
+        }
+    }
+
+    fn mux(&mut self, sel: NodeId, t: NodeId, f: NodeId) -> NodeId {
+        if t == f {
+            return t;
+        }
+        match self.const_of(sel) {
+            Some(0) => f,
+            Some(_) => t,
+            None => {
+                let shape = self.nodes[t as usize].shape;
+                self.add(
+                    NodeKind::Mux {
+                        sel,
+                        if_true: t,
+                        if_false: f,
+                    },
+                    shape,
+                )
+            }
+        }
+    }
+
+    fn value(&self, v: Value) -> Result<Lv, Rejection> {
+        self.values.get(&v).copied().ok_or_else(|| {
+            Rejection::new(
+                self.insn,
+                format!("{v} is used on a path where it has no definition"),
+            )
+        })
+    }
+
+    fn record_edge(&mut self, dest: &ir::BlockCall, pred: NodeId) -> Result<(), Rejection> {
+        let args = dest
+            .args
+            .iter()
+            .map(|&a| self.value(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.incoming
+            .entry(dest.block)
+            .or_default()
+            .push((pred, args));
+        Ok(())
+    }
+
+    /// The predicate of block `b` and its parameters, multiplexed over the incoming edges.
+    fn merge_params(
+        &mut self,
+        b: ir::Block,
+        edges: Vec<(NodeId, Vec<Lv>)>,
+    ) -> Result<NodeId, Rejection> {
+        let mut pred = self.konst(0, 1);
+        for (p, _) in &edges {
+            pred = self.or(pred, *p);
+        }
+        let params = self.func.dfg.block_params(b).to_vec();
+        for (k, param) in params.iter().enumerate() {
+            let (last_pred, last_args) = &edges[edges.len() - 1];
+            let _ = last_pred;
+            let mut acc = last_args[k];
+            for (p, args) in edges.iter().rev().skip(1) {
+                let lv = args[k];
+                let prov = merge_prov(self, lv, acc).ok_or_else(|| {
+                    Rejection::new(
+                        self.insn,
+                        format!(
+                            "{param} of {b} merges pointers of different kinds ({:?} and {:?})",
+                            lv.prov, acc.prov
+                        ),
+                    )
+                })?;
+                acc = Lv {
+                    node: self.mux(*p, lv.node, acc.node),
+                    prov,
+                };
+            }
+            self.values.insert(*param, acc);
+        }
+        Ok(pred)
+    }
+
+    fn stack_state(&mut self, slot: StackSlot) -> NodeId {
+        if let Some(&n) = self.stacks.get(&slot) {
+            return n;
+        }
+        let size = self.func.stack_slots[slot].size.max(1);
+        let n = self.add(NodeKind::Zeros, Shape::Bytes(size));
+        self.stacks.insert(slot, n);
+        n
+    }
+
+    fn memory_for(&mut self, map: MapRef) -> Result<u32, Rejection> {
+        if let Some(&m) = self.memory_of_map.get(&map) {
+            return Ok(m);
+        }
+        let Some(decl) = self.module.maps.get(map) else {
+            return self.reject(format!("{map} is not declared in the module"));
+        };
+        if !matches!(decl.map_type, MAP_TYPE_ARRAY | MAP_TYPE_PERCPU_ARRAY) {
+            return self.reject(format!(
+                "map `{}` has type {}; only array and per-CPU array maps are held as on-chip memories so far",
+                decl.name, decl.map_type
+            ));
+        }
+        if decl.max_entries > 1 << 16 || decl.value_size == 0 || decl.value_size > 256 {
+            return self.reject(format!(
+                "map `{}` ({} entries of {} bytes) is larger than the on-chip memories this backend builds (at most 65536 rows of 256 bytes)",
+                decl.name, decl.max_entries, decl.value_size
+            ));
+        }
+        let m = self.memories.len() as u32;
+        self.memories.push(Memory {
+            name: decl.name.clone(),
+            map_index: map.as_u32() as usize,
+            rows: decl.max_entries,
+            row_bytes: decl.value_size,
+        });
+        self.memory_of_map.insert(map, m);
+        Ok(m)
+    }
+
+    /// The byte array `ptr` points into and the offset in it of `ptr + offset`.
+    fn target(
+        &mut self,
+        region: Region,
+        ptr: Lv,
+        offset: i32,
+        size: u32,
+    ) -> Result<(Target, NodeId), Rejection> {
+        let k = self.konst(offset as i64 as u64, 64);
+        match (region, ptr.prov) {
+            (Region::Packet, Prov::Packet) => {
+                let at = self.alu(AluOp::Add, Width::W64, ptr.node, k);
+                self.packet_accesses.push((at, size, self.insn));
+                Ok((Target::Window, at))
+            }
+            (Region::Stack(s), Prov::Stack(p)) if s == p => {
+                let at = self.alu(AluOp::Add, Width::W64, ptr.node, k);
+                Ok((Target::Stack(s), at))
+            }
+            (Region::MapValue(_) | Region::Global(_), Prov::MapValue(site)) => {
+                let k = self.konst((offset as i64 as u64).wrapping_sub(MAP_VALUE_TAG), 64);
+                let at = self.alu(AluOp::Add, Width::W64, ptr.node, k);
+                Ok((Target::Site(site), at))
+            }
+            (r, p) => self.reject(format!(
+                "a {size}-byte access to region {r} through a pointer of kind {p:?} is not supported by the pipeline backend"
+            )),
+        }
+    }
+
+    fn array_of(&mut self, t: Target) -> NodeId {
+        match t {
+            Target::Window => self.window,
+            Target::Stack(s) => self.stack_state(s),
+            Target::Site(i) => self.sites[i].state,
+        }
+    }
+
+    fn set_array(&mut self, t: Target, n: NodeId) {
+        match t {
+            Target::Window => {
+                self.window_family.insert(n);
+                self.window = n;
+            }
+            Target::Stack(s) => {
+                self.stacks.insert(s, n);
+            }
+            Target::Site(i) => {
+                self.sites[i].state = n;
+                self.sites[i].written = true;
+            }
+        }
+    }
+
+    fn read(&mut self, t: Target, at: NodeId, size: u8, signed: bool) -> NodeId {
+        let array = self.array_of(t);
+        self.add(
+            NodeKind::ReadBytes {
+                array,
+                offset: at,
+                size,
+                signed,
+            },
+            Shape::Bits(64),
+        )
+    }
+
+    fn write(&mut self, t: Target, at: NodeId, size: u8, value: NodeId, enable: NodeId) {
+        let array = self.array_of(t);
+        let shape = self.nodes[array as usize].shape;
+        let n = self.add(
+            NodeKind::WriteBytes {
+                array,
+                offset: at,
+                size,
+                value,
+                enable,
+            },
+            shape,
+        );
+        self.set_array(t, n);
+    }
+
+    fn lower_inst(&mut self, inst: ir::Inst, pred: NodeId) -> Result<(), Rejection> {
+        let data = self.func.dfg.inst(inst).clone();
+        let result = self.func.dfg.inst_result(inst);
+        let lv = match data {
+            InstructionData::Iconst { imm } => Some(Lv {
+                node: self.konst(imm as u64, 64),
+                prov: Prov::Scalar,
+            }),
+            InstructionData::Binary { op, width, args } => {
+                let (a, b) = (self.value(args[0])?, self.value(args[1])?);
+                let prov = match (a.prov, b.prov, op) {
+                    (Prov::Scalar, Prov::Scalar, _) => Prov::Scalar,
+                    (p, Prov::Scalar, ir::BinaryOp::Add | ir::BinaryOp::Sub)
+                    | (Prov::Scalar, p, ir::BinaryOp::Add)
+                        if width == Width::W64 =>
+                    {
+                        p
+                    }
+                    (Prov::Packet, Prov::Packet, ir::BinaryOp::Sub) => Prov::Scalar,
+                    (pa, pb, _) => {
+                        return self.reject(format!(
+                            "{}.{} of a {pa:?} and a {pb:?} value is pointer arithmetic the pipeline cannot represent",
+                            op.name(),
+                            ir::types::width_name(width)
+                        ))
+                    }
+                };
+                Some(Lv {
+                    node: self.alu(op.alu_op(), width, a.node, b.node),
+                    prov,
+                })
+            }
+            InstructionData::Unary { op, width, arg } => {
+                let a = self.scalar(arg)?;
+                let node = match op {
+                    ir::UnaryOp::Neg => self.alu(AluOp::Neg, width, a, a),
+                    _ => self.alu(op.alu_op(), width, a, a),
+                };
+                Some(Lv {
+                    node,
+                    prov: Prov::Scalar,
+                })
+            }
+            InstructionData::Endian { order, bits, arg } => {
+                let a = self.scalar(arg)?;
+                let node = match self.const_of(a) {
+                    Some(c) => self.konst(ir::semantics::byte_order(order, bits as u32, c), 64),
+                    None => self.add(NodeKind::Endian { order, bits, a }, Shape::Bits(64)),
+                };
+                Some(Lv {
+                    node,
+                    prov: Prov::Scalar,
+                })
+            }
+            InstructionData::Load {
+                region,
+                size,
+                signed,
+                base,
+                offset,
+            } => {
+                let ptr = self.value(base)?;
+                if region == Region::Ctx || ptr.prov == Prov::Ctx {
+                    Some(self.ctx_load(ptr, offset, size.bytes())?)
+                } else {
+                    let (t, at) = self.target(region, ptr, offset, size.bytes())?;
+                    Some(Lv {
+                        node: self.read(t, at, size.bytes() as u8, signed),
+                        prov: Prov::Scalar,
+                    })
+                }
+            }
+            InstructionData::Store {
+                region,
+                size,
+                base,
+                offset,
+                value,
+            } => {
+                let ptr = self.value(base)?;
+                let v = self.value(value)?;
+                if v.prov != Prov::Scalar {
+                    return self.reject(format!(
+                        "storing a {:?} pointer to memory is not supported by the pipeline backend",
+                        v.prov
+                    ));
+                }
+                let (t, at) = self.target(region, ptr, offset, size.bytes())?;
+                self.write(t, at, size.bytes() as u8, v.node, pred);
+                None
+            }
+            InstructionData::Atomic {
+                region,
+                size,
+                op,
+                fetch,
+                base,
+                offset,
+                value,
+            } => {
+                let ptr = self.value(base)?;
+                let v = self.scalar(value)?;
+                let (t, at) = self.target(region, ptr, offset, size.bytes())?;
+                let old = self.read(t, at, size.bytes() as u8, false);
+                let new = match op {
+                    ir::AtomicOp::Add => self.alu(AluOp::Add, Width::W64, old, v),
+                    ir::AtomicOp::Or => self.alu(AluOp::Or, Width::W64, old, v),
+                    ir::AtomicOp::And => self.alu(AluOp::And, Width::W64, old, v),
+                    ir::AtomicOp::Xor => self.alu(AluOp::Xor, Width::W64, old, v),
+                    ir::AtomicOp::Xchg => v,
+                };
+                self.write(t, at, size.bytes() as u8, new, pred);
+                fetch.then_some(Lv {
+                    node: old,
+                    prov: Prov::Scalar,
+                })
+            }
+            InstructionData::CmpXchg { .. } => {
+                return self.reject("cmpxchg is not supported by the pipeline backend yet")
+            }
+            InstructionData::StackAddr { slot, offset } => Some(Lv {
+                node: self.konst(offset as i64 as u64, 64),
+                prov: Prov::Stack(slot),
+            }),
+            InstructionData::MapRef { map } => Some(Lv {
+                node: self.konst(map.as_u32() as u64, 64),
+                prov: Prov::MapHandle(map),
+            }),
+            InstructionData::MapValueAddr { map, offset } => {
+                let site = self.global_site(map)?;
+                Some(Lv {
+                    node: self.konst(MAP_VALUE_TAG.wrapping_add(offset as i64 as u64), 64),
+                    prov: Prov::MapValue(site),
+                })
+            }
+            InstructionData::FuncAddr { .. } => {
+                return self.reject("callback helpers (bpf_loop and friends) do not fit a pipeline")
+            }
+            InstructionData::CallHelper { helper, args } => Some(self.helper(helper, &args, pred)?),
+            InstructionData::Call { .. } => {
+                return self
+                    .reject("a bpf-to-bpf call remains; the pipeline backend needs calls inlined")
+            }
+            InstructionData::TailCall { .. } => {
+                return self.reject("tail calls do not fit a single pipeline")
+            }
+            InstructionData::Jump { dest } => {
+                self.record_edge(&dest, pred)?;
+                None
+            }
+            InstructionData::Brif {
+                cond,
+                width,
+                args,
+                dests,
+            } => {
+                let (a, b) = (self.value(args[0])?, self.value(args[1])?);
+                let comparable = a.prov == b.prov
+                    || (matches!(a.prov, Prov::MapValue(_)) && b.prov == Prov::Scalar)
+                    || (a.prov == Prov::Scalar && matches!(b.prov, Prov::MapValue(_)));
+                if !comparable {
+                    return self.reject(format!(
+                        "comparing a {:?} with a {:?} value is not supported by the pipeline backend",
+                        a.prov, b.prov
+                    ));
+                }
+                let c = match (self.const_of(a.node), self.const_of(b.node)) {
+                    (Some(x), Some(y)) => {
+                        self.konst(u64::from(ir::semantics::compare(cond, width, x, y)), 1)
+                    }
+                    _ => self.add(
+                        NodeKind::Cmp {
+                            cond,
+                            width,
+                            a: a.node,
+                            b: b.node,
+                        },
+                        Shape::Bits(1),
+                    ),
+                };
+                let t = self.and(pred, c);
+                let nc = self.not(c);
+                let f = self.and(pred, nc);
+                self.record_edge(&dests[0], t)?;
+                self.record_edge(&dests[1], f)?;
+                None
+            }
+            InstructionData::Return { value } => {
+                let v = self.value(value)?;
+                self.returns.push((pred, v.node));
+                None
+            }
+        };
+        if let (Some(r), Some(lv)) = (result, lv) {
+            self.values.insert(r, lv);
+        }
+        Ok(())
+    }
+
+    fn scalar(&mut self, v: Value) -> Result<NodeId, Rejection> {
+        let lv = self.value(v)?;
+        if lv.prov != Prov::Scalar {
+            return self.reject(format!("{v} is a {:?} pointer used as a number", lv.prov));
+        }
+        Ok(lv.node)
+    }
+
+    fn ctx_load(&mut self, ptr: Lv, offset: i32, bytes: u32) -> Result<Lv, Rejection> {
+        let base = self.const_of(ptr.node).unwrap_or(u64::MAX);
+        if ptr.prov != Prov::Ctx || base != 0 || bytes != 4 {
+            return self.reject(
+                "only 4-byte loads of struct xdp_md fields at constant offsets are supported",
+            );
+        }
+        let scalar = |l: &mut Self, n: NodeId| Lv {
+            node: l.zext64(n),
+            prov: Prov::Scalar,
+        };
+        Ok(match offset {
+            0 | 8 => Lv {
+                node: self.zero,
+                prov: Prov::Packet,
+            },
+            4 => {
+                let len = self.add(NodeKind::Input(Input::Length), Shape::Bits(16));
+                Lv {
+                    node: self.zext64(len),
+                    prov: Prov::Packet,
+                }
+            }
+            12 => {
+                let n = self.add(NodeKind::Input(Input::IngressIfindex), Shape::Bits(32));
+                scalar(self, n)
+            }
+            16 => {
+                let n = self.add(NodeKind::Input(Input::RxQueue), Shape::Bits(32));
+                scalar(self, n)
+            }
+            20 => Lv {
+                node: self.zero,
+                prov: Prov::Scalar,
+            },
+            _ => return self.reject(format!("no struct xdp_md field at offset {offset}")),
+        })
+    }
+
+    fn global_site(&mut self, map: MapRef) -> Result<usize, Rejection> {
+        if let Some(&s) = self.global_sites.get(&map) {
+            return Ok(s);
+        }
+        let mem = self.memory_for(map)?;
+        let row = self.zero;
+        let state = self.add(
+            NodeKind::MemRead { mem, row },
+            Shape::Bytes(self.memories[mem as usize].row_bytes),
+        );
+        let s = self.sites.len();
+        self.sites.push(Site {
+            map,
+            mem,
+            row,
+            live: self.one,
+            state,
+            written: false,
+            insn: self.insn,
+        });
+        self.global_sites.insert(map, s);
+        Ok(s)
+    }
+
+    fn helper(&mut self, helper: u32, args: &[Value], pred: NodeId) -> Result<Lv, Rejection> {
+        match helper {
+            // bpf_map_lookup_elem(map, key)
+            1 => {
+                let (Some(&m), Some(&k)) = (args.first(), args.get(1)) else {
+                    return self.reject("bpf_map_lookup_elem needs two arguments");
+                };
+                let map = match self.value(m)?.prov {
+                    Prov::MapHandle(map) => map,
+                    p => {
+                        return self.reject(format!(
+                            "bpf_map_lookup_elem on a {p:?} value rather than a map"
+                        ))
+                    }
+                };
+                let mem = self.memory_for(map)?;
+                let key_ptr = self.value(k)?;
+                let (t, at) = match key_ptr.prov {
+                    Prov::Stack(s) => (Target::Stack(s), key_ptr.node),
+                    Prov::MapValue(site) => {
+                        let kk = self.konst(0u64.wrapping_sub(MAP_VALUE_TAG), 64);
+                        (
+                            Target::Site(site),
+                            self.alu(AluOp::Add, Width::W64, key_ptr.node, kk),
+                        )
+                    }
+                    p => {
+                        return self
+                            .reject(format!("a map key behind a {p:?} pointer is not supported"))
+                    }
+                };
+                let key = self.read(t, at, 4, false);
+                let rows = self.memories[mem as usize].rows as u64;
+                let limit = self.konst(rows, 64);
+                let hit = self.add(
+                    NodeKind::Cmp {
+                        cond: JmpCond::Lt,
+                        width: Width::W64,
+                        a: key,
+                        b: limit,
+                    },
+                    Shape::Bits(1),
+                );
+                let state = self.add(
+                    NodeKind::MemRead { mem, row: key },
+                    Shape::Bytes(self.memories[mem as usize].row_bytes),
+                );
+                let live = self.and(pred, hit);
+                let s = self.sites.len();
+                self.sites.push(Site {
+                    map,
+                    mem,
+                    row: key,
+                    live,
+                    state,
+                    written: false,
+                    insn: self.insn,
+                });
+                let tag = self.konst(MAP_VALUE_TAG, 64);
+                Ok(Lv {
+                    node: self.mux(hit, tag, self.zero),
+                    prov: Prov::MapValue(s),
+                })
+            }
+            _ => self.reject(format!(
+                "helper #{helper} is not supported by the pipeline backend yet"
+            )),
+        }
+    }
+
+    fn finish(mut self, name: &str, options: &IfConvOptions) -> Result<Block, Rejection> {
+        // A map row written back while another lookup of the same map read its own copy would
+        // lose one of the updates, so a written map may have one site only.
+        for (i, s) in self.sites.iter().enumerate() {
+            if !s.written {
+                continue;
+            }
+            if let Some(other) = self
+                .sites
+                .iter()
+                .enumerate()
+                .find(|(j, o)| *j != i && o.map == s.map)
+            {
+                let decl = &self.module.maps[s.map];
+                return Err(Rejection::new(
+                    other.1.insn,
+                    format!(
+                        "map `{}` is written through one lookup and read by another; the pipeline holds one row per map and packet",
+                        decl.name
+                    ),
+                ));
+            }
+        }
+        let writes: Vec<(u32, NodeId, NodeId, NodeId, u32)> = self
+            .sites
+            .iter()
+            .filter(|s| s.written)
+            .map(|s| (s.mem, s.row, s.state, s.live, s.insn))
+            .collect();
+        for (mem, row, data, enable, insn) in writes {
+            self.insn = insn;
+            self.add(
+                NodeKind::MemWrite {
+                    mem,
+                    row,
+                    data,
+                    enable,
+                },
+                Shape::Effect,
+            );
+        }
+        self.insn = u32::MAX;
+        let Some(&(_, last)) = self.returns.last() else {
+            return Err(Rejection::new(u32::MAX, "the program never returns"));
+        };
+        let mut retval = last;
+        let rets = self.returns.clone();
+        for (p, v) in rets.iter().rev().skip(1) {
+            retval = self.mux(*p, *v, retval);
+        }
+        let len = self.add(NodeKind::Input(Input::Length), Shape::Bits(16));
+        // The window needs to hold every byte any packet access may touch.
+        let mut window = 8u32;
+        for &(at, size, insn) in &self.packet_accesses {
+            match upper_bound(&self.nodes, at) {
+                Some(b) if b.saturating_add(size as u64) <= options.max_window_bytes as u64 => {
+                    window = window.max(b as u32 + size)
+                }
+                Some(b) => {
+                    return Err(Rejection::new(
+                        insn,
+                        format!(
+                            "a packet access reaches byte {}; the pipeline carries at most the first {} bytes",
+                            b + size as u64,
+                            options.max_window_bytes
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(Rejection::new(
+                        insn,
+                        "a packet access at an offset with no static upper bound (range analysis found none); the pipeline carries a fixed window of the packet head",
+                    ))
+                }
+            }
+        }
+        let window = window.div_ceil(8) * 8;
+        for id in &self.window_family {
+            self.nodes[*id as usize].shape = Shape::Bytes(window);
+        }
+        let mut outputs = BTreeMap::new();
+        outputs.insert(Output::Retval, retval);
+        outputs.insert(Output::Window, self.window);
+        outputs.insert(Output::Length, len);
+        Ok(Block {
+            name: name.to_string(),
+            window_bytes: window,
+            stages: 1,
+            clock_period_ps: 0,
+            nodes: self.nodes,
+            memories: self.memories,
+            outputs,
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Window,
+    Stack(StackSlot),
+    Site(usize),
+}
+
+fn merge_prov(l: &Lowerer, a: Lv, b: Lv) -> Option<Prov> {
+    if a.prov == b.prov {
+        return Some(a.prov);
+    }
+    let is_zero = |lv: Lv| lv.prov == Prov::Scalar && l.const_of(lv.node) == Some(0);
+    match (a.prov, b.prov) {
+        (Prov::MapValue(_), Prov::Scalar) if is_zero(b) => Some(a.prov),
+        (Prov::Scalar, Prov::MapValue(_)) if is_zero(a) => Some(b.prov),
+        _ => None,
+    }
+}
+
+/// The largest value node `n` can take, when a simple walk over its definition bounds it.
+pub fn upper_bound(nodes: &[Node], n: NodeId) -> Option<u64> {
+    let node = nodes.get(n as usize)?;
+    let c = |m: NodeId| match nodes.get(m as usize).map(|x| &x.kind) {
+        Some(NodeKind::Const(v)) => Some(*v),
+        _ => None,
+    };
+    match &node.kind {
+        NodeKind::Const(v) => Some(*v),
+        NodeKind::Cmp { .. } | NodeKind::Logic { .. } | NodeKind::Not(_) => Some(1),
+        NodeKind::Input(Input::Length) => Some(u16::MAX as u64),
+        NodeKind::Input(_) => Some(u32::MAX as u64),
+        NodeKind::ReadBytes { size, signed, .. } => {
+            (!signed).then(|| ir::semantics::truncate(u64::MAX, *size as u32 * 8))
+        }
+        NodeKind::Mux {
+            if_true, if_false, ..
+        } => Some(upper_bound(nodes, *if_true)?.max(upper_bound(nodes, *if_false)?)),
+        NodeKind::Endian { bits, .. } => Some(ir::semantics::truncate(u64::MAX, *bits as u32)),
+        NodeKind::Alu { op, width, a, b } => {
+            let cap = if *width == Width::W32 {
+                u32::MAX as u64
+            } else {
+                u64::MAX
+            };
+            let r = match op {
+                AluOp::Mov => upper_bound(nodes, *b),
+                AluOp::And => match (upper_bound(nodes, *a), upper_bound(nodes, *b)) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                },
+                AluOp::Add => {
+                    let (x, y) = (upper_bound(nodes, *a)?, upper_bound(nodes, *b)?);
+                    x.checked_add(y).filter(|s| *s <= cap)
+                }
+                AluOp::Or | AluOp::Xor => {
+                    let m = upper_bound(nodes, *a)?.max(upper_bound(nodes, *b)?);
+                    Some(if m == 0 {
+                        0
+                    } else {
+                        u64::MAX >> m.leading_zeros()
+                    })
+                }
+                AluOp::Lsh => {
+                    let (x, k) = (upper_bound(nodes, *a)?, c(*b)? & 63);
+                    x.checked_shl(k as u32).filter(|v| v >> k == x && *v <= cap)
+                }
+                AluOp::Rsh => Some(upper_bound(nodes, *a)? >> (c(*b)? & 63)),
+                AluOp::Mul => {
+                    let (x, y) = (upper_bound(nodes, *a)?, upper_bound(nodes, *b)?);
+                    x.checked_mul(y).filter(|s| *s <= cap)
+                }
+                AluOp::Div => upper_bound(nodes, *a),
+                AluOp::Mod => upper_bound(nodes, *a),
+                _ => None,
+            };
+            r.map(|v| v.min(cap))
+        }
+        _ => None,
+    }
+}
