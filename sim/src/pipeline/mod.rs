@@ -1,1 +1,130 @@
 //! The cycle-accurate executor of `hw::pipeline` blocks, the model the emitted Verilog is checked against.
+//!
+//! [`exec`] is the clock-by-clock executor. This module runs XDP packets through it the way
+//! the other engines run them: memories are seeded from the shared runtime's maps
+//! (`sim::runtime`) and written back to them afterwards, so map contents are compared in the
+//! runtime's snapshot format; each packet's head goes through the pipeline as its window and
+//! the rest of it waits beside the pipeline, as the shell's FIFO keeps it.
+
+pub mod exec;
+
+pub use exec::{drive, PacketIn, PacketOut, PipelineSim, RunResult, Step, Val};
+
+use crate::runtime::{Runtime, XdpAction, XdpInput};
+use hw::pipeline::Block;
+
+/// Loads every memory of the simulator from the runtime's maps (the runtime's CPU for per-CPU
+/// maps, as the interpreter reads them).
+pub fn load_memories(sim: &mut PipelineSim, rt: &Runtime) -> Result<(), String> {
+    let cpu = rt.config.cpu;
+    for (k, m) in sim.block.memories.iter().enumerate() {
+        let state = rt
+            .maps()
+            .get(m.map_index)
+            .filter(|s| s.def.name == m.name)
+            .ok_or_else(|| {
+                format!(
+                    "the pipeline's memory `{}` names map {}, which the runtime does not hold under that name",
+                    m.name, m.map_index
+                )
+            })?;
+        for row in 0..m.rows {
+            if let Some(v) = state.value(row, cpu) {
+                sim.memories[k][row as usize] = v.to_vec();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes every memory of the simulator back into the runtime's maps.
+pub fn store_memories(sim: &PipelineSim, rt: &mut Runtime) -> Result<(), String> {
+    let cpu = rt.config.cpu;
+    for (k, m) in sim.block.memories.iter().enumerate() {
+        let state = rt
+            .map_mut(m.map_index)
+            .ok_or_else(|| format!("the runtime has no map {}", m.map_index))?;
+        for row in 0..m.rows {
+            if let Some(v) = state.value_mut(row, cpu) {
+                v.copy_from_slice(&sim.memories[k][row as usize]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The window and length a packet enters the pipeline with.
+pub fn packet_in(block: &Block, input: &XdpInput, gap: u32) -> PacketIn {
+    let mut window = input.packet.clone();
+    window.resize(block.window_bytes as usize, 0);
+    PacketIn {
+        gap,
+        window,
+        len: input.packet.len().min(u16::MAX as usize) as u16,
+        ingress_ifindex: input.ingress_ifindex,
+        rx_queue: input.rx_queue_index,
+    }
+}
+
+/// One packet's result, comparable with the interpreter's `XdpOutcome`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineOutcome {
+    pub retval: u64,
+    pub action: XdpAction,
+    /// The whole packet after the program: the window out of the pipeline, then the bytes
+    /// that waited beside it.
+    pub packet: Vec<u8>,
+    pub entry_cycle: u64,
+    pub exit_cycle: u64,
+}
+
+/// Runs `inputs` back to back (each offered `gap` cycles after the previous one was
+/// accepted) through `block`, with maps from and back into `rt`, and `out_ready` following
+/// `ready`.
+pub fn run_xdp_pipeline(
+    block: &Block,
+    rt: &mut Runtime,
+    inputs: &[XdpInput],
+    gap: u32,
+    ready: &[bool],
+) -> Result<(Vec<PipelineOutcome>, RunResult), String> {
+    let mut sim = PipelineSim::new(block);
+    load_memories(&mut sim, rt)?;
+    let packets: Vec<PacketIn> = inputs.iter().map(|i| packet_in(block, i, gap)).collect();
+    let run = drive(&mut sim, &packets, ready, &mut |_, _, _| {});
+    store_memories(&sim, rt)?;
+    if run.outputs.len() != inputs.len() {
+        return Err(format!(
+            "{} packets went in but {} came out in {} cycles",
+            inputs.len(),
+            run.outputs.len(),
+            run.cycles
+        ));
+    }
+    let outcomes = inputs
+        .iter()
+        .zip(&run.outputs)
+        .zip(&run.entries)
+        .map(|((input, out), &entry)| PipelineOutcome {
+            retval: out.retval,
+            action: XdpAction::from_retval(out.retval),
+            packet: reassemble(&out.window, &input.packet, out.len as usize),
+            entry_cycle: entry,
+            exit_cycle: out.cycle,
+        })
+        .collect();
+    Ok((outcomes, run))
+}
+
+/// The packet leaving the pipeline: `len` bytes, the first ones from the window, the rest as
+/// they came in.
+pub fn reassemble(window: &[u8], original: &[u8], len: usize) -> Vec<u8> {
+    let mut p = Vec::with_capacity(len);
+    for i in 0..len {
+        p.push(match window.get(i) {
+            Some(b) => *b,
+            None => original.get(i).copied().unwrap_or(0),
+        });
+    }
+    p
+}
