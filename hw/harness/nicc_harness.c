@@ -294,6 +294,9 @@ NICC_FOR_EACH_HELPER(NICC_HARNESS_HELPER)
 static uint64_t map_handles[NICC_NUM_MAPS + 1];
 static struct nicc_global globals[NICC_NUM_MAPS + 1];
 static uint64_t *func_values;
+#ifdef NICC_CTX_HAS_value_regions
+static const uint64_t no_value_region[4];
+#endif
 
 int main(void) {
     if (get() != OP_SETUP)
@@ -353,6 +356,16 @@ int main(void) {
         ctx.map_handles = map_handles;
         ctx.globals = globals;
         ctx.func_values = func_values;
+#ifdef NICC_CTX_HAS_value_regions
+        /* No map value is reached inline: every access to one goes through nicc_load and
+         * nicc_store to the host, which holds the maps. The table still needs one entry. */
+        ctx.value_regions = no_value_region;
+        ctx.value_region_count = 0;
+#endif
+#ifdef NICC_CTX_HAS_lookup_cache
+        /* No lookup cache: every array lookup calls the helper, which the host answers. */
+        ctx.lookup_cache = 0;
+#endif
         get_changes();
         uint64_t r0 = call_entry(program, &ctx, args);
         put(OP_DONE);

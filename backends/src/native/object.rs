@@ -125,6 +125,17 @@ pub fn c_header(module: &ir::Module, names: &[String], imports: &[String]) -> St
         let _ = writeln!(h, "    {decl}; /* {comment} */");
     }
     let _ = writeln!(h, "}};\n");
+    // One macro per field, so that C written against several versions of the ABI (the test
+    // harness, a dataplane) can set fields that only some versions have.
+    for (decl, _) in CTX_FIELDS {
+        let field = decl
+            .split('[')
+            .next()
+            .and_then(|d| d.rsplit([' ', '*']).next())
+            .unwrap_or("");
+        let _ = writeln!(h, "#define NICC_CTX_HAS_{field} 1");
+    }
+    let _ = writeln!(h);
     let checks: &[(&str, i32)] = &[
         ("ctx_value", offsets::CTX_VALUE),
         ("pkt_data", offsets::PKT_DATA),
