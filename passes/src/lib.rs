@@ -11,6 +11,7 @@
 //! - [`range`]: intervals, packet pointers and proven packet lengths per program point.
 //! - [`bounds_check`]: packet bounds-check elimination and the table of proven accesses.
 //! - [`redundant_mem`]: redundant load and dead store elimination (stack, packet, context).
+//! - [`redundant_params`]: block parameters that receive one value on every edge.
 //! - [`egraph`]: the e-graph optimizer with one cost model per target.
 
 pub mod bounds_check;
@@ -22,6 +23,7 @@ pub mod pass;
 pub mod pipeline;
 pub mod range;
 pub mod redundant_mem;
+pub mod redundant_params;
 pub mod simplify_cfg;
 #[cfg(test)]
 mod testing;

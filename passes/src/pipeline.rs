@@ -17,6 +17,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(crate::dce::DeadCodeElimination),
         Box::new(crate::const_fold::ConstantFolding),
         Box::new(crate::redundant_mem::RedundantMemory),
+        Box::new(crate::redundant_params::RedundantParams),
         Box::new(crate::bounds_check::BoundsCheckElimination),
         Box::new(crate::egraph::EgraphOptimizer::default()),
     ]
@@ -68,6 +69,10 @@ pub fn pipeline(name: &str) -> Option<Pipeline> {
             vec![
                 // A simple CFG first: every later analysis walks fewer, larger blocks.
                 "simplify-cfg",
+                // Lifting passes every live register along every edge; parameters that carry
+                // one value (the packet pointers above all) become that value, so that the
+                // analyses below see one base where the program has one.
+                "redundant-params",
                 // Constants early, so branch folding and range analysis start from them.
                 "const-fold",
                 // Reusing repeated `data`/`data_end` loads makes checks of the same packet
@@ -81,7 +86,15 @@ pub fn pipeline(name: &str) -> Option<Pipeline> {
                 // Equality saturation on a clean CFG with shared packet bases, extracting by
                 // BPF instruction count.
                 "egraph",
-                // Dead code last: everything above leaves unused values behind.
+                // Dead code: everything above leaves unused values behind.
+                "dce",
+                // Parameters that get one value on every edge: each would cost a register
+                // copy per edge in the backend. After dead code, so that parameters fed only
+                // by dead values are already gone, and after the e-graph, which may have
+                // made arguments equal.
+                "redundant-params",
+                // Merging blocks and threading jumps that lost their parameters.
+                "simplify-cfg",
                 "dce",
             ],
         ),

@@ -20,7 +20,7 @@ use ir::semantics::{AluOp, JmpCond, Width};
 use ir::{
     AtomicOp, BinaryOp, Block, BlockCall, Function, Inst, InstructionData, MemSize, UnaryOp, Value,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// Why selection failed, at which instruction.
 pub struct SelectError {
@@ -55,16 +55,13 @@ pub fn select(
 /// For every instruction number, the registers held by values live at it (early or late).
 fn occupancy(func: &Function, order: &LinearOrder, alloc: &Allocation) -> Vec<HashSet<Reg>> {
     let total = order.number.len();
-    let mut first: HashMap<Value, u32> = HashMap::new();
-    let mut last: HashMap<Value, u32> = HashMap::new();
     let _ = func;
-    for (v, (s, e)) in &alloc.intervals {
-        first.insert(*v, *s);
-        last.insert(*v, *e);
-    }
     let mut occ = vec![HashSet::new(); total];
     for (v, loc) in &alloc.locs {
-        if let (Loc::Reg(r), Some(&s), Some(&e)) = (loc, first.get(v), last.get(v)) {
+        let (Loc::Reg(r), Some(segments)) = (loc, alloc.intervals.get(v)) else {
+            continue;
+        };
+        for &(s, e) in segments {
             let lo = (s / 2) as usize;
             let hi = ((e / 2) as usize).min(total.saturating_sub(1));
             for set in occ.iter_mut().take(hi + 1).skip(lo) {

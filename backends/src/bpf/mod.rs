@@ -2,8 +2,10 @@
 //! and the Linux kernel both load.
 //!
 //! The pipeline for one function is: [`layout`] fixes the block order and numbers the
-//! instructions; [`regalloc`] gives every SSA value a register of `r1`-`r9`, a spill slot or
-//! rematerialization; [`isel`] turns IR instructions into BPF instructions with labels;
+//! instructions; [`regalloc`] (a linear scan) and [`coalescing_alloc`] (precise live ranges,
+//! block parameters coalesced with their arguments) give every SSA value a register of
+//! `r1`-`r9`, a spill slot or rematerialization, and the shorter resulting code is kept; [`isel`] turns IR instructions into BPF instructions with labels;
+//! [`peephole`] removes the register copies allocation and selection leave behind;
 //! [`branches`] resolves labels into jump offsets and drops jumps to the next instruction.
 //! [`elf`] then writes the functions of a module, with their map, global-data and call
 //! relocations, as an object like the ones clang builds.
@@ -13,9 +15,11 @@
 //! compare the same registers the IR compares, and instructions are never reordered.
 
 pub mod branches;
+pub mod coalescing_alloc;
 pub mod elf;
 pub mod isel;
 pub mod layout;
+pub mod peephole;
 pub mod regalloc;
 
 use branches::{FunctionCode, Reloc};
@@ -35,10 +39,32 @@ pub fn compile_function(module: &Module, fref: FuncRef) -> Result<FunctionCode, 
     if order.blocks.is_empty() {
         return Err(diagnostic(module, fref, None, "the function has no blocks"));
     }
-    let alloc = regalloc::allocate(func, &order)
+    // Both allocators, keeping the shorter code: coalescing removes most edge copies, while
+    // the linear scan's eviction spills less where registers run short.
+    let coalesced = with_allocation(module, fref, func, &order, coalescing_alloc::allocate);
+    let linear = with_allocation(module, fref, func, &order, regalloc::allocate);
+    match (coalesced, linear) {
+        (Ok(a), Ok(b)) if b.insns.len() < a.insns.len() => Ok(b),
+        (Ok(a), _) => Ok(a),
+        (Err(_), b) => b,
+    }
+}
+
+/// Selects, cleans up and resolves one function's code with the given register allocator.
+fn with_allocation(
+    module: &Module,
+    fref: FuncRef,
+    func: &ir::Function,
+    order: &layout::LinearOrder,
+    allocator: fn(
+        &ir::Function,
+        &layout::LinearOrder,
+    ) -> Result<regalloc::Allocation, regalloc::AllocError>,
+) -> Result<FunctionCode, Diagnostic> {
+    let alloc = allocator(func, order).map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
+    let code = isel::select(func, order, &alloc)
         .map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
-    let code = isel::select(func, &order, &alloc)
-        .map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
+    let code = peephole::optimize(code);
     branches::resolve(code).map_err(|e| diagnostic(module, fref, None, &e.message))
 }
 

@@ -38,7 +38,7 @@ use std::collections::{HashMap, HashSet};
 pub const FRAME_SIZE: i32 = 512;
 
 /// How many values may hold a register at once (see the module docs for why not nine).
-const MAX_ACTIVE: usize = 8;
+pub(crate) const MAX_ACTIVE: usize = 8;
 
 /// A value that is recomputed where it is used rather than kept in a register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,8 +73,9 @@ pub struct Allocation {
     pub frame: Frame,
     /// Values that have no use at all; their defining instructions may be skipped when pure.
     pub unused: HashSet<Value>,
-    /// The live interval (first and last position) of every value that is not rematerialized.
-    pub intervals: HashMap<Value, (u32, u32)>,
+    /// The positions where each value that is not rematerialized holds its location, as
+    /// inclusive `(first, last)` segments.
+    pub intervals: HashMap<Value, Vec<(u32, u32)>>,
 }
 
 /// Why allocation failed.
@@ -142,52 +143,7 @@ pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, Allo
         }
     }
     let is_remat = |v: &Value| matches!(locs.get(v), Some(Loc::Remat(_)));
-
-    // Block-level liveness, iterated to a fixed point in reverse order.
-    let mut uses_of: HashMap<Block, HashSet<Value>> = HashMap::new();
-    let mut defs_of: HashMap<Block, HashSet<Value>> = HashMap::new();
-    for &b in &order.blocks {
-        let mut defs: HashSet<Value> = dfg.block_params(b).iter().copied().collect();
-        let mut uses = HashSet::new();
-        for &i in &order.insts[&b] {
-            for v in dfg.inst(i).args() {
-                if !is_remat(&v) && !defs.contains(&v) {
-                    uses.insert(v);
-                }
-            }
-            if let Some(r) = dfg.inst_result(i) {
-                defs.insert(r);
-            }
-        }
-        uses_of.insert(b, uses);
-        defs_of.insert(b, defs);
-    }
-    let mut live_in: HashMap<Block, HashSet<Value>> =
-        order.blocks.iter().map(|&b| (b, HashSet::new())).collect();
-    let mut live_out = live_in.clone();
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for &b in order.blocks.iter().rev() {
-            let mut out = HashSet::new();
-            for s in func.successors(b) {
-                if let Some(li) = live_in.get(&s) {
-                    out.extend(li.iter().copied());
-                }
-            }
-            let mut inn: HashSet<Value> = uses_of[&b].clone();
-            for v in &out {
-                if !defs_of[&b].contains(v) {
-                    inn.insert(*v);
-                }
-            }
-            if inn.len() != live_in[&b].len() || out.len() != live_out[&b].len() {
-                changed = true;
-            }
-            live_in.insert(b, inn);
-            live_out.insert(b, out);
-        }
-    }
+    let (live_in, live_out) = block_liveness(func, order, &is_remat);
 
     // One interval per value that needs a register or a slot.
     let mut range: HashMap<Value, (u32, u32)> = HashMap::new();
@@ -325,11 +281,73 @@ pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, Allo
         locs,
         frame,
         unused,
-        intervals: interval_map,
+        intervals: interval_map
+            .into_iter()
+            .map(|(v, r)| (v, vec![r]))
+            .collect(),
     })
 }
 
-enum Hint {
+/// Values live into and out of every block, iterated to a fixed point in reverse order.
+/// Rematerialized values are left out: they occupy nothing.
+#[allow(clippy::type_complexity)]
+pub(crate) fn block_liveness(
+    func: &Function,
+    order: &LinearOrder,
+    is_remat: &dyn Fn(&Value) -> bool,
+) -> (
+    HashMap<Block, HashSet<Value>>,
+    HashMap<Block, HashSet<Value>>,
+) {
+    let dfg = &func.dfg;
+    let mut uses_of: HashMap<Block, HashSet<Value>> = HashMap::new();
+    let mut defs_of: HashMap<Block, HashSet<Value>> = HashMap::new();
+    for &b in &order.blocks {
+        let mut defs: HashSet<Value> = dfg.block_params(b).iter().copied().collect();
+        let mut uses = HashSet::new();
+        for &i in &order.insts[&b] {
+            for v in dfg.inst(i).args() {
+                if !is_remat(&v) && !defs.contains(&v) {
+                    uses.insert(v);
+                }
+            }
+            if let Some(r) = dfg.inst_result(i) {
+                defs.insert(r);
+            }
+        }
+        uses_of.insert(b, uses);
+        defs_of.insert(b, defs);
+    }
+    let mut live_in: HashMap<Block, HashSet<Value>> =
+        order.blocks.iter().map(|&b| (b, HashSet::new())).collect();
+    let mut live_out = live_in.clone();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &b in order.blocks.iter().rev() {
+            let mut out = HashSet::new();
+            for s in func.successors(b) {
+                if let Some(li) = live_in.get(&s) {
+                    out.extend(li.iter().copied());
+                }
+            }
+            let mut inn: HashSet<Value> = uses_of[&b].clone();
+            for v in &out {
+                if !defs_of[&b].contains(v) {
+                    inn.insert(*v);
+                }
+            }
+            if inn.len() != live_in[&b].len() || out.len() != live_out[&b].len() {
+                changed = true;
+            }
+            live_in.insert(b, inn);
+            live_out.insert(b, out);
+        }
+    }
+    (live_in, live_out)
+}
+
+pub(crate) enum Hint {
     Reg(Reg),
     SameAs(Value),
 }
@@ -337,7 +355,7 @@ enum Hint {
 /// Registers each value would like, best first: an argument register for values passed to a
 /// call, the incoming register for parameters, and the register of a value it is copied from
 /// or to (two-address operations, block arguments), so that moves disappear.
-fn register_hints(func: &Function, order: &LinearOrder) -> HashMap<Value, Vec<Hint>> {
+pub(crate) fn register_hints(func: &Function, order: &LinearOrder) -> HashMap<Value, Vec<Hint>> {
     let dfg = &func.dfg;
     let mut hints: HashMap<Value, Vec<Hint>> = HashMap::new();
     if let Some(entry) = order.blocks.first() {
@@ -390,7 +408,7 @@ fn register_hints(func: &Function, order: &LinearOrder) -> HashMap<Value, Vec<Hi
 /// Places the function's IR stack slots below `r10`. Each slot keeps, modulo 8, the alignment
 /// its accesses need: the verifier insists that stack accesses be aligned to their size, and
 /// the lifter's slots need not start on an 8-byte boundary of the original frame.
-fn layout_frame(func: &Function, order: &LinearOrder) -> Result<Frame, AllocError> {
+pub(crate) fn layout_frame(func: &Function, order: &LinearOrder) -> Result<Frame, AllocError> {
     let dfg = &func.dfg;
     let mut accesses: HashMap<StackSlot, Vec<(i64, i64)>> = HashMap::new();
     for &b in &order.blocks {
