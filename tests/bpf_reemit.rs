@@ -184,10 +184,15 @@ fn check_corpus(pipeline: &str) {
                     continue;
                 }
             };
-            let options = backends::bpf::ObjectOptions {
-                license: obj.license.clone().unwrap_or_else(|| "GPL".into()),
-                kernel_version: obj.kernel_version,
-            };
+            let original = std::fs::read(&path).ok();
+            let options =
+                match backends::bpf::ObjectOptions::from_original(&obj, original.as_deref()) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        failures.push(format!("{what}: the original's BTF: {e}"));
+                        continue;
+                    }
+                };
             let reemitted = backends::bpf::emit_object_with(&module, &name, &options)
                 .and_then(|bytes| frontend::elf::read_object(&bytes, &name));
             let new = match reemitted {

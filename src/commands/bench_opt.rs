@@ -111,7 +111,9 @@ pub fn bench_opt(args: &BenchOptArgs) -> Result<String, String> {
             continue;
         };
         let start = Instant::now();
-        let optimized = super::opt::optimize(&obj, &args.pipeline, false);
+        let original = std::fs::read(&path).ok();
+        let optimized =
+            super::opt::optimize_original(&obj, original.as_deref(), &args.pipeline, false);
         let micros = start.elapsed().as_micros();
         let emitted = optimized
             .as_ref()

@@ -34,8 +34,20 @@ pub struct OptimizedProgram {
 }
 
 /// Lifts, optimizes and re-emits `obj`; returns the ELF bytes and the per-program counts.
+/// Without the original file's bytes the output has no BTF; see [`optimize_original`].
 pub fn optimize(
     obj: &frontend::Object,
+    pipeline_name: &str,
+    inline_calls: bool,
+) -> Result<(Vec<u8>, Vec<OptimizedProgram>, usize, usize), String> {
+    optimize_original(obj, None, pipeline_name, inline_calls)
+}
+
+/// Like [`optimize`]; `original` is the object file's bytes, whose BTF the output carries
+/// over (BTF-defined maps stay in `.maps` with their types).
+pub fn optimize_original(
+    obj: &frontend::Object,
+    original: Option<&[u8]>,
     pipeline_name: &str,
     inline_calls: bool,
 ) -> Result<(Vec<u8>, Vec<OptimizedProgram>, usize, usize), String> {
@@ -53,7 +65,10 @@ pub fn optimize(
         .run(&pipe, &mut module, &mut ctx)
         .map_err(|e| e.to_string())?;
     let ir_after = count_insts(&module);
-    let bytes = backends::bpf::emit_object(&module, &obj.name).map_err(|d| d.to_string())?;
+    let options = backends::bpf::ObjectOptions::from_original(obj, original)
+        .map_err(|e| format!("{}: {e}", obj.name))?;
+    let bytes =
+        backends::bpf::emit_object_with(&module, &obj.name, &options).map_err(|d| d.to_string())?;
     let emitted = frontend::elf::read_object(&bytes, &obj.name)
         .map_err(|d| format!("nicc cannot read back the object it wrote (a bug in nicc): {d}"))?;
     let programs = obj
@@ -74,7 +89,9 @@ pub fn optimize(
 
 pub fn opt(args: &OptArgs) -> Result<String, String> {
     let obj = super::read_object(&args.object)?;
-    let (bytes, programs, ir_before, ir_after) = optimize(&obj, &args.pipeline, args.inline_calls)?;
+    let original = std::fs::read(&args.object).ok();
+    let (bytes, programs, ir_before, ir_after) =
+        optimize_original(&obj, original.as_deref(), &args.pipeline, args.inline_calls)?;
     std::fs::write(&args.output, &bytes)
         .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
     let mut s = String::new();

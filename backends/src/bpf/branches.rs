@@ -174,7 +174,7 @@ pub fn resolve(code: Vec<MachInsn>) -> Result<FunctionCode, BranchError> {
 /// Removes instructions no path from the entry reaches. Edges that return directly can leave
 /// a return block with no jump or fall-through into it, and the kernel verifier rejects a
 /// program with unreachable instructions.
-fn drop_unreachable(code: Vec<MachInsn>) -> Vec<MachInsn> {
+pub(crate) fn drop_unreachable(code: Vec<MachInsn>) -> Vec<MachInsn> {
     let mut label_at = std::collections::HashMap::new();
     for (k, m) in code.iter().enumerate() {
         if let MachInsn::Label(l) = m {
@@ -206,7 +206,7 @@ fn drop_unreachable(code: Vec<MachInsn>) -> Vec<MachInsn> {
 }
 
 /// Removes every `ja L` that is followed, through labels only, by `L`.
-fn drop_jumps_to_next(code: Vec<MachInsn>) -> Vec<MachInsn> {
+pub(crate) fn drop_jumps_to_next(code: Vec<MachInsn>) -> Vec<MachInsn> {
     let mut out = Vec::with_capacity(code.len());
     for (k, m) in code.iter().enumerate() {
         if let MachInsn::Ja(l) = m {

@@ -15,10 +15,15 @@
 //!   instruction's immediate (BPF objects use REL relocations, whose addend is implicit);
 //! - `license` and, when known, `version`.
 //!
-//! BTF is not written: maps defined with BTF in the original become legacy maps, which the
-//! kernel and nicc load the same way for every map type the corpus uses.
+//! - given the original's BTF ([`super::btf`]): `.BTF` as it was, BTF-defined maps in a
+//!   `.maps` section laid out as the original's DATASEC says, and a symbol for every global
+//!   variable BTF names; without it, every map is a legacy record.
+//!
+//! Program sections keep their original names when the caller passes them
+//! ([`ObjectOptions::sections`]).
 
 use super::branches::Reloc;
+use super::btf::BtfCarry;
 use super::compile_reachable;
 use frontend::insn::{encode_all, to_bytes, Imm64, Insn, SLOT};
 use frontend::Diagnostic;
@@ -37,6 +42,13 @@ pub struct ObjectOptions {
     pub license: String,
     /// The `version` section (only old kprobe loaders read it).
     pub kernel_version: Option<u32>,
+    /// The original section of each program, by entry function name: loaders derive the
+    /// program type and attach point from it (`kprobe/sys_write`, `xdp_ttl`), so it is kept.
+    /// Programs not listed go in the conventional section of their kind.
+    pub sections: Vec<(String, String)>,
+    /// The original `.BTF` and its DATASEC variables; with it, BTF-defined maps are written
+    /// to `.maps` as in the original, and global variables get their symbols.
+    pub btf: Option<BtfCarry>,
 }
 
 impl Default for ObjectOptions {
@@ -44,7 +56,32 @@ impl Default for ObjectOptions {
         ObjectOptions {
             license: "GPL".to_string(),
             kernel_version: None,
+            sections: Vec::new(),
+            btf: None,
         }
+    }
+}
+
+impl ObjectOptions {
+    /// Everything the original object says about itself: license, version, program sections
+    /// and, given the original file's bytes, its BTF.
+    pub fn from_original(
+        obj: &frontend::Object,
+        elf_bytes: Option<&[u8]>,
+    ) -> Result<ObjectOptions, String> {
+        Ok(ObjectOptions {
+            license: obj.license.clone().unwrap_or_else(|| "GPL".to_string()),
+            kernel_version: obj.kernel_version,
+            sections: obj
+                .programs
+                .iter()
+                .map(|p| (p.name.clone(), p.section.clone()))
+                .collect(),
+            btf: match elf_bytes {
+                Some(bytes) => super::btf::carry_from_elf(bytes)?,
+                None => None,
+            },
+        })
     }
 }
 
@@ -120,12 +157,45 @@ pub fn write_object_with(
     // Maps: legacy records for real maps, sections for global data.
     let mut map_symbols: HashMap<MapRef, SymbolId> = HashMap::new();
     let mut data_symbols: HashMap<MapRef, SymbolId> = HashMap::new();
+    let btf = options.btf.as_ref();
+    let in_btf_maps =
+        |name: &str| btf.is_some_and(|c| c.maps_section_size > 0 && c.map(name).is_some());
+    // Inner map definitions of BTF map-in-maps are part of their outer map's BTF; the reader
+    // makes them again from it.
+    let btf_inner = |name: &str| {
+        name.strip_suffix(".inner")
+            .is_some_and(|outer| in_btf_maps(outer) || outer.ends_with(".inner"))
+    };
     let plain: Vec<MapRef> = module
         .maps
         .iter()
-        .filter(|(_, m)| m.data.is_none())
+        .filter(|(_, m)| m.data.is_none() && !in_btf_maps(&m.name) && !btf_inner(&m.name))
         .map(|(r, _)| r)
         .collect();
+    if let Some(carry) = btf.filter(|c| c.maps_section_size > 0) {
+        let section = obj.add_section(Vec::new(), b".maps".to_vec(), SectionKind::Data);
+        obj.append_section_data(section, &vec![0; carry.maps_section_size as usize], 8);
+        for (r, m) in module.maps.iter() {
+            let Some(var) = carry.map(&m.name).filter(|_| m.data.is_none()) else {
+                continue;
+            };
+            let sym = obj.add_symbol(Symbol {
+                name: m.name.as_bytes().to_vec(),
+                value: var.offset,
+                size: var.size,
+                kind: SymbolKind::Data,
+                scope: SymbolScope::Linkage,
+                weak: false,
+                section: SymbolSection::Section(section),
+                flags: SymbolFlags::None,
+            });
+            map_symbols.insert(r, sym);
+        }
+    }
+    if let Some(carry) = btf {
+        let s = obj.add_section(Vec::new(), b".BTF".to_vec(), SectionKind::Metadata);
+        obj.append_section_data(s, &carry.btf, 4);
+    }
     if !plain.is_empty() {
         let section = obj.add_section(Vec::new(), b"maps".to_vec(), SectionKind::Data);
         let mut bytes = Vec::new();
@@ -178,6 +248,24 @@ pub fn write_object_with(
             s
         };
         data_symbols.insert(r, obj.section_symbol(section));
+        // The variables BTF names in this section, for loaders that look them up by symbol.
+        let section_name = obj.section(section).name().unwrap_or("").to_string();
+        for var in btf.into_iter().flat_map(|c| c.vars_of(&section_name)) {
+            obj.add_symbol(Symbol {
+                name: var.name.as_bytes().to_vec(),
+                value: var.offset,
+                size: var.size,
+                kind: SymbolKind::Data,
+                scope: if var.global {
+                    SymbolScope::Linkage
+                } else {
+                    SymbolScope::Compilation
+                },
+                weak: false,
+                section: SymbolSection::Section(section),
+                flags: SymbolFlags::None,
+            });
+        }
     }
 
     // Code: program sections, then `.text` for the subprograms.
@@ -185,7 +273,12 @@ pub fn write_object_with(
     let mut placed: Vec<(SectionId, u64, FuncRef)> = Vec::new();
     let mut sections: HashMap<String, SectionId> = HashMap::new();
     for entry in &programs {
-        let section_name = section_for_kind(&entry.kind);
+        let func_name = &module.functions[entry.func].name;
+        let section_name = options
+            .sections
+            .iter()
+            .find(|(f, _)| f == func_name)
+            .map_or_else(|| section_for_kind(&entry.kind), |(_, s)| s.clone());
         let section = *sections.entry(section_name.clone()).or_insert_with(|| {
             obj.add_section(Vec::new(), section_name.into_bytes(), SectionKind::Text)
         });

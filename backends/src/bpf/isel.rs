@@ -20,7 +20,7 @@ use ir::semantics::{AluOp, JmpCond, Width};
 use ir::{
     AtomicOp, BinaryOp, Block, BlockCall, Function, Inst, InstructionData, MemSize, UnaryOp, Value,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Why selection failed, at which instruction.
 pub struct SelectError {
@@ -43,6 +43,7 @@ pub fn select(
         alloc,
         out: Vec::new(),
         deferred: Vec::new(),
+        return_stubs: HashMap::new(),
         next_label: func.dfg.num_blocks() as Label,
         occupancy: occupancy(func, order, alloc),
     };
@@ -79,6 +80,8 @@ struct Selector<'a> {
     out: Vec<MachInsn>,
     /// Trampolines for `brif` true edges with moves, emitted after the function body.
     deferred: Vec<MachInsn>,
+    /// The label of the shared `r0 = c; exit` stub for each constant `c` an edge returns.
+    return_stubs: HashMap<i64, Label>,
     next_label: Label,
     occupancy: Vec<HashSet<Reg>>,
 }
@@ -766,6 +769,42 @@ impl<'a> Selector<'a> {
         let false_code = self.edge_code(&dests[1], next);
         let (t_block, f_block) = (dests[0].block, dests[1].block);
         let inverted = invert_cond(cond);
+        // Edges that are nothing but a jump (to their block or to a shared return stub) need
+        // no code of their own: one conditional jump, and a jump for the other edge unless it
+        // falls through.
+        let plain_target = |code: &Option<Vec<MachInsn>>, block: Block| match code.as_deref() {
+            None => Some(label_of(block)),
+            Some([MachInsn::Ja(l)]) => Some(*l),
+            _ => None,
+        };
+        if let (Some(lt), Some(lf)) = (
+            plain_target(&true_code, t_block),
+            plain_target(&false_code, f_block),
+        ) {
+            let next_label = next.map(label_of);
+            match inverted {
+                Some(inv) if next_label == Some(lt) && lt != lf => {
+                    self.emit(MachInsn::Jcc {
+                        width,
+                        cond: inv,
+                        dst,
+                        src,
+                        target: lf,
+                    });
+                }
+                _ => {
+                    self.emit(MachInsn::Jcc {
+                        width,
+                        cond,
+                        dst,
+                        src,
+                        target: lt,
+                    });
+                    self.emit(MachInsn::Ja(lf));
+                }
+            }
+            return Ok(());
+        }
         match (true_code, false_code, inverted) {
             // When the true edge falls through to the next block, jump on the negated
             // condition.
@@ -819,12 +858,29 @@ impl<'a> Selector<'a> {
     /// The code an edge needs, or `None` when it is a plain jump to its block. An edge with
     /// moves into a block that only returns (and is not laid out next) returns directly, as
     /// clang duplicates `exit`; any other edge does its parallel moves and jumps.
-    fn edge_code(&self, dest: &BlockCall, next: Option<Block>) -> Option<Vec<MachInsn>> {
+    fn edge_code(&mut self, dest: &BlockCall, next: Option<Block>) -> Option<Vec<MachInsn>> {
         let moves = self.edge_moves(dest);
         if moves.is_empty() {
             return None;
         }
         let mut code = Vec::new();
+        // Returning a constant: jump to the one stub that returns it, as clang shares one
+        // `exit` among every path returning the same code.
+        if let Some(Loc::Remat(Remat::Const(c))) = self.returned_value(dest).map(|v| self.loc(v)) {
+            let label = match self.return_stubs.get(&c) {
+                Some(&l) => l,
+                None => {
+                    let l = self.fresh_label();
+                    let mut stub = vec![MachInsn::Label(l)];
+                    self.materialize(&mut stub, Remat::Const(c), Reg::R0);
+                    stub.push(MachInsn::Insn(Insn::Exit));
+                    self.deferred.extend(stub);
+                    self.return_stubs.insert(c, l);
+                    l
+                }
+            };
+            return Some(vec![MachInsn::Ja(label)]);
+        }
         // Returning directly costs at most what the moves and the jump cost, and may leave the
         // shared return block with no predecessor at all.
         if let Some(value) = self.returned_value(dest) {

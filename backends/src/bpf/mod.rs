@@ -15,6 +15,7 @@
 //! compare the same registers the IR compares, and instructions are never reordered.
 
 pub mod branches;
+pub mod btf;
 pub mod coalescing_alloc;
 pub mod elf;
 pub mod isel;

@@ -326,7 +326,8 @@ pub fn optimize(code: Vec<MachInsn>) -> Vec<MachInsn> {
     {
         return code;
     }
-    let mut code = code;
+    // Jumps to the next instruction would make their labels look like join points.
+    let mut code = super::branches::drop_jumps_to_next(super::branches::drop_unreachable(code));
     for _ in 0..64 {
         let (next, changed) = round(code);
         code = next;
