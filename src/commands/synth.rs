@@ -1,6 +1,7 @@
 //! `nicc synth OBJ`: synthesizes a program's Verilog pipeline with Yosys and prints the
 //! resources, the logic depth and the clock they allow.
 
+use std::fmt::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -12,6 +13,39 @@ pub struct SynthArgs {
     pub program: Option<String>,
 }
 
-pub fn synth(_args: &SynthArgs) -> Result<String, String> {
-    Err("nicc synth: the Verilog target is not built yet".into())
+/// LUTs of an AMD Alveo U50 (872K, as ../shared/design/targets.md gives it), for percentages.
+const U50_LUTS: f64 = 872_000.0;
+
+pub fn synth(args: &SynthArgs) -> Result<String, String> {
+    let obj = super::read_object(&args.object)?;
+    let programs = super::compile_verilog::selected_programs(&obj, args.program.as_deref())?;
+    let mut s = String::new();
+    for i in programs {
+        let name = &obj.programs[i].name;
+        let c = match super::compile_verilog::compile_xdp_program(&obj, i, None) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writeln!(s, "{name}: not synthesized: {e}");
+                continue;
+            }
+        };
+        let top = backends::verilog::emit::core_name(&c.block);
+        let r = hw::tools::yosys::synth_xilinx(&top, &c.verilog)?;
+        let stages = c.block.stages.max(1) as u64;
+        let _ = writeln!(
+            s,
+            "{name}: {} stages; {} LUTs ({:.3}% of an Alveo U50), {} flip-flops, {} BRAM tiles, {} LUT-RAM cells, {} DSPs; longest path {} cells (whole design, ltp -noff); estimated clock from the delay model {:.0} MHz",
+            c.block.stages,
+            r.luts,
+            100.0 * r.luts as f64 / U50_LUTS,
+            r.flip_flops,
+            r.brams,
+            r.lutram_cells,
+            r.dsps,
+            r.longest_path_cells,
+            c.schedule.fmax_mhz()
+        );
+        let _ = stages;
+    }
+    Ok(s)
 }

@@ -1,0 +1,417 @@
+//! The Verilog pipeline target, end to end, against the golden interpreter and real tools.
+//!
+//! Every XDP program of the corpus that the kernel verifier accepts is lifted (calls inlined),
+//! optimized with the `hw` pipeline and compiled to a pipeline block; programs the backend
+//! refuses are listed with the reason. For the accepted ones:
+//! - the pipeline simulator runs every corpus packet back to back, one per clock, and must give
+//!   the interpreter's verdict and packet for each, and the same maps at the end;
+//! - the emitted Verilog runs under Verilator with the same packets, map contents and an
+//!   output that stalls now and then, and must give the simulator's outputs, entry and exit
+//!   cycles and memories, cycle for cycle;
+//! - with the output always ready every packet leaves exactly `stages` cycles after it
+//!   entered, one per clock.
+
+mod support;
+
+use backends::verilog::{compile_program, CompiledPipeline, PipelineOptions};
+use frontend::lift::{lift_program, LiftOptions};
+use frontend::object::ProgramKind;
+use hw::tools::stimulus::{Stimulus, StimulusPacket};
+use passes::pass::PassContext;
+use passes::pipeline::{pipeline, PassManager};
+use sim::pipeline::{packet_in, run_xdp_pipeline, PipelineSim};
+use sim::runtime::{ExecState, Runtime, RuntimeConfig, XdpInput};
+use std::path::Path;
+
+struct Candidate {
+    name: String,
+    obj: frontend::Object,
+    index: usize,
+    compiled: Result<CompiledPipeline, String>,
+}
+
+/// Every kernel-accepted corpus XDP program, compiled (or refused) for the pipeline target.
+fn candidates() -> Vec<Candidate> {
+    if let Err(why) = hw::linux::kernel_available() {
+        panic!("this test needs the kernel's bpf() to know which programs it accepts: {why}");
+    }
+    let mut out = Vec::new();
+    for path in support::valid_objects() {
+        let Ok(obj) = frontend::elf::read_file(&path) else {
+            continue;
+        };
+        let rel = path
+            .strip_prefix(support::corpus().join("elf"))
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        for (i, p) in obj.programs.iter().enumerate() {
+            if p.kind != ProgramKind::Xdp || hw::linux::KernelObject::load(&obj, &[i]).is_err() {
+                continue;
+            }
+            let name = format!("{rel} {}", p.name);
+            let compiled = compile(&obj, i);
+            out.push(Candidate {
+                name,
+                obj: obj.clone(),
+                index: i,
+                compiled,
+            });
+        }
+    }
+    out
+}
+
+fn compile(obj: &frontend::Object, i: usize) -> Result<CompiledPipeline, String> {
+    let mut module = lift_program(obj, i, &LiftOptions { inline_calls: true })
+        .map_err(|d| format!("not lifted: {}", d.message))?;
+    let pipe = pipeline("hw").ok_or("no hw pipeline")?;
+    let mut ctx = PassContext::new(pipe.target);
+    PassManager::new()
+        .run(&pipe, &mut module, &mut ctx)
+        .map_err(|e| format!("hw pipeline failed: {e}"))?;
+    let entry = module.programs[0].func;
+    compile_program(
+        &module,
+        entry,
+        &obj.programs[i].name,
+        &PipelineOptions::default(),
+    )
+    .map_err(|r| r.to_string())
+}
+
+fn runtime_for(obj: &frontend::Object) -> Runtime {
+    let mut rt = Runtime::new(obj, RuntimeConfig::default()).expect("runtime");
+    let file = Path::new(&obj.name)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if let Some(seed) = support::seeds::seed_for(&file, obj) {
+        rt.load_snapshot(&seed).expect("seed");
+    }
+    rt
+}
+
+/// The corpus packets an XDP frame can hold (the others `BPF_PROG_TEST_RUN` refuses).
+fn runnable_packets() -> Vec<XdpInput> {
+    support::engine_diff::corpus_packets()
+        .iter()
+        .map(|p| XdpInput::new(p.clone()))
+        .filter(|i| ExecState::for_xdp(i).is_ok())
+        .collect()
+}
+
+#[test]
+fn pipeline_simulator_matches_the_interpreter_on_the_corpus() {
+    let packets = runnable_packets();
+    let all = candidates();
+    let (mut compared, mut runs, mut failures, mut rejected) = (0, 0, Vec::new(), Vec::new());
+    for c in &all {
+        let compiled = match &c.compiled {
+            Ok(p) => p,
+            Err(why) => {
+                rejected.push(format!("{}: {why}", c.name));
+                continue;
+            }
+        };
+        let block = &compiled.block;
+        let mut rt_interp = runtime_for(&c.obj);
+        let mut rt_pipe = runtime_for(&c.obj);
+        let want: Vec<_> = packets
+            .iter()
+            .map(|p| sim::interp::run_xdp(&c.obj, c.index, &mut rt_interp, p))
+            .collect();
+        let (got, run) = match run_xdp_pipeline(block, &mut rt_pipe, &packets, 0, &[]) {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("{}: {e}", c.name));
+                continue;
+            }
+        };
+        let mut bad = 0;
+        for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+            runs += 1;
+            let same = match w {
+                Ok(w) => w.retval == g.retval && w.test_run_data() == g.packet,
+                Err(_) => false,
+            };
+            if !same {
+                if bad < 3 {
+                    failures.push(format!(
+                        "{}: packet {k}: interpreter {:?}, pipeline retval {} ({} bytes)",
+                        c.name,
+                        w.as_ref().map(|o| (o.retval, o.packet.len())),
+                        g.retval,
+                        g.packet.len()
+                    ));
+                }
+                bad += 1;
+            }
+        }
+        if rt_interp.snapshot() != rt_pipe.snapshot() {
+            failures.push(format!("{}: map contents differ after all packets", c.name));
+            bad += 1;
+        }
+        // One packet per clock: with the output always ready, packet k enters at cycle k and
+        // leaves `stages` cycles later.
+        let stages = block.stages as u64;
+        for (k, o) in got.iter().enumerate() {
+            if o.entry_cycle != k as u64 || o.exit_cycle != k as u64 + stages {
+                failures.push(format!(
+                    "{}: packet {k} entered at {} and left at {}, expected {k} and {}",
+                    c.name,
+                    o.entry_cycle,
+                    o.exit_cycle,
+                    k as u64 + stages
+                ));
+                break;
+            }
+        }
+        compared += 1;
+        println!(
+            "compared {:60} {} packets in {} cycles, {} stages, window {} bytes, {bad} mismatches",
+            c.name,
+            packets.len(),
+            run.cycles,
+            block.stages,
+            block.window_bytes
+        );
+    }
+    println!(
+        "{} kernel-accepted XDP programs: {compared} accepted by the pipeline backend and compared over {runs} packet runs, {} rejected, {} failures",
+        all.len(),
+        rejected.len(),
+        failures.len()
+    );
+    for r in &rejected {
+        println!("  rejected: {r}");
+    }
+    assert!(compared >= 3, "only {compared} programs were compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The stimulus the Verilator testbench gets for `packets`, with the memories as the runtime
+/// holds them and `out_ready` following `ready`.
+fn stimulus(
+    block: &hw::pipeline::Block,
+    rt: &Runtime,
+    packets: &[XdpInput],
+    gaps: &[u32],
+    ready: &[bool],
+) -> Stimulus {
+    let mut sim = PipelineSim::new(block);
+    sim::pipeline::load_memories(&mut sim, rt).expect("memories");
+    let mut s = Stimulus {
+        ready: ready.to_vec(),
+        ..Stimulus::default()
+    };
+    for (k, rows) in sim.memories.iter().enumerate() {
+        for (r, bytes) in rows.iter().enumerate() {
+            if bytes.iter().any(|&b| b != 0) {
+                s.memory_rows.push((k as u32, r as u32, bytes.clone()));
+            }
+        }
+    }
+    for (p, &gap) in packets.iter().zip(gaps) {
+        let pin = packet_in(block, p, gap);
+        s.packets.push(StimulusPacket {
+            gap,
+            len: pin.len,
+            ingress_ifindex: pin.ingress_ifindex,
+            rx_queue: pin.rx_queue,
+            window: pin.window,
+        });
+    }
+    s
+}
+
+/// Runs the same packets through the simulator and Verilator and compares everything.
+fn sim_versus_verilator(
+    c: &CompiledPipeline,
+    obj: &frontend::Object,
+    packets: &[XdpInput],
+    gaps: &[u32],
+    ready: &[bool],
+) -> Result<(usize, u64), String> {
+    let block = &c.block;
+    let rt = runtime_for(obj);
+    let stim = stimulus(block, &rt, packets, gaps, ready);
+    let mut sim = PipelineSim::new(block);
+    sim::pipeline::load_memories(&mut sim, &rt)?;
+    let pins: Vec<_> = packets
+        .iter()
+        .zip(gaps)
+        .map(|(p, &g)| packet_in(block, p, g))
+        .collect();
+    let want = sim::pipeline::drive(&mut sim, &pins, ready, &mut |_, _, _| {});
+    let tb = backends::verilog::testbench::verilator_testbench(block);
+    let design =
+        hw::tools::verilator::build(&backends::verilog::emit::core_name(block), &c.verilog, &tb)?;
+    let got = design.run(&stim)?;
+    if got.entries != want.entries {
+        let k = got
+            .entries
+            .iter()
+            .zip(&want.entries)
+            .position(|(a, b)| a != b);
+        return Err(format!(
+            "entry cycles differ (first at packet {k:?}): Verilator {} entries, simulator {}",
+            got.entries.len(),
+            want.entries.len()
+        ));
+    }
+    if got.outputs.len() != want.outputs.len() {
+        return Err(format!(
+            "Verilator gave {} packets, the simulator {}",
+            got.outputs.len(),
+            want.outputs.len()
+        ));
+    }
+    for (k, (g, w)) in got.outputs.iter().zip(&want.outputs).enumerate() {
+        if (g.cycle, g.retval, g.len, &g.window) != (w.cycle, w.retval, w.len, &w.window) {
+            return Err(format!(
+                "packet {k}: Verilator (cycle {}, retval {:#x}, len {}), simulator (cycle {}, retval {:#x}, len {}){}",
+                g.cycle, g.retval, g.len, w.cycle, w.retval, w.len,
+                if g.window != w.window { ", windows differ" } else { "" }
+            ));
+        }
+    }
+    for (k, row, bytes) in &got.memory_rows {
+        if &sim.memories[*k as usize][*row as usize] != bytes {
+            return Err(format!("memory {k} row {row} differs after the run"));
+        }
+    }
+    Ok((got.outputs.len(), got.cycles))
+}
+
+#[test]
+fn verilator_agrees_with_the_pipeline_simulator_cycle_for_cycle() {
+    if let Err(why) = hw::tools::verilator::available() {
+        panic!("this test needs Verilator: {why}");
+    }
+    let all_packets = runnable_packets();
+    // Every 7th packet keeps the Verilator runs short while spanning the whole corpus.
+    let packets: Vec<XdpInput> = all_packets.iter().step_by(7).cloned().collect();
+    // Packets arrive mostly back to back with some idle cycles, and the output stalls in
+    // bursts, so the stall logic is exercised as much as the datapath.
+    let gaps: Vec<u32> = (0..packets.len())
+        .map(|k| if k % 11 == 5 { (k % 3) as u32 + 1 } else { 0 })
+        .collect();
+    let ready: Vec<bool> = (0..packets.len() * 2)
+        .map(|c| (c / 5) % 4 != 3 && c % 13 != 0)
+        .collect();
+    let (mut compared, mut failures) = (0, Vec::new());
+    for c in candidates() {
+        let Ok(compiled) = &c.compiled else { continue };
+        match sim_versus_verilator(compiled, &c.obj, &packets, &gaps, &ready) {
+            Ok((n, cycles)) => {
+                compared += 1;
+                println!(
+                    "verilator {:60} {n} packets, {cycles} cycles, identical",
+                    c.name
+                );
+            }
+            Err(e) => failures.push(format!("{}: {e}", c.name)),
+        }
+    }
+    println!(
+        "{compared} programs identical under Verilator and the simulator, {} failures",
+        failures.len()
+    );
+    assert!(compared >= 3, "only {compared} programs compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The corpus object at `rel` under `elf/`.
+fn corpus_object(rel: &str) -> frontend::Object {
+    frontend::elf::read_file(&support::corpus().join("elf").join(rel)).expect("corpus object")
+}
+
+/// The first runnable corpus packet that is IPv4 with IP protocol `proto`.
+fn ipv4_packet(proto: u8) -> XdpInput {
+    runnable_packets()
+        .into_iter()
+        .find(|p| p.packet.len() >= 34 && p.packet[12..14] == [8, 0] && p.packet[23] == proto)
+        .expect("an IPv4 packet of that protocol in the corpus")
+}
+
+#[test]
+fn back_to_back_updates_of_one_map_entry_equal_sequential_execution() {
+    // xdp1 counts packets per IP protocol in a per-CPU array: every packet of one flow
+    // increments the same entry, so each packet's read-modify-write depends on the one just
+    // before it in the pipeline.
+    let obj = corpus_object("linux/xdp1_kern.o");
+    let compiled = compile(&obj, 0).expect("xdp1 compiles to a pipeline");
+    assert!(
+        !compiled.block.memories.is_empty(),
+        "xdp1 should keep its counters in a memory"
+    );
+    let (udp, tcp) = (ipv4_packet(17), ipv4_packet(6));
+    // Long runs of one flow, interleaved with runs of another of varying length.
+    let mut packets = Vec::new();
+    for run in 0..40 {
+        packets.extend(std::iter::repeat_n(udp.clone(), 50 + run));
+        packets.extend(std::iter::repeat_n(tcp.clone(), run % 7));
+    }
+    let mut rt_seq = runtime_for(&obj);
+    for p in &packets {
+        sim::interp::run_xdp(&obj, 0, &mut rt_seq, p).expect("interpreter");
+    }
+    let mut rt_pipe = runtime_for(&obj);
+    let (out, run) =
+        run_xdp_pipeline(&compiled.block, &mut rt_pipe, &packets, 0, &[]).expect("pipeline");
+    assert_eq!(out.len(), packets.len());
+    assert_eq!(
+        run.cycles,
+        packets.len() as u64 + compiled.block.stages as u64,
+        "one packet per clock"
+    );
+    assert_eq!(
+        rt_seq.snapshot(),
+        rt_pipe.snapshot(),
+        "counters after {} back-to-back packets",
+        packets.len()
+    );
+    // The same stream under Verilator, stalled now and then, gives the same memories.
+    if let Err(why) = hw::tools::verilator::available() {
+        panic!("this test needs Verilator: {why}");
+    }
+    let gaps = vec![0; packets.len()];
+    let ready: Vec<bool> = (0..packets.len()).map(|c| c % 17 != 3).collect();
+    let (n, _) =
+        sim_versus_verilator(&compiled, &obj, &packets, &gaps, &ready).expect("Verilator agrees");
+    assert_eq!(n, packets.len());
+    println!(
+        "{} back-to-back packets of two flows: pipeline, Verilator and sequential execution agree",
+        packets.len()
+    );
+}
+
+#[test]
+fn verilog_of_a_small_program_is_stable() {
+    let obj = corpus_object("build/packet_access.o");
+    let compiled = compile(&obj, 0).expect("packet_access compiles to a pipeline");
+    insta::assert_snapshot!("packet_access_pipeline_v", compiled.verilog);
+}
+
+#[test]
+fn yosys_synthesizes_a_corpus_pipeline_within_budget() {
+    if let Err(why) = hw::tools::yosys::available() {
+        panic!("this test needs Yosys: {why}");
+    }
+    let obj = corpus_object("linux/xdp1_kern.o");
+    let compiled = compile(&obj, 0).expect("xdp1 compiles to a pipeline");
+    let top = backends::verilog::emit::core_name(&compiled.block);
+    let r = hw::tools::yosys::synth_xilinx(&top, &compiled.verilog).expect("synthesis");
+    println!(
+        "xdp1: {} stages, {} LUTs, {} flip-flops, {} BRAM, {} LUT-RAM cells, {} DSP, longest path {} cells",
+        compiled.block.stages, r.luts, r.flip_flops, r.brams, r.lutram_cells, r.dsps, r.longest_path_cells
+    );
+    assert!(
+        r.luts > 0 && r.flip_flops > 0,
+        "synthesis produced no logic: {r:?}"
+    );
+    // eHDL's designs take 6.5 to 13.3 percent of an Alveo U50's 872K LUTs
+    // (../shared/design/targets.md); this one must stay well under the low end.
+    assert!((r.luts as f64) < 0.065 * 872_000.0 / 2.0, "{} LUTs", r.luts);
+}
