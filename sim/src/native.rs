@@ -51,7 +51,9 @@ use crate::runtime::memory::{
     REGION_STACK, STACK_SIZE,
 };
 use crate::runtime::{ExecState, Runtime, XdpInput, XdpOutcome};
-use backends::native::abi::{self, AtomicCode, GlobalDesc, NativeCtx, RegionDesc};
+use backends::native::abi::{
+    self, AtomicCode, GlobalDesc, NativeCtx, RegionDesc, ValueRegionDesc, VALUE_REGION_BASE,
+};
 use backends::native::{isa, lower_module, HelperLinkage, LowerOptions, NativeTarget};
 use cranelift_codegen::entity::EntityRef;
 use cranelift_jit::{JITBuilder, JITModule};
@@ -267,9 +269,134 @@ struct Engine<'a> {
     rt: &'a mut Runtime,
     st: ExecState,
     fault: Option<Fault>,
+    /// `ctx->value_regions`: the map values native code reaches inline, by value region
+    /// number. Entry 0 always exists (native code reads it in place of one out of range).
+    values: Vec<ValueRegionDesc>,
+    /// Entries whose storage a map update may move (hash-like maps grow their slab); they are
+    /// invalidated after every helper that might insert.
+    movable: Vec<usize>,
+    /// `ctx->lookup_cache`: per module map, the results of array lookups by key (allocated
+    /// once, never resized), and the pointers native code reads.
+    lookup_tables: Vec<Option<Vec<u64>>>,
+    lookup_pointers: Vec<*const u64>,
+    /// The module map index of each runtime map the module uses.
+    module_map: HashMap<usize, usize>,
+}
+
+/// Helpers that never insert into a map, so map value storage cannot move during them. Every
+/// other helper invalidates the inline entries of maps whose storage grows.
+fn keeps_map_storage(helper: u64) -> bool {
+    matches!(
+        helper,
+        1 | 3
+            | 5
+            | 6
+            | 7
+            | 8
+            | 23
+            | 25
+            | 28
+            | 42
+            | 44
+            | 51
+            | 54
+            | 65
+            | 69
+            | 121
+            | 125
+            | 160
+            | 188
+            | 189
+            | 190
+            | 195
+            | 208
+    )
+}
+
+/// Maps whose value storage is allocated once and never moves.
+fn stable_storage(t: frontend::object::MapType) -> bool {
+    matches!(
+        t,
+        frontend::object::MapType::Array | frontend::object::MapType::PercpuArray
+    )
 }
 
 impl Engine<'_> {
+    /// Makes the map value that pointer value `v` points into reachable inline, when `v` is a
+    /// map value pointer; the entry matches what [`Runtime::access`] allows for that value.
+    fn register_value(&mut self, ctx: &mut NativeCtx, v: u64) {
+        let rid = v >> 32;
+        let Some(n) = rid
+            .checked_sub(VALUE_REGION_BASE)
+            .filter(|n| *n < (1 << 24))
+            .map(|n| n as usize)
+        else {
+            return;
+        };
+        let Some((m, slot, cpu)) = self.rt.value_region(n) else {
+            return;
+        };
+        let Some(map) = self.rt.map_mut(m) else {
+            return;
+        };
+        let read_only = map.read_only();
+        let stable = stable_storage(map.def.map_type);
+        let Some(value) = map.value_mut(slot, cpu) else {
+            return;
+        };
+        let desc = ValueRegionDesc {
+            host: value.as_mut_ptr() as u64,
+            read_limit: value.len() as u32,
+            write_limit: if read_only { 0 } else { value.len() as u32 },
+        };
+        if self.values.len() <= n {
+            self.values.resize(n + 1, ValueRegionDesc::default());
+        }
+        self.values[n] = desc;
+        if !stable {
+            self.movable.push(n);
+        }
+        self.publish_values(ctx);
+    }
+
+    /// Remembers what `bpf_map_lookup_elem(handle, key)` returned, when the map has a lookup
+    /// cache: array lookups always give the same pointer value for the same key.
+    fn cache_lookup(&mut self, handle: u64, key: u64, v: u64) {
+        if v == 0 {
+            return;
+        }
+        let Ok(m) = self.rt.map_of_pointer(handle) else {
+            return;
+        };
+        let Some(&i) = self.module_map.get(&m) else {
+            return;
+        };
+        let Ok(k) = self.rt.load(&mut self.st, key, 4) else {
+            return;
+        };
+        if let Some(Some(table)) = self.lookup_tables.get_mut(i) {
+            if let Some(e) = table.get_mut(k as usize) {
+                *e = v;
+            }
+        }
+    }
+
+    /// Invalidates the entries of maps whose storage may have moved.
+    fn invalidate_movable(&mut self, ctx: &mut NativeCtx) {
+        for n in self.movable.drain(..) {
+            if let Some(e) = self.values.get_mut(n) {
+                *e = ValueRegionDesc::default();
+            }
+        }
+        self.publish_values(ctx);
+    }
+
+    /// Points the context block at the table (which may have been reallocated).
+    fn publish_values(&self, ctx: &mut NativeCtx) {
+        ctx.value_regions = self.values.as_ptr();
+        ctx.value_region_count = self.values.len() as u64;
+    }
+
     /// Brings the runtime's view of the call depth up to date before it checks an access.
     fn sync_in(&mut self, ctx: &NativeCtx) {
         self.st.depth = (ctx.depth as usize).clamp(1, MAX_CALL_FRAMES);
@@ -476,10 +603,23 @@ extern "C" fn cb_helper(
                     "bpf_tail_call as a plain helper call; the IR expresses tail calls with `tail_call`",
                 ));
             }
-            let r = helpers::call(e.rt, &mut e.st, id as i32, [a1, a2, a3, a4, a5])?;
+            let r = helpers::call(e.rt, &mut e.st, id as i32, [a1, a2, a3, a4, a5]);
+            // Whatever the helper did before failing, stale entries must go.
+            if !keeps_map_storage(id) {
+                e.invalidate_movable(c);
+            }
+            let r = r?;
             e.sync_out(c);
             match r {
-                HelperOutcome::Return(v) => Ok(v),
+                HelperOutcome::Return(v) => {
+                    if id == 1 || id == 195 {
+                        e.register_value(c, v);
+                    }
+                    if id == 1 {
+                        e.cache_lookup(a1, a2, v);
+                    }
+                    Ok(v)
+                }
                 HelperOutcome::TailCall(_) | HelperOutcome::TailCallFailed => Err(Fault::new(
                     "a helper other than bpf_tail_call asked for a tail call",
                 )),
@@ -492,99 +632,197 @@ fn runtime_map_index(rt: &Runtime, name: &str) -> Option<usize> {
     rt.maps().iter().position(|m| m.def.name == name)
 }
 
-/// Runs `program` on `st` with r1..r5 = `args` and returns r0, or the fault as a diagnostic.
-fn run_native(
-    program: &JitProgram,
-    rt: &mut Runtime,
-    st: ExecState,
-    ctx_value: u64,
+/// Names the program and the object in a diagnostic, as the other engines do.
+fn place(program: &JitProgram, d: Diagnostic, rt: &Runtime) -> Diagnostic {
+    let d = d.program(program.name.clone());
+    if rt.object_name().is_empty() {
+        d
+    } else {
+        d.object(rt.object_name().to_string())
+    }
+}
+
+/// A run set up once and entered any number of times: the context block, its tables and the
+/// engine state, on the heap so that the addresses native code holds stay put.
+///
+/// Entering again does what `BPF_PROG_TEST_RUN` does with a repeat count: the program runs
+/// on the frame as the previous run left it (a packet it rewrote stays rewritten, moved
+/// packet bounds stay moved) and the maps keep what it stored. Only the bookkeeping of one
+/// entry is reset: the live frame count, the fault flag and the loop budget. This is how
+/// `nicc bench` times the JIT without per-packet setup; [`run_xdp_native`] prepares, enters
+/// once and finishes.
+pub struct PreparedRun<'a> {
+    program: &'a JitProgram,
+    engine: Box<Engine<'a>>,
+    ctx: Box<NativeCtx>,
+    /// The tables the context block points into; kept alive (and unmoved) with it.
+    _handles: Vec<u64>,
+    _globals: Vec<GlobalDesc>,
+    _func_values: Vec<u64>,
     args: [u64; 5],
-) -> Result<(u64, ExecState), Diagnostic> {
-    let place = |d: Diagnostic, rt: &Runtime| {
-        let d = d.program(program.name.clone());
-        if rt.object_name().is_empty() {
-            d
-        } else {
-            d.object(rt.object_name().to_string())
-        }
-    };
-    // Map handles and global data, found by name as the IR executor does.
-    let mut handles = Vec::with_capacity(program.map_names.len());
-    let mut runtime_index = Vec::with_capacity(program.map_names.len());
-    for name in &program.map_names {
-        match runtime_map_index(rt, name) {
-            Some(m) => {
-                handles.push(rt.map_handle(m as i64).unwrap_or(0));
-                runtime_index.push(Some(m));
+}
+
+impl<'a> PreparedRun<'a> {
+    /// Sets up `program` on `st` with r1..r5 = `args` and the context value `ctx_value`.
+    fn new(
+        program: &'a JitProgram,
+        rt: &'a mut Runtime,
+        st: ExecState,
+        ctx_value: u64,
+        args: [u64; 5],
+    ) -> Result<PreparedRun<'a>, Diagnostic> {
+        // Map handles and global data, found by name as the IR executor does.
+        let mut handles = Vec::with_capacity(program.map_names.len());
+        let mut runtime_index = Vec::with_capacity(program.map_names.len());
+        for name in &program.map_names {
+            match runtime_map_index(rt, name) {
+                Some(m) => {
+                    handles.push(rt.map_handle(m as i64).unwrap_or(0));
+                    runtime_index.push(Some(m));
+                }
+                None => {
+                    return Err(place(
+                        program,
+                        Diagnostic::new(format!(
+                            "the module uses map `{name}`, which the runtime does not have"
+                        )),
+                        rt,
+                    ))
+                }
             }
-            None => {
-                return Err(place(
-                    Diagnostic::new(format!(
-                        "the module uses map `{name}`, which the runtime does not have"
-                    )),
-                    rt,
-                ))
+        }
+        let mut st = st;
+        let mut globals = vec![GlobalDesc::default(); program.map_names.len()];
+        for (i, g) in globals.iter_mut().enumerate() {
+            let (Some(m), true) = (runtime_index[i], program.direct_maps[i]) else {
+                continue;
+            };
+            let Ok(value) = rt.map_value_address(m as i64, 0) else {
+                continue;
+            };
+            let size = rt.maps()[m].def.value_size as usize;
+            let host = rt.access(&mut st, value, size, Access::Read, |b| {
+                b.as_mut_ptr() as u64
+            });
+            if let Ok(host) = host {
+                g.value = value;
+                g.bias = host.wrapping_sub(value);
+                g.writable = u64::from(!rt.maps()[m].read_only());
             }
         }
-    }
-    let mut st = st;
-    let mut globals = vec![GlobalDesc::default(); program.map_names.len()];
-    for (i, g) in globals.iter_mut().enumerate() {
-        let (Some(m), true) = (runtime_index[i], program.direct_maps[i]) else {
-            continue;
-        };
-        let Ok(value) = rt.map_value_address(m as i64, 0) else {
-            continue;
-        };
-        let size = rt.maps()[m].def.value_size as usize;
-        let host = rt.access(&mut st, value, size, Access::Read, |b| {
-            b.as_mut_ptr() as u64
+        let func_values: Vec<u64> = (0..program.functions.len())
+            .map(|i| make_addr(REGION_FUNC + i as u32, 0))
+            .collect();
+        let mut ctx = Box::new(NativeCtx::new(RegionDesc::default()));
+        for (d, frame) in ctx.frames.iter_mut().enumerate() {
+            let value = make_addr(REGION_STACK + d as u32, 0);
+            frame.value = value;
+            frame.bias = (st.stacks[d].as_mut_ptr() as u64).wrapping_sub(value);
+            debug_assert_eq!(st.stacks[d].len(), STACK_SIZE);
+        }
+        ctx.ctx_value = ctx_value;
+        if let Some(x) = st.xdp.as_mut() {
+            ctx.pkt_bias = (x.buf.as_mut_ptr() as u64).wrapping_sub(make_addr(REGION_PACKET, 0));
+            ctx.ingress_ifindex = x.ingress_ifindex as u64;
+            ctx.rx_queue_index = x.rx_queue_index as u64;
+        }
+        ctx.budget = rt.config.insn_budget;
+        ctx.map_handles = handles.as_ptr();
+        ctx.globals = globals.as_ptr();
+        ctx.func_values = func_values.as_ptr();
+        let globals_values: Vec<u64> = globals
+            .iter()
+            .filter(|g| g.value != 0)
+            .map(|g| g.value)
+            .collect();
+        let mut values = Vec::with_capacity(64);
+        values.push(ValueRegionDesc::default());
+        let mut module_map = HashMap::new();
+        let mut lookup_tables = Vec::with_capacity(runtime_index.len());
+        for (i, m) in runtime_index.iter().enumerate() {
+            let table = m.and_then(|m| {
+                module_map.insert(m, i);
+                let d = &rt.maps()[m].def;
+                (stable_storage(d.map_type)
+                    && d.key_size == 4
+                    && d.max_entries <= abi::LOOKUP_CACHE_MAX_ENTRIES)
+                    .then(|| vec![0u64; d.max_entries as usize])
+            });
+            lookup_tables.push(table);
+        }
+        let lookup_pointers: Vec<*const u64> = lookup_tables
+            .iter()
+            .map(|t| t.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()))
+            .collect();
+        let mut engine = Box::new(Engine {
+            program,
+            rt,
+            st,
+            fault: None,
+            values,
+            movable: Vec::new(),
+            lookup_tables,
+            lookup_pointers,
+            module_map,
         });
-        if let Ok(host) = host {
-            g.value = value;
-            g.bias = host.wrapping_sub(value);
-            g.writable = u64::from(!rt.maps()[m].read_only());
+        ctx.lookup_cache = engine.lookup_pointers.as_ptr();
+        engine.publish_values(&mut ctx);
+        for v in globals_values {
+            engine.register_value(&mut ctx, v);
         }
+        engine.sync_out(&mut ctx);
+        let eng_ptr: *mut Engine = &mut *engine;
+        ctx.host = eng_ptr as *mut u8;
+        Ok(PreparedRun {
+            program,
+            engine,
+            ctx,
+            _handles: handles,
+            _globals: globals,
+            _func_values: func_values,
+            args,
+        })
     }
-    let func_values: Vec<u64> = (0..program.functions.len())
-        .map(|i| make_addr(REGION_FUNC + i as u32, 0))
-        .collect();
-    let mut ctx = NativeCtx::new(RegionDesc::default());
-    for (d, frame) in ctx.frames.iter_mut().enumerate() {
-        let value = make_addr(REGION_STACK + d as u32, 0);
-        frame.value = value;
-        frame.bias = (st.stacks[d].as_mut_ptr() as u64).wrapping_sub(value);
-        debug_assert_eq!(st.stacks[d].len(), STACK_SIZE);
+
+    /// Enters the program once and returns r0, or the fault as a diagnostic.
+    pub fn run(&mut self) -> Result<u64, Diagnostic> {
+        let program = self.program;
+        let ctx: *mut NativeCtx = &mut *self.ctx;
+        // SAFETY: `ctx` is the boxed block of this run; nothing else refers to it now.
+        unsafe {
+            (*ctx).depth = 1;
+            (*ctx).fault = 0;
+            (*ctx).budget = self.engine.rt.config.insn_budget;
+        }
+        self.engine.st.depth = 1;
+        self.engine.fault = None;
+        let entry = program.functions[program.entry.index()];
+        // SAFETY: the entry was compiled by `program`, whose module is alive for this borrow;
+        // the context block's tables (`_handles`, `_globals`, `_func_values`) cover every map
+        // and function of the module and live as long as `self`; `host` is the boxed engine,
+        // which this function does not touch until the call returns; the stacks and the frame
+        // buffer the biases point into are owned by the engine's `st` and are never resized.
+        let r0 = unsafe { entry.call(ctx, self.args) };
+        if self.ctx.fault != 0 {
+            return Err(self.fault_diagnostic());
+        }
+        Ok(r0)
     }
-    ctx.ctx_value = ctx_value;
-    if let Some(x) = st.xdp.as_mut() {
-        ctx.pkt_bias = (x.buf.as_mut_ptr() as u64).wrapping_sub(make_addr(REGION_PACKET, 0));
-        ctx.ingress_ifindex = x.ingress_ifindex as u64;
-        ctx.rx_queue_index = x.rx_queue_index as u64;
+
+    /// Enters the program `n` times (at least once) and returns the last r0: the loop a
+    /// benchmark times, with nothing but the entries inside it.
+    pub fn run_repeated(&mut self, n: u64) -> Result<u64, Diagnostic> {
+        let mut r0 = self.run()?;
+        for _ in 1..n {
+            r0 = self.run()?;
+        }
+        Ok(r0)
     }
-    ctx.budget = rt.config.insn_budget;
-    ctx.map_handles = handles.as_ptr();
-    ctx.globals = globals.as_ptr();
-    ctx.func_values = func_values.as_ptr();
-    let mut engine = Engine {
-        program,
-        rt,
-        st,
-        fault: None,
-    };
-    engine.sync_out(&mut ctx);
-    let eng_ptr: *mut Engine = &mut engine;
-    ctx.host = eng_ptr as *mut u8;
-    let entry = program.functions[program.entry.index()];
-    // SAFETY: the entry was compiled by `program`, whose module is alive for this borrow; the
-    // context block's tables (`handles`, `globals`, `func_values`) cover every map and
-    // function of the module and outlive the call; `host` is the engine, which this frame does
-    // not touch until the call returns; the stacks and the frame buffer the biases point into
-    // are owned by the engine's `st` and are not resized during the run.
-    let r0 = unsafe { entry.call(&mut ctx, args) };
-    let engine = engine;
-    if ctx.fault != 0 {
-        let fault = match (ctx.fault, engine.fault) {
+
+    fn fault_diagnostic(&mut self) -> Diagnostic {
+        let ctx = &self.ctx;
+        let engine = &mut self.engine;
+        let fault = match (ctx.fault, engine.fault.take()) {
             (abi::FAULT_BUDGET, _) => Fault::new(format!(
                 "loop budget of {} back-edges exceeded (an endless loop?)",
                 engine.rt.config.insn_budget
@@ -597,14 +835,50 @@ fn run_native(
         if ctx.insn != u32::MAX as u64 {
             d = d
                 .insn(ctx.insn as usize)
-                .line(program.lines.get(&(ctx.insn as u32)).cloned());
+                .line(self.program.lines.get(&(ctx.insn as u32)).cloned());
         }
         if let Some(h) = fault.help {
             d = d.help(h);
         }
-        return Err(place(d, engine.rt));
+        place(self.program, d, engine.rt)
     }
-    Ok((r0, engine.st))
+
+    /// The per-run state as the last entry left it.
+    pub fn into_state(self) -> ExecState {
+        let PreparedRun { engine, .. } = self;
+        engine.st
+    }
+
+    /// The outcome of an XDP run that returned `r0` (the frame as it stands now).
+    pub fn finish_xdp(self, r0: u64) -> XdpOutcome {
+        let mut st = self.into_state();
+        st.finish_xdp(r0, 0)
+    }
+}
+
+/// Runs `program` on `st` with r1..r5 = `args` and returns r0, or the fault as a diagnostic.
+fn run_native(
+    program: &JitProgram,
+    rt: &mut Runtime,
+    st: ExecState,
+    ctx_value: u64,
+    args: [u64; 5],
+) -> Result<(u64, ExecState), Diagnostic> {
+    let mut run = PreparedRun::new(program, rt, st, ctx_value, args)?;
+    let r0 = run.run()?;
+    Ok((r0, run.into_state()))
+}
+
+/// Sets up an XDP run of the entry of `program` on `input`, to be entered with
+/// [`PreparedRun::run`] as often as wanted (see [`PreparedRun`] for what persists).
+pub fn prepare_xdp_native<'a>(
+    program: &'a JitProgram,
+    rt: &'a mut Runtime,
+    input: &XdpInput,
+) -> Result<PreparedRun<'a>, Diagnostic> {
+    let st = ExecState::for_xdp(input).map_err(|m| place(program, Diagnostic::new(m), rt))?;
+    let ctxp = ExecState::ctx_pointer();
+    PreparedRun::new(program, rt, st, ctxp, [ctxp, 0, 0, 0, 0])
 }
 
 /// Runs the entry of `program` as an XDP program on one packet, like
@@ -614,18 +888,9 @@ pub fn run_xdp_native(
     rt: &mut Runtime,
     input: &XdpInput,
 ) -> Result<XdpOutcome, Diagnostic> {
-    let st = ExecState::for_xdp(input).map_err(|m| {
-        let d = Diagnostic::new(m).program(program.name.clone());
-        // Name the object as the other engines do, so their messages compare equal.
-        if rt.object_name().is_empty() {
-            d
-        } else {
-            d.object(rt.object_name().to_string())
-        }
-    })?;
-    let ctxp = ExecState::ctx_pointer();
-    let (r0, mut st) = run_native(program, rt, st, ctxp, [ctxp, 0, 0, 0, 0])?;
-    Ok(st.finish_xdp(r0, 0))
+    let mut run = prepare_xdp_native(program, rt, input)?;
+    let r0 = run.run()?;
+    Ok(run.finish_xdp(r0))
 }
 
 /// Runs the entry of `program` in conformance mode: r1 points to `mem` (or is 0 when `mem` is

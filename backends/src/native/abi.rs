@@ -18,6 +18,22 @@
 //! dataplane uses real host pointers as values and sets every bias to zero. See
 //! `sim::native` for why the engine keeps region pointers.
 //!
+//! Map values that helpers return (`bpf_map_lookup_elem`) are reached inline through the
+//! table `ctx->value_regions` ([`ValueRegionDesc`]): the high half of the pointer value
+//! names an entry, the low half is the offset, and the entry gives the host address and how
+//! many bytes may be read and written. The host fills an entry when a helper hands out a
+//! pointer into a value and empties it when the value's storage may move (a hash map that
+//! grows); an access outside the limits, or through an empty entry, goes to the runtime.
+//!
+//! # What stays put during a run
+//!
+//! Native code loads these once per function and lets Cranelift move and share the loads, so
+//! the host must not change them while native code runs, callbacks included: `ctx_value`,
+//! `pkt_bias`, the three device fields, the pointers `map_handles`, `globals`, `func_values`
+//! and the tables they point to, and `frames`. The packet bounds (`pkt_data`, `pkt_end`,
+//! `pkt_meta`) and the map-value table may change only inside a callback; native code reads
+//! them again after every call.
+//!
 //! # Functions
 //!
 //! Every IR function becomes a native function with the platform's C calling convention:
@@ -103,6 +119,40 @@ pub struct NativeCtx {
     pub frames: [RegionDesc; MAX_FRAMES],
     /// The host's own data; native code never reads it.
     pub host: *mut u8,
+    /// Map values reached inline ([`ValueRegionDesc`]), indexed by pointer value: a value `v`
+    /// with `v >> 32 == VALUE_REGION_BASE + i` and `i < value_region_count` is offset
+    /// `v & 0xffff_ffff` into the value `value_regions[i]` describes. The host may change the
+    /// table (and these two fields) only inside a callback. A host whose pointer values are
+    /// host addresses sets the count to 0: every map-value access then goes through
+    /// `nicc_load`/`nicc_store`. Even then the pointer must address one readable entry,
+    /// because native code reads entry 0 in place of an out-of-range one (a select, not a
+    /// branch) before it compares.
+    pub value_regions: *const ValueRegionDesc,
+    pub value_region_count: u64,
+    /// `bpf_map_lookup_elem` on array maps without a call, indexed by map: null, or a table
+    /// of `max_entries` pointer values, where entry `k` is what the lookup of key `k` returns
+    /// once the host has seen it (0 until then: native code then calls the helper, and the
+    /// host fills the entry). Native code returns NULL itself for a key past `max_entries`.
+    /// Entries change only inside callbacks. A host that sets the pointer to null, or every
+    /// table to null, gets a helper call for every lookup.
+    pub lookup_cache: *const *const u64,
+}
+
+/// Array maps with at most this many entries get a lookup cache in the JIT engine.
+pub const LOOKUP_CACHE_MAX_ENTRIES: u32 = 1 << 12;
+
+/// The first region number of map values in pointer values (`sim::runtime::memory`'s
+/// `REGION_MAP_VALUE`): value `i` of the table is region `VALUE_REGION_BASE + i`.
+pub const VALUE_REGION_BASE: u64 = 0x1000_0000;
+
+/// One map value that native code may reach inline: its host address and how many bytes of
+/// it may be read and written (0 when the entry is not valid, or the map is read-only).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ValueRegionDesc {
+    pub host: u64,
+    pub read_limit: u32,
+    pub write_limit: u32,
 }
 
 /// The global data of one map (the single value of an array map), for `ctx->globals`.
@@ -149,9 +199,19 @@ impl NativeCtx {
             func_values: std::ptr::null(),
             frames,
             host: std::ptr::null_mut(),
+            value_regions: &NO_VALUE_REGION,
+            value_region_count: 0,
+            lookup_cache: std::ptr::null(),
         }
     }
 }
+
+/// The one-entry table a context without inline map values points to.
+static NO_VALUE_REGION: ValueRegionDesc = ValueRegionDesc {
+    host: 0,
+    read_limit: 0,
+    write_limit: 0,
+};
 
 /// Byte offsets of the fields of [`NativeCtx`], which the lowering uses and the C header
 /// prints; a unit test checks them against the Rust layout.
@@ -174,7 +234,14 @@ pub mod offsets {
     pub const FUNC_VALUES: i32 = 120;
     pub const FRAMES: i32 = 128;
     pub const HOST: i32 = FRAMES + 16 * super::MAX_FRAMES as i32;
-    pub const SIZE: i32 = HOST + 8;
+    pub const VALUE_REGIONS: i32 = HOST + 8;
+    pub const VALUE_REGION_COUNT: i32 = VALUE_REGIONS + 8;
+    pub const LOOKUP_CACHE: i32 = VALUE_REGION_COUNT + 8;
+    pub const SIZE: i32 = LOOKUP_CACHE + 8;
+    /// Fields of one entry of `value_regions`.
+    pub const VALUE_HOST: i32 = 0;
+    pub const VALUE_READ_LIMIT: i32 = 8;
+    pub const VALUE_WRITE_LIMIT: i32 = 12;
 }
 
 /// The fields of `struct nicc_ctx` in order, with a comment each, for the C header.
@@ -232,6 +299,18 @@ pub const CTX_FIELDS: &[(&str, &str)] = &[
     (
         "void *host",
         "the host's own data; never read by native code",
+    ),
+    (
+        "const uint64_t *value_regions",
+        "map values reached inline, two words each: host address of byte 0, then read limit | write limit << 32; at least one entry",
+    ),
+    (
+        "uint64_t value_region_count",
+        "entries of value_regions; 0 sends every map-value access through nicc_load/nicc_store",
+    ),
+    (
+        "const uint64_t *const *lookup_cache",
+        "per map, NULL or max_entries results of array lookups by key (0: not known yet, call the helper); NULL for none",
     ),
 ];
 
@@ -385,8 +464,29 @@ mod tests {
         );
         assert_eq!(offset_of!(NativeCtx, frames) as i32, offsets::FRAMES);
         assert_eq!(offset_of!(NativeCtx, host) as i32, offsets::HOST);
+        assert_eq!(
+            offset_of!(NativeCtx, value_regions) as i32,
+            offsets::VALUE_REGIONS
+        );
+        assert_eq!(
+            offset_of!(NativeCtx, value_region_count) as i32,
+            offsets::VALUE_REGION_COUNT
+        );
+        assert_eq!(
+            offset_of!(NativeCtx, lookup_cache) as i32,
+            offsets::LOOKUP_CACHE
+        );
         assert_eq!(std::mem::size_of::<NativeCtx>() as i32, offsets::SIZE);
-        assert_eq!(CTX_FIELDS.len(), 18);
+        assert_eq!(
+            offset_of!(ValueRegionDesc, read_limit) as i32,
+            offsets::VALUE_READ_LIMIT
+        );
+        assert_eq!(
+            offset_of!(ValueRegionDesc, write_limit) as i32,
+            offsets::VALUE_WRITE_LIMIT
+        );
+        assert_eq!(std::mem::size_of::<ValueRegionDesc>(), 16);
+        assert_eq!(CTX_FIELDS.len(), 21);
     }
 
     #[test]

@@ -26,17 +26,28 @@
 //! - **inline check**: for the packet (`pkt_meta <= addr`, `addr + size <= pkt_end`), the
 //!   current stack frame and the fields of the context, whose bounds are in the context block,
 //!   a compare and a branch to the unchecked access, falling back to the runtime;
-//! - **runtime**: a call of `nicc_load`, `nicc_store` or `nicc_atomic`, which checks the access
+//! - **value table**: a map value (or a pointer of unknown region, and global data reached
+//!   other than through `map_value_addr`) picks the entry of `ctx->value_regions` its region
+//!   number names and is inline when its bytes lie within the entry's read or write limit;
+//!  - **runtime**: a call of `nicc_load`, `nicc_store` or `nicc_atomic`, which checks the access
 //!   as the interpreter does and faults with the interpreter's message.
 //!
 //! A failing inline check never faults by itself: it takes the runtime path, so an access the
 //! lifter gave the wrong region, or one into another frame, still does what the interpreter
 //! does. Atomics take the inline path only when the host address is aligned.
+//!
+//! # Memory flags
+//!
+//! Every load and store names what it touches ([`Mem`]): fields constant for the run are
+//! read-only loads Cranelift may hoist and share (the packet bias is loaded once per
+//! function, not once per access); the packet bounds and the value table are reloaded only
+//! after a call; program memory, the loop budget and the callback bookkeeping are separate
+//! alias regions, so a packet store does not invalidate a loaded bound.
 
 use super::abi::{self, offsets, AtomicCode, FRAME_SIZE};
 use cranelift_codegen::ir::{
-    self as cl, condcodes::IntCC, types, AbiParam, AtomicRmwOp, BlockArg, InstBuilder,
-    MemFlagsData, Signature,
+    self as cl, condcodes::IntCC, types, AbiParam, AliasRegionData, AtomicRmwOp, BlockArg,
+    InstBuilder, MemFlagsData, Signature,
 };
 use cranelift_frontend::{FunctionBuilder as ClBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
@@ -272,6 +283,18 @@ enum Op {
     },
 }
 
+/// How one memory access is lowered.
+enum Shape {
+    /// `host = addr + bias`, no check.
+    Unchecked(cl::Value),
+    /// `host = addr + bias` when `ok`, the runtime otherwise.
+    Checked { ok: cl::Value, bias: cl::Value },
+    /// A field of the context block, when the base is the context value.
+    CtxField(i32),
+    /// Always the runtime.
+    Runtime,
+}
+
 /// Lowers one function.
 struct FnLower<'a, 'b, M: Module> {
     m: &'a mut M,
@@ -300,11 +323,67 @@ struct FnLower<'a, 'b, M: Module> {
     counts: &'a mut (usize, usize, usize),
 }
 
-fn flags() -> MemFlagsData {
-    MemFlagsData::new().with_notrap()
+/// What a memory operation touches, for Cranelift's alias analysis and load motion. Memory
+/// the program sees (packet, stack, map values) and each group of context fields that code or
+/// host writes are distinct alias regions, so that a packet store does not force the packet
+/// bounds to be loaded again and the back-edge budget does not invalidate everything else.
+/// Fields the host never changes during a run (see [`abi`]) are read-only and may move: they
+/// are loaded once per function, wherever Cranelift finds best.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mem {
+    /// Constant for the whole run: `ctx_value`, `pkt_bias`, the device fields, every table
+    /// pointer and the contents of the map-handle, global-data, function and frame tables.
+    Const,
+    /// Written by the host only inside callbacks: the packet bounds, the map-value table.
+    Host,
+    Depth,
+    Fault,
+    Insn,
+    Budget,
+    /// Memory the BPF program addresses.
+    Program,
+}
+
+impl Mem {
+    fn user_id(self) -> u32 {
+        match self {
+            Mem::Const => 0,
+            Mem::Host => 1,
+            Mem::Depth => 2,
+            Mem::Fault => 3,
+            Mem::Insn => 4,
+            Mem::Budget => 5,
+            Mem::Program => 6,
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Mem::Const => "run constants",
+            Mem::Host => "host-updated fields",
+            Mem::Depth => "ctx depth",
+            Mem::Fault => "ctx fault",
+            Mem::Insn => "ctx insn",
+            Mem::Budget => "ctx budget",
+            Mem::Program => "program memory",
+        }
+    }
 }
 
 impl<M: Module> FnLower<'_, '_, M> {
+    /// The flags of a memory operation on `what`.
+    fn fl(&mut self, what: Mem) -> MemFlagsData {
+        let base = MemFlagsData::new().with_notrap();
+        if what == Mem::Const {
+            return base.with_readonly().with_can_move();
+        }
+        let region = self.b.func.dfg.alias_regions.insert(AliasRegionData {
+            user_id: what.user_id(),
+            description: what.description().into(),
+        });
+        base.with_alias_region(Some(region))
+    }
+
     fn err(&self, inst: Inst, msg: impl Into<String>) -> Diagnostic {
         let loc = self.func.srclocs[inst];
         let mut d = Diagnostic::new(msg).program(self.func.name.clone());
@@ -429,18 +508,14 @@ impl<M: Module> FnLower<'_, '_, M> {
     /// Loads this function's frame (`ctx->frames[ctx->depth - 1]`) in the entry block.
     fn load_frame(&mut self) {
         let ctxp = self.ctxp();
-        let depth = self.b.ins().load(types::I64, flags(), ctxp, offsets::DEPTH);
+        let f = self.fl(Mem::Depth);
+        let depth = self.b.ins().load(types::I64, f, ctxp, offsets::DEPTH);
         let idx = self.b.ins().iadd_imm_s(depth, -1);
         let scaled = self.b.ins().ishl_imm_s(idx, 4);
         let desc = self.b.ins().iadd(ctxp, scaled);
-        let value = self
-            .b
-            .ins()
-            .load(types::I64, flags(), desc, offsets::FRAMES);
-        let bias = self
-            .b
-            .ins()
-            .load(types::I64, flags(), desc, offsets::FRAMES + 8);
+        let f = self.fl(Mem::Const);
+        let value = self.b.ins().load(types::I64, f, desc, offsets::FRAMES);
+        let bias = self.b.ins().load(types::I64, f, desc, offsets::FRAMES + 8);
         self.frame = Some((value, bias));
     }
 
@@ -499,7 +574,8 @@ impl<M: Module> FnLower<'_, '_, M> {
         let ctxp = self.ctxp();
         let loc = self.func.srclocs[inst];
         let insn = self.b.ins().iconst(types::I64, loc.insn as i64);
-        self.b.ins().store(flags(), insn, ctxp, offsets::INSN);
+        let f = self.fl(Mem::Insn);
+        self.b.ins().store(f, insn, ctxp, offsets::INSN);
         let call = self.b.ins().call(callee, args);
         let r = self.b.inst_results(call)[0];
         self.check_fault();
@@ -508,7 +584,8 @@ impl<M: Module> FnLower<'_, '_, M> {
 
     fn check_fault(&mut self) {
         let ctxp = self.ctxp();
-        let fault = self.b.ins().load(types::I64, flags(), ctxp, offsets::FAULT);
+        let f = self.fl(Mem::Fault);
+        let fault = self.b.ins().load(types::I64, f, ctxp, offsets::FAULT);
         let fb = self.fault_block();
         let cont = self.b.create_block();
         self.b.ins().brif(fault, fb, &[], cont, &[]);
@@ -630,30 +707,16 @@ impl<M: Module> FnLower<'_, '_, M> {
                 let v = self.table_load(offsets::FUNC_VALUES, idx * 8);
                 self.def(inst, v);
             }
+            I::CallHelper { helper, args } if self.cached_lookup_map(helper, &args).is_some() => {
+                let v = self.cached_lookup(inst, &args)?;
+                self.def(inst, v);
+            }
             I::CallHelper { helper, args } => {
                 let mut vals = Vec::new();
                 for a in &args {
                     vals.push(self.val(inst, *a)?);
                 }
-                while vals.len() < 5 {
-                    vals.push(self.b.ins().iconst(types::I64, 0));
-                }
-                let ctxp = self.ctxp();
-                let v = match self.options.helpers {
-                    HelperLinkage::Dispatcher => {
-                        let cb = self.callback(abi::SYM_HELPER, 7)?;
-                        let id = self.b.ins().iconst(types::I64, helper as i64);
-                        let mut all = vec![ctxp, id];
-                        all.extend(vals);
-                        self.call_checked(inst, cb, &all)
-                    }
-                    HelperLinkage::PerHelper => {
-                        let cb = self.callback(&abi::helper_symbol(helper), 6)?;
-                        let mut all = vec![ctxp];
-                        all.extend(vals);
-                        self.call_checked(inst, cb, &all)
-                    }
-                };
+                let v = self.helper_call(inst, helper, &vals)?;
                 self.def(inst, v);
             }
             I::Call { func, args } => {
@@ -677,9 +740,10 @@ impl<M: Module> FnLower<'_, '_, M> {
                 let call = self.b.ins().call(callee, &vals);
                 let r = self.b.inst_results(call)[0];
                 self.check_fault();
-                let depth = self.b.ins().load(types::I64, flags(), ctxp, offsets::DEPTH);
+                let f = self.fl(Mem::Depth);
+                let depth = self.b.ins().load(types::I64, f, ctxp, offsets::DEPTH);
                 let depth = self.b.ins().iadd_imm_s(depth, -1);
-                self.b.ins().store(flags(), depth, ctxp, offsets::DEPTH);
+                self.b.ins().store(f, depth, ctxp, offsets::DEPTH);
                 self.def(inst, r);
             }
             I::TailCall { ctx, map, index } => {
@@ -693,10 +757,8 @@ impl<M: Module> FnLower<'_, '_, M> {
                 let cont = self.b.create_block();
                 self.b.ins().brif(taken, done, &[], cont, &[]);
                 self.b.switch_to_block(done);
-                let r = self
-                    .b
-                    .ins()
-                    .load(types::I64, flags(), ctxp, offsets::TAIL_RESULT);
+                let f = self.fl(Mem::Fault);
+                let r = self.b.ins().load(types::I64, f, ctxp, offsets::TAIL_RESULT);
                 self.b.ins().return_(&[r]);
                 self.b.switch_to_block(cont);
             }
@@ -756,20 +818,20 @@ impl<M: Module> FnLower<'_, '_, M> {
         let take = self.b.create_block();
         self.b.set_cold_block(out);
         self.b.switch_to_block(edge);
-        let budget = self
-            .b
-            .ins()
-            .load(types::I64, flags(), ctxp, offsets::BUDGET);
+        let fb = self.fl(Mem::Budget);
+        let budget = self.b.ins().load(types::I64, fb, ctxp, offsets::BUDGET);
         self.b.ins().brif(budget, take, &[], out, &[]);
         self.b.switch_to_block(take);
         let left = self.b.ins().iadd_imm_s(budget, -1);
-        self.b.ins().store(flags(), left, ctxp, offsets::BUDGET);
+        self.b.ins().store(fb, left, ctxp, offsets::BUDGET);
         self.b.ins().jump(target, args);
         self.b.switch_to_block(out);
         let code = self.b.ins().iconst(types::I64, abi::FAULT_BUDGET as i64);
-        self.b.ins().store(flags(), code, ctxp, offsets::FAULT);
+        let ff = self.fl(Mem::Fault);
+        self.b.ins().store(ff, code, ctxp, offsets::FAULT);
         let at = self.b.ins().iconst(types::I64, insn as i64);
-        self.b.ins().store(flags(), at, ctxp, offsets::INSN);
+        let fi = self.fl(Mem::Insn);
+        self.b.ins().store(fi, at, ctxp, offsets::INSN);
         let zero = self.b.ins().iconst(types::I64, 0);
         self.b.ins().return_(&[zero]);
     }
@@ -790,8 +852,9 @@ impl<M: Module> FnLower<'_, '_, M> {
     /// Loads `*(u64 *)(ctx->TABLE + byte_offset)`.
     fn table_load(&mut self, table: i32, byte_offset: i32) -> cl::Value {
         let ctxp = self.ctxp();
-        let t = self.b.ins().load(types::I64, flags(), ctxp, table);
-        self.b.ins().load(types::I64, flags(), t, byte_offset)
+        let f = self.fl(Mem::Const);
+        let t = self.b.ins().load(types::I64, f, ctxp, table);
+        self.b.ins().load(types::I64, f, t, byte_offset)
     }
 
     /// True when `map_value_addr` of `map` reads the globals table.
@@ -800,6 +863,121 @@ impl<M: Module> FnLower<'_, '_, M> {
             .maps
             .get(map)
             .is_some_and(|d| is_direct_value_map(d.map_type))
+    }
+
+    /// The array map a `bpf_map_lookup_elem` call may look up in `ctx->lookup_cache`: the
+    /// map operand is a `map_ref` of an array (per-CPU or not) with 4-byte keys and few enough
+    /// entries, and the function has its frame at hand for the key.
+    fn cached_lookup_map(&self, helper: u32, args: &[Value]) -> Option<MapRef> {
+        if helper != 1 || args.len() < 2 || self.frame.is_none() {
+            return None;
+        }
+        let Some(I::MapRef { map }) = self.base_def(args[0]).cloned() else {
+            return None;
+        };
+        let d = self.module.maps.get(map)?;
+        (is_direct_value_map(d.map_type)
+            && d.key_size == 4
+            && d.max_entries <= abi::LOOKUP_CACHE_MAX_ENTRIES)
+            .then_some(map)
+    }
+
+    /// `bpf_map_lookup_elem(array, key)` without a call when it can: the key read inline from
+    /// the current frame, NULL for a key past `max_entries`, the cached result for a key the
+    /// host has seen; the helper otherwise (a key outside the frame, a null table, a key not
+    /// seen yet), which faults or answers exactly as it always does.
+    fn cached_lookup(&mut self, inst: Inst, args: &[Value]) -> Result<cl::Value, Diagnostic> {
+        let map = self
+            .cached_lookup_map(1, args)
+            .ok_or_else(|| self.err(inst, "not a cacheable lookup"))?;
+        let max_entries = self.module.maps[map].max_entries as i64;
+        let handle = self.val(inst, args[0])?;
+        let key = self.val(inst, args[1])?;
+        let ctxp = self.ctxp();
+        let (fvalue, fbias) = self.frame();
+        let fc = self.fl(Mem::Const);
+        let fh = self.fl(Mem::Host);
+        let tables = self
+            .b
+            .ins()
+            .load(types::I64, fc, ctxp, offsets::LOOKUP_CACHE);
+        let key_off = self.b.ins().isub(key, fvalue);
+        let key_ok = self.b.ins().icmp_imm_s(
+            IntCC::UnsignedLessThanOrEqual,
+            key_off,
+            FRAME_SIZE as i64 - 4,
+        );
+        let have_tables = self.b.ins().icmp_imm_s(IntCC::NotEqual, tables, 0);
+        let ok = self.b.ins().band(key_ok, have_tables);
+        let with_tables = self.b.create_block();
+        let read_key = self.b.create_block();
+        let cached = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        let result = self.b.append_block_param(join, types::I64);
+        self.b.set_cold_block(slow);
+        self.b.ins().brif(ok, with_tables, &[], slow, &[]);
+        self.b.switch_to_block(with_tables);
+        // Not hoistable: the table pointer was only just found to be non-null.
+        let table = self.b.ins().load(
+            types::I64,
+            MemFlagsData::new().with_notrap().with_readonly(),
+            tables,
+            map_index(map) * 8,
+        );
+        let have_table = self.b.ins().icmp_imm_s(IntCC::NotEqual, table, 0);
+        self.b.ins().brif(have_table, read_key, &[], slow, &[]);
+        self.b.switch_to_block(read_key);
+        let host_key = self.b.ins().iadd(key, fbias);
+        let fp = self.fl(Mem::Program);
+        let k = self.b.ins().uload32(fp, host_key, 0);
+        let in_range = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThan, k, max_entries);
+        let null = self.b.ins().iconst(types::I64, 0);
+        self.b
+            .ins()
+            .brif(in_range, cached, &[], join, &[BlockArg::Value(null)]);
+        self.b.switch_to_block(cached);
+        let at = self.b.ins().ishl_imm_u(k, 3);
+        let entry = self.b.ins().iadd(table, at);
+        let v = self.b.ins().load(types::I64, fh, entry, 0);
+        self.b.ins().brif(v, join, &[BlockArg::Value(v)], slow, &[]);
+        self.b.switch_to_block(slow);
+        let r = self.helper_call(inst, 1, &[handle, key])?;
+        self.b.ins().jump(join, &[BlockArg::Value(r)]);
+        self.b.switch_to_block(join);
+        Ok(result)
+    }
+
+    /// A helper call through the linkage of the options, with unused arguments 0.
+    fn helper_call(
+        &mut self,
+        inst: Inst,
+        helper: u32,
+        args: &[cl::Value],
+    ) -> Result<cl::Value, Diagnostic> {
+        let mut vals = args.to_vec();
+        while vals.len() < 5 {
+            vals.push(self.b.ins().iconst(types::I64, 0));
+        }
+        let ctxp = self.ctxp();
+        Ok(match self.options.helpers {
+            HelperLinkage::Dispatcher => {
+                let cb = self.callback(abi::SYM_HELPER, 7)?;
+                let id = self.b.ins().iconst(types::I64, helper as i64);
+                let mut all = vec![ctxp, id];
+                all.extend(vals);
+                self.call_checked(inst, cb, &all)
+            }
+            HelperLinkage::PerHelper => {
+                let cb = self.callback(&abi::helper_symbol(helper), 6)?;
+                let mut all = vec![ctxp];
+                all.extend(vals);
+                self.call_checked(inst, cb, &all)
+            }
+        })
     }
 
     // ---- Arithmetic ----
@@ -983,12 +1161,6 @@ impl<M: Module> FnLower<'_, '_, M> {
         let addr = self.b.ins().iadd_imm_s(base, offset as i64);
         let ctxp = self.ctxp();
         // Decide the shape: an unconditional host bias, or a check that yields one.
-        enum Shape {
-            Unchecked(cl::Value),
-            Checked { ok: cl::Value, bias: cl::Value },
-            CtxField(i32),
-            Runtime,
-        }
         let base_def = self.base_def(ir_base).cloned();
         let shape = match region {
             Region::Stack(ss) => {
@@ -1007,21 +1179,14 @@ impl<M: Module> FnLower<'_, '_, M> {
                 }
             }
             Region::Packet => {
-                let bias = self
-                    .b
-                    .ins()
-                    .load(types::I64, flags(), ctxp, offsets::PKT_BIAS);
+                let fc = self.fl(Mem::Const);
+                let bias = self.b.ins().load(types::I64, fc, ctxp, offsets::PKT_BIAS);
                 if proven {
                     Shape::Unchecked(bias)
                 } else {
-                    let meta = self
-                        .b
-                        .ins()
-                        .load(types::I64, flags(), ctxp, offsets::PKT_META);
-                    let end = self
-                        .b
-                        .ins()
-                        .load(types::I64, flags(), ctxp, offsets::PKT_END);
+                    let fh = self.fl(Mem::Host);
+                    let meta = self.b.ins().load(types::I64, fh, ctxp, offsets::PKT_META);
+                    let end = self.b.ins().load(types::I64, fh, ctxp, offsets::PKT_END);
                     let off = self.b.ins().isub(addr, meta);
                     let len = self.b.ins().isub(end, meta);
                     let in_range = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, off, len);
@@ -1042,22 +1207,20 @@ impl<M: Module> FnLower<'_, '_, M> {
                     && matches!(base_def, Some(I::MapValueAddr { offset, .. })
                         if offset >= 0 && (offset as u32) < self.module.maps[m].value_size);
                 if direct && table_ok && (writable || !is_write) {
-                    let t = self
-                        .b
-                        .ins()
-                        .load(types::I64, flags(), ctxp, offsets::GLOBALS);
+                    let fc = self.fl(Mem::Const);
+                    let t = self.b.ins().load(types::I64, fc, ctxp, offsets::GLOBALS);
                     let entry = map_index(m) * 32;
-                    let bias = self.b.ins().load(types::I64, flags(), t, entry + 8);
+                    let bias = self.b.ins().load(types::I64, fc, t, entry + 8);
                     if is_write {
                         // The host decides whether the map is writable (`.rodata` is not).
-                        let w = self.b.ins().load(types::I64, flags(), t, entry + 16);
+                        let w = self.b.ins().load(types::I64, fc, t, entry + 16);
                         let ok = self.b.ins().icmp_imm_s(IntCC::NotEqual, w, 0);
                         Shape::Checked { ok, bias }
                     } else {
                         Shape::Unchecked(bias)
                     }
                 } else {
-                    Shape::Runtime
+                    self.value_table_shape(addr, bytes, is_write)
                 }
             }
             Region::Ctx => {
@@ -1075,7 +1238,7 @@ impl<M: Module> FnLower<'_, '_, M> {
                     _ => Shape::Runtime,
                 }
             }
-            Region::MapValue(_) | Region::Any => Shape::Runtime,
+            Region::MapValue(_) | Region::Any => self.value_table_shape(addr, bytes, is_write),
         };
         let result = match shape {
             Shape::Unchecked(bias) => {
@@ -1102,10 +1265,8 @@ impl<M: Module> FnLower<'_, '_, M> {
             }
             Shape::CtxField(field) => {
                 self.counts.1 += 1;
-                let cv = self
-                    .b
-                    .ins()
-                    .load(types::I64, flags(), ctxp, offsets::CTX_VALUE);
+                let fc = self.fl(Mem::Const);
+                let cv = self.b.ins().load(types::I64, fc, ctxp, offsets::CTX_VALUE);
                 let ok = self.b.ins().icmp(IntCC::Equal, base, cv);
                 let fast = self.b.create_block();
                 let slow = self.b.create_block();
@@ -1114,7 +1275,15 @@ impl<M: Module> FnLower<'_, '_, M> {
                 self.b.ins().brif(ok, fast, &[], slow, &[]);
                 self.b.set_cold_block(slow);
                 self.b.switch_to_block(fast);
-                let v = self.b.ins().load(types::I64, flags(), ctxp, field);
+                let ff = if matches!(
+                    field,
+                    offsets::PKT_DATA | offsets::PKT_END | offsets::PKT_META
+                ) {
+                    self.fl(Mem::Host)
+                } else {
+                    self.fl(Mem::Const)
+                };
+                let v = self.b.ins().load(types::I64, ff, ctxp, field);
                 self.b.ins().jump(join, &[BlockArg::Value(v)]);
                 self.b.switch_to_block(slow);
                 let v = self.runtime_access(inst, addr, size, op)?;
@@ -1135,6 +1304,54 @@ impl<M: Module> FnLower<'_, '_, M> {
             }
             _ => result,
         })
+    }
+
+    /// A map-value access through `ctx->value_regions`: the region number of the pointer
+    /// value picks an entry (entry 0 stands in for one out of range, which the compare then
+    /// refuses), and the access is inline when it lies within the entry's limit for its
+    /// direction; the bias is `entry.host - (region << 32)`, so that `addr + bias` is the
+    /// host address of offset `addr & 0xffff_ffff`.
+    fn value_table_shape(&mut self, addr: cl::Value, bytes: i64, is_write: bool) -> Shape {
+        let ctxp = self.ctxp();
+        let fh = self.fl(Mem::Host);
+        let table = self
+            .b
+            .ins()
+            .load(types::I64, fh, ctxp, offsets::VALUE_REGIONS);
+        let count = self
+            .b
+            .ins()
+            .load(types::I64, fh, ctxp, offsets::VALUE_REGION_COUNT);
+        let region = self.b.ins().ushr_imm_u(addr, 32);
+        let index = self
+            .b
+            .ins()
+            .iadd_imm_s(region, -(abi::VALUE_REGION_BASE as i64));
+        let in_table = self.b.ins().icmp(IntCC::UnsignedLessThan, index, count);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let index = self.b.ins().select(in_table, index, zero);
+        let scaled = self.b.ins().ishl_imm_u(index, 4);
+        let entry = self.b.ins().iadd(table, scaled);
+        let limit_at = if is_write {
+            offsets::VALUE_WRITE_LIMIT
+        } else {
+            offsets::VALUE_READ_LIMIT
+        };
+        let limit = self.b.ins().uload32(fh, entry, limit_at);
+        let host = self
+            .b
+            .ins()
+            .load(types::I64, fh, entry, offsets::VALUE_HOST);
+        let offset = self.b.ins().band_imm_u(addr, 0xffff_ffff_i64);
+        let end = self.b.ins().iadd_imm_s(offset, bytes);
+        let fits = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedLessThanOrEqual, end, limit);
+        let ok = self.b.ins().band(in_table, fits);
+        let region_base = self.b.ins().ishl_imm_u(region, 32);
+        let bias = self.b.ins().isub(host, region_base);
+        Shape::Checked { ok, bias }
     }
 
     fn aligned(&mut self, host: cl::Value, bytes: i64) -> cl::Value {
@@ -1171,7 +1388,7 @@ impl<M: Module> FnLower<'_, '_, M> {
     /// The access itself at a host address; loads zero-extend, stores give 0, atomics give the
     /// old contents zero-extended.
     fn native_access(&mut self, host: cl::Value, size: MemSize, op: Op) -> cl::Value {
-        let f = flags();
+        let f = self.fl(Mem::Program);
         match op {
             Op::Load { .. } => match size {
                 MemSize::U8 => self.b.ins().uload8(types::I64, f, host, 0),

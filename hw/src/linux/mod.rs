@@ -169,6 +169,26 @@ impl KernelObject {
         test_run::run_xdp(prog.fd.as_raw_fd(), &prog.name, packet, ctx)
     }
 
+    /// Times XDP program `program` on `packet` with `BPF_PROG_TEST_RUN` and a large `repeat`
+    /// (see [`test_run`]): `duration_ns` of the result is the kernel's average per run,
+    /// test-loop overhead included. For benchmarks only: the repeated runs feed the modified
+    /// packet back in, so the packet and retval are those of the last run.
+    pub fn time_xdp(
+        &self,
+        program: usize,
+        packet: &[u8],
+        repeat: u32,
+    ) -> Result<TestRunResult, KernelError> {
+        let prog = self.program(program)?;
+        if prog.kind != ProgramKind::Xdp {
+            return Err(KernelError::Invalid(format!(
+                "program `{}` is a {:?} program, not XDP",
+                prog.name, prog.kind
+            )));
+        }
+        test_run::run_xdp_timed(prog.fd.as_raw_fd(), &prog.name, packet, repeat)
+    }
+
     /// Every map's contents (see [`frontend::mapdata`] for the rules). Maps that cannot be
     /// dumped are left out; [`KernelObject::snapshot_report`] says which and why.
     pub fn snapshot(&self) -> Result<MapsSnapshot, KernelError> {
