@@ -160,7 +160,7 @@ fn table() -> Vec<(Insn, u64, &'static str)> {
         ),
         (
             Insn::LdField {
-                dst: a(1),
+                dst: Dest::Gpr(Bank::A, 1),
                 bmask: 0b0101,
                 src: b(2),
                 sc: ShiftClass::Left,
@@ -349,7 +349,11 @@ fn operand_families_round_trip() {
                 action,
                 xfer: 31,
                 count: 3,
-                a: a(4),
+                a: if action == MemAction::Helper {
+                    Operand::None
+                } else {
+                    a(4)
+                },
                 b: b(5),
                 sig: 15,
                 swap: CtxSwap::NoSwap,

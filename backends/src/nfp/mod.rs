@@ -1,1 +1,279 @@
 //! Optimized IR to NFP-style microcode (the instruction set lives in `hw::nfp`).
+//!
+//! The backend takes one program's entry function after the `nfp` pipeline (bpf-to-bpf calls
+//! inlined) and produces the code-store words the simulator executes:
+//!
+//! 1. [`shapes`]: which 32-bit halves of each 64-bit value are compile-time constants
+//!    (region words of pointers, zero high halves of 32-bit results);
+//! 2. [`regalloc`]: linear-scan allocation of the remaining halves onto the general-purpose
+//!    registers (written to both banks);
+//! 3. [`isel`]: instruction selection with symbolic branch targets, parallel moves for block
+//!    arguments, the prologue;
+//! 4. layout here: branch targets become addresses, every instruction is encoded, and the
+//!    limits of the target (code store, map memory) are checked, with the excess named.
+//!
+//! Maps are placed in the chip's memories by size: small ones (global data, counters) in the
+//! cluster local scratch, medium ones in the internal memory, the rest in external memory.
+//! Map operations and helpers are commands to the memory unit's lookup engine; the
+//! simulator serves them with the shared runtime (see `sim::nfp`).
+
+pub mod isel;
+pub mod regalloc;
+pub mod shapes;
+
+use frontend::Diagnostic;
+use hw::nfp::abi::{MapPlacement, Relocation, STACK_SIZE};
+use hw::nfp::{encode, program_listing, Insn, MemLevel, CODE_STORE_WORDS, EXIT_TARGET};
+use isel::{Item, Selector, Target};
+pub use shapes::EntryKind;
+use std::collections::HashMap;
+
+/// Bytes of cluster local scratch a map may take to be placed there.
+pub const CLS_MAP_LIMIT: u64 = 16 * 1024;
+/// Bytes of internal memory a map may take to be placed there.
+pub const IMEM_MAP_LIMIT: u64 = 1024 * 1024;
+/// Bytes of external memory the model offers to maps (2 GiB of DRAM on an Agilio card).
+pub const EMEM_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// A program compiled for the NFP model.
+#[derive(Clone, Debug)]
+pub struct NfpProgram {
+    pub name: String,
+    /// The code-store words.
+    pub words: Vec<u64>,
+    /// The instruction of each word (what the words decode to).
+    pub insns: Vec<Insn>,
+    /// Per word: the BPF instruction index it implements (`u32::MAX` for the prologue).
+    pub bpf_insn: Vec<u32>,
+    /// Per word: what IR instruction it starts, for the listing.
+    pub comments: Vec<String>,
+    /// Words the loader patches with runtime values.
+    pub relocations: Vec<Relocation>,
+    /// Where each map of the module lives.
+    pub maps: Vec<MapPlacement>,
+    pub entry: EntryKind,
+    /// Registers the allocator used at most at once (out of 26).
+    pub registers: usize,
+    /// Local-memory address registers the stack window uses.
+    pub lm_windows: usize,
+}
+
+impl NfpProgram {
+    /// The assembler listing with addresses, words, text and the IR instruction (and BPF
+    /// index) each word starts.
+    pub fn listing(&self) -> String {
+        let comments: Vec<String> = self
+            .comments
+            .iter()
+            .zip(&self.bpf_insn)
+            .map(|(c, b)| {
+                if c.is_empty() {
+                    String::new()
+                } else if *b == u32::MAX {
+                    c.clone()
+                } else {
+                    format!("{c} (bpf {b})")
+                }
+            })
+            .collect();
+        program_listing(&self.words, &comments)
+    }
+}
+
+/// The memory level a map of `bytes` bytes is placed in.
+pub fn placement_level(bytes: u64) -> MemLevel {
+    if bytes <= CLS_MAP_LIMIT {
+        MemLevel::Cls
+    } else if bytes <= IMEM_MAP_LIMIT {
+        MemLevel::Imem
+    } else {
+        MemLevel::Emem
+    }
+}
+
+/// Places every map of `module`.
+pub fn place_maps(module: &ir::Module) -> Result<Vec<MapPlacement>, Diagnostic> {
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    for (_, m) in module.maps.iter() {
+        let entry = (m.key_size as u64 + m.value_size as u64 + 7) & !7;
+        let bytes = entry * m.max_entries.max(1) as u64;
+        total += bytes;
+        out.push(MapPlacement {
+            name: m.name.clone(),
+            map_type: m.map_type,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            memory: placement_level(bytes).name().to_string(),
+            bytes,
+        });
+    }
+    if total > EMEM_BYTES {
+        return Err(Diagnostic::new(format!(
+            "the maps take {total} bytes, {} more than the {EMEM_BYTES} bytes of external memory",
+            total - EMEM_BYTES
+        )));
+    }
+    Ok(out)
+}
+
+/// Map types the NFP target supports.
+pub fn map_type_supported(t: u32) -> bool {
+    // hash, array, prog_array, perf_event_array, percpu_hash, percpu_array, lru_hash,
+    // lru_percpu_hash, lpm_trie, devmap, cpumap, xskmap, devmap_hash
+    matches!(t, 1 | 2 | 3 | 4 | 5 | 6 | 9 | 10 | 11 | 14 | 16 | 17 | 25)
+}
+
+/// Stack slot offsets in the 512-byte frame: from the top down, 8-byte aligned when they
+/// all fit that way, packed otherwise.
+fn slot_offsets(func: &ir::Function) -> Result<Vec<u32>, Diagnostic> {
+    for align in [8u32, 1] {
+        let mut top = STACK_SIZE;
+        let mut out = Vec::new();
+        let mut fits = true;
+        for (_, data) in func.stack_slots.iter() {
+            match top.checked_sub(data.size) {
+                Some(start) => {
+                    let start = start - start % align;
+                    out.push(start);
+                    top = start;
+                }
+                None => {
+                    fits = false;
+                    break;
+                }
+            }
+        }
+        if fits {
+            return Ok(out);
+        }
+    }
+    let total: u64 = func.stack_slots.values().map(|s| s.size as u64).sum();
+    Err(Diagnostic::new(format!(
+        "the stack slots take {total} bytes, {} more than the {STACK_SIZE}-byte frame in local memory",
+        total.saturating_sub(STACK_SIZE as u64)
+    ))
+    .program(func.name.clone()))
+}
+
+/// Compiles function `entry` of `module` (a program entry, calls inlined).
+pub fn compile_function(
+    module: &ir::Module,
+    entry: ir::FuncRef,
+    kind: EntryKind,
+) -> Result<NfpProgram, Diagnostic> {
+    let Some(func) = module.functions.get(entry) else {
+        return Err(Diagnostic::new(format!("function {entry} does not exist")));
+    };
+    let name = func.name.clone();
+    for (_, m) in module.maps.iter() {
+        if !map_type_supported(m.map_type) {
+            return Err(Diagnostic::new(format!(
+                "map `{}` has type {}, which the NFP target does not support",
+                m.name, m.map_type
+            ))
+            .program(name.clone())
+            .help("the NFP target supports hash, array, per-CPU hash and array, LRU hash, LPM trie, program, perf event and redirect maps"));
+        }
+    }
+    let maps = place_maps(module).map_err(|d| d.program(name.clone()))?;
+    let levels: Vec<MemLevel> = maps
+        .iter()
+        .map(|m| match m.memory.as_str() {
+            "cls" => MemLevel::Cls,
+            "imem" => MemLevel::Imem,
+            _ => MemLevel::Emem,
+        })
+        .collect();
+    let types: Vec<u32> = maps.iter().map(|m| m.map_type).collect();
+    let slots = slot_offsets(func)?;
+    let order = regalloc::reverse_postorder(func);
+    let shapes = shapes::analyze(func, &order, kind, &slots);
+    let alloc = regalloc::allocate(func, &order, &shapes).map_err(|e| {
+        let d = Diagnostic::new(format!(
+            "the program needs {} registers at once, {} more than the {} general-purpose registers a context has for values (spilling to local memory is not implemented)",
+            e.needed,
+            e.needed - e.available,
+            e.available
+        ))
+        .program(name.clone());
+        match e.inst.map(|i| func.srclocs[i].insn) {
+            Some(i) if i != u32::MAX => d.insn(i as usize),
+            _ => d,
+        }
+    })?;
+    let mut sel = Selector::new(func, &shapes, &alloc, &levels, &types);
+    sel.entry = kind;
+    let mut block_items: HashMap<ir::Block, usize> = HashMap::new();
+    let mut body: Vec<(ir::Block, usize)> = Vec::new();
+    for (i, &b) in order.iter().enumerate() {
+        body.push((b, sel.items.len()));
+        sel.block(b, order.get(i + 1).copied())?;
+    }
+    let prologue = sel.prologue(kind)?;
+    let offset = prologue.len();
+    let mut items: Vec<Item> = prologue;
+    for (b, start) in &body {
+        block_items.insert(*b, start + offset);
+    }
+    items.append(&mut sel.items);
+    let mut stub_starts = Vec::new();
+    for (stub, _) in std::mem::take(&mut sel.stubs) {
+        stub_starts.push(items.len());
+        items.extend(stub);
+    }
+    if items.len() > CODE_STORE_WORDS {
+        return Err(Diagnostic::new(format!(
+            "the program is {} instructions, {} more than the {CODE_STORE_WORDS}-word code store of a microengine",
+            items.len(),
+            items.len() - CODE_STORE_WORDS
+        ))
+        .program(name));
+    }
+    let mut out = NfpProgram {
+        name: name.clone(),
+        words: Vec::with_capacity(items.len()),
+        insns: Vec::with_capacity(items.len()),
+        bpf_insn: Vec::with_capacity(items.len()),
+        comments: Vec::with_capacity(items.len()),
+        relocations: Vec::new(),
+        maps,
+        entry: kind,
+        registers: alloc.max_live,
+        lm_windows: sel.lm_used.iter().filter(|u| **u).count(),
+    };
+    for (i, mut item) in items.into_iter().enumerate() {
+        if let Some(t) = item.target {
+            let addr = match t {
+                Target::Exit => EXIT_TARGET as usize,
+                Target::Block(b) => *block_items.get(&b).ok_or_else(|| {
+                    Diagnostic::new(format!("internal: branch to {b}, which was not laid out"))
+                        .program(name.clone())
+                })?,
+                Target::Stub(k) => stub_starts[k],
+            };
+            item.insn.set_target(addr as u16);
+        }
+        let word = encode(&item.insn).map_err(|e| {
+            let d = Diagnostic::new(format!(
+                "internal: cannot encode {}: {e}",
+                hw::nfp::format_insn(&item.insn)
+            ))
+            .program(name.clone());
+            if item.bpf != u32::MAX {
+                d.insn(item.bpf as usize)
+            } else {
+                d
+            }
+        })?;
+        if let Some((map, half)) = item.reloc {
+            out.relocations.push(Relocation { word: i, map, half });
+        }
+        out.words.push(word);
+        out.insns.push(item.insn);
+        out.bpf_insn.push(item.bpf);
+        out.comments.push(item.comment);
+    }
+    Ok(out)
+}

@@ -127,9 +127,16 @@ fn decode_bits(w: u64) -> Option<Insn> {
         let a = re_src(f::get(f::RE_A_SRC, w), Bank::A, false, false)?;
         let b = re_src(f::get(f::RE_B_SRC, w), Bank::B, false, false)?;
         let tgt = f::get(f::CMD_TGT_CMD, w);
+        let action = MemAction::from_code(tgt & 0xf)?;
+        // A helper call has no address: its A field is unused.
+        let a = if action == MemAction::Helper {
+            Operand::None
+        } else {
+            a
+        };
         return Some(Insn::Cmd {
             level: MemLevel::from_code(tgt >> 4)?,
-            action: MemAction::from_code(tgt & 0xf)?,
+            action,
             xfer: f::get(f::CMD_XFER, w) as u8,
             count: f::get(f::CMD_CNT, w) as u8,
             a,
@@ -188,6 +195,11 @@ fn decode_bits(w: u64) -> Option<Insn> {
             let fa = re_src(f::get(f::RE_A_SRC, w), Bank::A, src_lx, i8)?;
             let fb = re_src(f::get(f::RE_B_SRC, w), Bank::B, src_lx, i8)?;
             let (dst, src) = unswap(fa, fb, w & f::LDF_SW != 0);
+            let dst = match dst {
+                Operand::Gpr(_, n) if wr_ab => Dest::Both(n),
+                Operand::Gpr(bank, n) => Dest::Gpr(bank, n),
+                _ => return None,
+            };
             Insn::LdField {
                 dst,
                 bmask: f::get(f::LDF_BMASK, w) as u8,

@@ -467,11 +467,15 @@ pub fn encode_bits(insn: &Insn) -> Result<u64, EncodeError> {
             shift,
             zero,
         } => {
-            if !matches!(dst, Operand::Gpr(..)) {
-                return Err(EncodeError::Operand(format!(
-                    "ld_field writes a general-purpose register, not {dst}"
-                )));
-            }
+            let (dst, both) = match dst {
+                Dest::Gpr(bank, n) => (Operand::Gpr(bank, n), false),
+                Dest::Both(n) => (Operand::Gpr(Bank::A, n), true),
+                _ => {
+                    return Err(EncodeError::Operand(format!(
+                        "ld_field writes a general-purpose register, not {dst}"
+                    )))
+                }
+            };
             range("byte mask", bmask as u64, 15)?;
             range("shift", shift as u64, 31)?;
             let (fa, fb, sw) = place(dst, src)?;
@@ -486,6 +490,7 @@ pub fn encode_bits(insn: &Insn) -> Result<u64, EncodeError> {
                 | flag(f::LDF_ZF, zero)
                 | f::put(f::LDF_BMASK, bmask as u64)
                 | f::put(f::LDF_SHF, shift as u64)
+                | flag(f::WR_AB, both)
                 | flag(f::SRC_LMEXTN, la || lb)
         }
         Insn::Immed {
@@ -582,6 +587,11 @@ pub fn encode_bits(insn: &Insn) -> Result<u64, EncodeError> {
             {
                 return Err(EncodeError::Operand(
                     "command address operands are registers or immediates".into(),
+                ));
+            }
+            if (action == MemAction::Helper) != (a == Operand::None) {
+                return Err(EncodeError::Operand(
+                    "a helper call takes no address and a memory command needs one".into(),
                 ));
             }
             if matches!(a, Operand::Imm(_)) && matches!(b, Operand::Imm(_)) {

@@ -454,9 +454,10 @@ pub enum Insn {
     /// `ld_field[dst, bmask, src, sc shift]`: the bytes of `dst` selected by the 4-bit `bmask`
     /// (bit 0 = byte 0, the least significant) take the bytes of `src` shifted by `shift`;
     /// with `zero` the other bytes become 0 (`ld_field_w_clr`). `dst` is a general-purpose
-    /// register, read and written.
+    /// register (of one bank, or of both with [`Dest::Both`]), read and written. A shift of 0
+    /// is no shift here (there is no indirect form).
     LdField {
-        dst: Operand,
+        dst: Dest,
         bmask: u8,
         src: Operand,
         sc: ShiftClass,

@@ -22,8 +22,8 @@ fn defer(d: u8) -> String {
     }
 }
 
-fn shift_text(sc: ShiftClass, shift: u8) -> String {
-    let amount = if shift == INDIRECT_SHIFT {
+fn shift_text(sc: ShiftClass, shift: u8, indirect: bool) -> String {
+    let amount = if indirect && shift == INDIRECT_SHIFT {
         "indirect".to_string()
     } else {
         shift.to_string()
@@ -48,7 +48,7 @@ pub fn format_insn(insn: &Insn) -> String {
             shift,
         } => {
             if sc == ShiftClass::DoubleRight {
-                return format!("dbl_shf[{dst}, {a}, {b}, {}]", shift_text(sc, shift));
+                return format!("dbl_shf[{dst}, {a}, {b}, {}]", shift_text(sc, shift, true));
             }
             let op = match op {
                 ShfOp::None => "B",
@@ -56,7 +56,10 @@ pub fn format_insn(insn: &Insn) -> String {
                 ShfOp::Or => "OR",
                 ShfOp::Ashr => "ASR",
             };
-            format!("alu_shf[{dst}, {a}, {op}, {b}, {}]", shift_text(sc, shift))
+            format!(
+                "alu_shf[{dst}, {a}, {op}, {b}, {}]",
+                shift_text(sc, shift, true)
+            )
         }
         Insn::LdField {
             dst,
@@ -68,7 +71,7 @@ pub fn format_insn(insn: &Insn) -> String {
         } => format!(
             "ld_field{}[{dst}, {bmask:04b}, {src}, {}]",
             if zero { "_w_clr" } else { "" },
-            shift_text(sc, shift)
+            shift_text(sc, shift, false)
         ),
         Insn::Immed {
             dst,

@@ -1,0 +1,1400 @@
+//! Instruction selection: one IR function, with its shapes and registers decided, to
+//! microengine instructions with symbolic branch targets.
+//!
+//! Each IR instruction expands to a short sequence; the comments at each expansion give the
+//! idiom. The pieces of the model this relies on:
+//!
+//! - **Values** are pairs of 32-bit halves, each a constant or a register (`WR_AB`, both
+//!   banks), see [`super::shapes`] and [`super::regalloc`]. 64-bit additions and subtractions
+//!   chain the carry (`+carry`, `-carry`); 64-bit compares subtract the low halves and
+//!   subtract-with-carry the high halves, then branch on the flags (the Linux JIT's table).
+//! - **Packet** accesses are CTM commands in the implied 32-bit mode (`a + b` is the offset in
+//!   the frame) through transfer registers, swapping the context out until the data is there.
+//! - **Stack** words at constant offsets in the top 256 bytes are local-memory operands
+//!   (`*l$indexN[k]`, four address registers each covering 64 bytes, set up in the prologue);
+//!   other stack accesses are LM commands.
+//! - **Maps and helpers** are commands to the lookup engine with the arguments in write
+//!   transfer registers; map values are read and written with commands to the memory the map
+//!   is placed in, in the 40-bit mode with the pointer's region word as the high part.
+//! - **The exit** is a branch to [`EXIT_TARGET`] with the return value in registers 0 and 1,
+//!   moved there in the branch's defer slots.
+
+use super::regalloc::{Allocation, SCRATCH};
+use super::shapes::{EntryKind, Half, Shape};
+use frontend::Diagnostic;
+use hw::nfp::abi::{REGION_PACKET, REGION_STACK, STACK_SIZE, XFER_FIRST_FREE, XFER_META};
+use hw::nfp::insn::*;
+use hw::nfp::regs::{Bank, Dest, Operand};
+use ir::instructions::InstructionData as I;
+use ir::semantics::{JmpCond, Width};
+use ir::{BinaryOp, Block, BlockCall, Function, Inst, MemSize, Region, UnaryOp, Value};
+use std::collections::HashMap;
+
+/// A branch target before layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Block(Block),
+    Stub(usize),
+    Exit,
+}
+
+/// One emitted instruction with its symbolic target and where it came from.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub insn: Insn,
+    pub target: Option<Target>,
+    /// BPF instruction index of the IR instruction it implements (`u32::MAX` for none).
+    pub bpf: u32,
+    pub comment: String,
+    /// For an `immed` that the loader patches: (map, which 16-bit half of the region word).
+    pub reloc: Option<(usize, u8)>,
+}
+
+/// A 32-bit half as the expansions see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum S {
+    R(u8),
+    C(u32),
+}
+
+/// The transfer registers commands use (after the packet metadata).
+const X: u8 = XFER_FIRST_FREE;
+/// Read transfer register holding the LM byte address of stack byte 256 of this context.
+pub const XFER_LM_BASE: u8 = XFER_META + 6;
+/// Stack bytes covered by local-memory operands: `[LM_WINDOW_START, 512)`.
+const LM_WINDOW_START: u32 = 256;
+
+pub struct Selector<'a> {
+    func: &'a Function,
+    shapes: &'a HashMap<Value, Shape>,
+    alloc: &'a Allocation,
+    /// Memory level of each map of the module.
+    map_levels: &'a [MemLevel],
+    /// Map type of each map of the module.
+    map_types: &'a [u32],
+    pub items: Vec<Item>,
+    pub stubs: Vec<(Vec<Item>, Block)>,
+    pub lm_used: [bool; 4],
+    bpf: u32,
+    scratch_next: usize,
+    name: String,
+    /// How the program was entered: in memory mode `ctx` accesses are plain memory.
+    pub entry: EntryKind,
+}
+
+fn alu_of(op: BinaryOp) -> Option<AluOp> {
+    Some(match op {
+        BinaryOp::Add => AluOp::Add,
+        BinaryOp::Sub => AluOp::Sub,
+        BinaryOp::And => AluOp::And,
+        BinaryOp::Or => AluOp::Or,
+        BinaryOp::Xor => AluOp::Xor,
+        _ => return None,
+    })
+}
+
+/// Helpers the lookup engine serves, by kernel id.
+pub fn helper_supported(id: u32) -> bool {
+    matches!(
+        id,
+        1 | 2 | 3 | 5 | 6 | 7 | 8 | 23 | 25 | 28 | 44 | 51 | 54 | 65 | 125 | 160 | 195
+    )
+}
+
+impl<'a> Selector<'a> {
+    pub fn new(
+        func: &'a Function,
+        shapes: &'a HashMap<Value, Shape>,
+        alloc: &'a Allocation,
+        map_levels: &'a [MemLevel],
+        map_types: &'a [u32],
+    ) -> Selector<'a> {
+        Selector {
+            func,
+            shapes,
+            alloc,
+            map_levels,
+            map_types,
+            items: Vec::new(),
+            stubs: Vec::new(),
+            lm_used: [false; 4],
+            bpf: u32::MAX,
+            scratch_next: 0,
+            name: func.name.clone(),
+            entry: EntryKind::Xdp,
+        }
+    }
+
+    fn err(&self, msg: impl Into<String>) -> Diagnostic {
+        let d = Diagnostic::new(msg).program(self.name.clone());
+        if self.bpf != u32::MAX {
+            d.insn(self.bpf as usize)
+        } else {
+            d
+        }
+    }
+
+    fn push(&mut self, insn: Insn) {
+        self.items.push(Item {
+            insn,
+            target: None,
+            bpf: self.bpf,
+            comment: String::new(),
+            reloc: None,
+        });
+    }
+
+    fn push_branch(&mut self, insn: Insn, target: Target) {
+        self.items.push(Item {
+            insn,
+            target: Some(target),
+            bpf: self.bpf,
+            comment: String::new(),
+            reloc: None,
+        });
+    }
+
+    fn scratch(&mut self) -> Result<u8, Diagnostic> {
+        let r = SCRATCH.get(self.scratch_next).copied().ok_or_else(|| {
+            self.err("internal: an expansion needed more than four scratch registers")
+        })?;
+        self.scratch_next += 1;
+        Ok(r)
+    }
+
+    fn shape(&self, v: Value) -> Shape {
+        self.shapes.get(&v).copied().unwrap_or(Shape {
+            lo: Half::Reg,
+            hi: Half::Reg,
+        })
+    }
+
+    fn half(&self, v: Value, hi: bool) -> Result<S, Diagnostic> {
+        let s = self.shape(v);
+        match if hi { s.hi } else { s.lo } {
+            Half::Const(c) => Ok(S::C(c)),
+            _ => {
+                let map = if hi { &self.alloc.hi } else { &self.alloc.lo };
+                map.get(&v)
+                    .map(|r| S::R(*r))
+                    .ok_or_else(|| self.err(format!("internal: {v} has no register")))
+            }
+        }
+    }
+
+    fn lo(&self, v: Value) -> Result<S, Diagnostic> {
+        self.half(v, false)
+    }
+    fn hi(&self, v: Value) -> Result<S, Diagnostic> {
+        self.half(v, true)
+    }
+
+    /// The register of a result half, or `None` when the half is a constant.
+    fn dst(&self, v: Value, hi: bool) -> Option<u8> {
+        let s = self.shape(v);
+        if matches!(if hi { s.hi } else { s.lo }, Half::Const(_)) {
+            return None;
+        }
+        if hi {
+            self.alloc.hi.get(&v).copied()
+        } else {
+            self.alloc.lo.get(&v).copied()
+        }
+    }
+
+    /// `dst = c` in one or two `immed` instructions (which leave the condition codes alone).
+    fn imm32(&mut self, dst: Dest, c: u32) {
+        let immed = |imm: u32, shift: u8, width: ImmedWidth, inv: bool| Insn::Immed {
+            dst,
+            imm: imm as u16,
+            shift,
+            width,
+            inv,
+        };
+        if c <= 0xffff {
+            self.push(immed(c, 0, ImmedWidth::All, false));
+        } else if c & 0xffff == 0 {
+            self.push(immed(c >> 16, 2, ImmedWidth::All, false));
+        } else if c & 0xff == 0 && c >> 8 <= 0xffff {
+            self.push(immed(c >> 8, 1, ImmedWidth::All, false));
+        } else if !c <= 0xffff {
+            self.push(immed(!c, 0, ImmedWidth::All, true));
+        } else {
+            self.push(immed(c & 0xffff, 0, ImmedWidth::All, false));
+            self.push(immed(c >> 16, 2, ImmedWidth::Word, false));
+        }
+    }
+
+    /// A half in a register (materializing a constant into scratch).
+    fn in_reg(&mut self, s: S) -> Result<u8, Diagnostic> {
+        match s {
+            S::R(r) => Ok(r),
+            S::C(c) => {
+                let r = self.scratch()?;
+                self.imm32(Dest::Both(r), c);
+                Ok(r)
+            }
+        }
+    }
+
+    /// The operand for a half read through `bank`'s port; constants up to 0xff are
+    /// immediates when `imm_ok`.
+    fn operand(&mut self, s: S, bank: Bank, imm_ok: bool) -> Result<Operand, Diagnostic> {
+        match s {
+            S::R(r) => Ok(Operand::Gpr(bank, r)),
+            S::C(c) if c <= 0xff && imm_ok => Ok(Operand::Imm(c as u8)),
+            S::C(_) => Ok(Operand::Gpr(bank, self.in_reg(s)?)),
+        }
+    }
+
+    /// `alu[dst, a, op, b]` with constants placed as immediates or materialized.
+    fn alu(&mut self, dst: Dest, a: S, op: AluOp, b: S) -> Result<(), Diagnostic> {
+        let a_imm = matches!(a, S::C(c) if c <= 0xff);
+        let oa = self.operand(a, Bank::A, true)?;
+        let ob = self.operand(b, Bank::B, !a_imm)?;
+        self.push(Insn::Alu {
+            dst,
+            a: oa,
+            op,
+            b: ob,
+        });
+        Ok(())
+    }
+
+    /// `dst = src` for one half.
+    fn mov(&mut self, dst: Dest, src: S) -> Result<(), Diagnostic> {
+        match src {
+            S::R(r) if dst == Dest::Both(r) => Ok(()),
+            S::C(c) if c > 0xff => {
+                self.imm32(dst, c);
+                Ok(())
+            }
+            _ => {
+                let b = self.operand(src, Bank::B, true)?;
+                self.push(Insn::Alu {
+                    dst,
+                    a: Operand::None,
+                    op: AluOp::PassB,
+                    b,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    fn shf(
+        &mut self,
+        dst: Dest,
+        b: S,
+        op: ShfOp,
+        sc: ShiftClass,
+        k: u32,
+    ) -> Result<(), Diagnostic> {
+        let b = Operand::Gpr(Bank::B, self.in_reg(b)?);
+        self.push(Insn::Shf {
+            dst,
+            a: Operand::None,
+            op,
+            b,
+            sc,
+            shift: k as u8,
+        });
+        Ok(())
+    }
+
+    /// `dst = (hi:lo) >> k` (low 32 bits), 1 <= k <= 31.
+    fn dbl(&mut self, dst: Dest, hi: S, lo: S, k: u32) -> Result<(), Diagnostic> {
+        let a = Operand::Gpr(Bank::A, self.in_reg(hi)?);
+        let b = Operand::Gpr(Bank::B, self.in_reg(lo)?);
+        self.push(Insn::Shf {
+            dst,
+            a,
+            op: ShfOp::None,
+            b,
+            sc: ShiftClass::DoubleRight,
+            shift: k as u8,
+        });
+        Ok(())
+    }
+
+    fn ld_field(
+        &mut self,
+        dst: u8,
+        bmask: u8,
+        src: S,
+        sc: ShiftClass,
+        shift: u8,
+        zero: bool,
+    ) -> Result<(), Diagnostic> {
+        let src = Operand::Gpr(Bank::B, self.in_reg(src)?);
+        self.push(Insn::LdField {
+            dst: Dest::Both(dst),
+            bmask,
+            src,
+            sc,
+            shift,
+            zero,
+        });
+        Ok(())
+    }
+
+    fn swap32(&mut self, dst: u8, src: S) -> Result<(), Diagnostic> {
+        // Rotating right by 8 puts bytes 0 and 2 right; rotating left by 8 (right by 24)
+        // supplies bytes 1 and 3.
+        self.ld_field(dst, 0b1111, src, ShiftClass::RightRotate, 8, true)?;
+        self.ld_field(dst, 0b0101, src, ShiftClass::RightRotate, 24, false)
+    }
+
+    fn mul32(&mut self, a: S, b: S, lo: Option<Dest>, hi: Option<Dest>) -> Result<(), Diagnostic> {
+        let oa = Operand::Gpr(Bank::A, self.in_reg(a)?);
+        let ob = Operand::Gpr(Bank::B, self.in_reg(b)?);
+        self.push(Insn::Mul {
+            step: MulStep::Start,
+            dst: Dest::None,
+            a: oa,
+            b: ob,
+        });
+        for n in 1..=4 {
+            self.push(Insn::Mul {
+                step: MulStep::Step(n),
+                dst: Dest::None,
+                a: Operand::None,
+                b: Operand::None,
+            });
+        }
+        for (step, d) in [(MulStep::Last, lo), (MulStep::Last2, hi)] {
+            if let Some(d) = d {
+                self.push(Insn::Mul {
+                    step,
+                    dst: d,
+                    a: Operand::None,
+                    b: Operand::None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits the parallel moves that bind `call`'s arguments to its block's parameters.
+    fn block_moves(&mut self, call: &BlockCall) -> Result<(), Diagnostic> {
+        let mut moves: Vec<(u8, S)> = Vec::new();
+        let params = self.func.dfg.block_params(call.block).to_vec();
+        for (p, a) in params.iter().zip(&call.args) {
+            for hi in [false, true] {
+                if let Some(d) = self.dst(*p, hi) {
+                    let s = self.half(*a, hi)?;
+                    if s != S::R(d) {
+                        moves.push((d, s));
+                    }
+                }
+            }
+        }
+        while !moves.is_empty() {
+            let ready = moves
+                .iter()
+                .position(|&(d, _)| !moves.iter().any(|&(_, s)| s == S::R(d)));
+            match ready {
+                Some(i) => {
+                    let (d, s) = moves.remove(i);
+                    self.mov(Dest::Both(d), s)?;
+                }
+                None => {
+                    // A cycle: park one source in scratch and read it from there.
+                    let (_, s) = moves[0];
+                    let t = self.scratch()?;
+                    self.mov(Dest::Both(t), s)?;
+                    for m in moves.iter_mut() {
+                        if m.1 == s {
+                            m.1 = S::R(t);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn has_moves(&self, call: &BlockCall) -> bool {
+        let params = self.func.dfg.block_params(call.block);
+        params.iter().zip(&call.args).any(|(p, a)| {
+            [false, true].into_iter().any(|hi| {
+                self.dst(*p, hi)
+                    .is_some_and(|d| self.half(*a, hi).ok() != Some(S::R(d)))
+            })
+        })
+    }
+
+    /// Selects one block; `next` is the block laid out after it.
+    pub fn block(&mut self, b: Block, next: Option<Block>) -> Result<(), Diagnostic> {
+        let insts: Vec<Inst> = self.func.block_insts(b).collect();
+        for inst in insts {
+            self.scratch_next = 0;
+            let loc = self.func.srclocs[inst];
+            self.bpf = loc.insn;
+            let start = self.items.len();
+            self.inst(inst, next)?;
+            if let Some(first) = self.items.get_mut(start) {
+                first.comment = format!("{:?}", self.func.dfg.inst(inst).opcode()).to_lowercase();
+            }
+        }
+        Ok(())
+    }
+
+    fn inst(&mut self, inst: Inst, next: Option<Block>) -> Result<(), Diagnostic> {
+        let data = self.func.dfg.inst(inst).clone();
+        let result = self.func.dfg.inst_result(inst);
+        if let Some(r) = result {
+            if data.opcode().is_pure() && self.shape(r).constant().is_some() {
+                return Ok(());
+            }
+        }
+        match data {
+            I::Iconst { .. } | I::StackAddr { .. } | I::MapRef { .. } => Ok(()),
+            I::MapValueAddr { map, .. } => {
+                let r = result.ok_or_else(|| self.err("internal: no result"))?;
+                let m = cranelift_codegen::entity::EntityRef::index(map);
+                if let Some(d) = self.dst(r, true) {
+                    for half in 0..2u8 {
+                        self.items.push(Item {
+                            insn: Insn::Immed {
+                                dst: Dest::Both(d),
+                                imm: 0,
+                                shift: 2 * half,
+                                width: if half == 0 {
+                                    ImmedWidth::All
+                                } else {
+                                    ImmedWidth::Word
+                                },
+                                inv: false,
+                            },
+                            target: None,
+                            bpf: self.bpf,
+                            comment: String::new(),
+                            reloc: Some((m, half)),
+                        });
+                    }
+                }
+                if let Some(d) = self.dst(r, false) {
+                    let off = self.lo(r)?;
+                    self.mov(Dest::Both(d), off)?;
+                }
+                Ok(())
+            }
+            I::FuncAddr { .. } => Err(self.err(
+                "function addresses (callbacks such as bpf_loop) are not supported on the NFP target",
+            )),
+            I::Binary { op, width, args } => {
+                let r = result.ok_or_else(|| self.err("internal: no result"))?;
+                self.binary(r, op, width, args[0], args[1])
+            }
+            I::Unary { op, width, arg } => {
+                let r = result.ok_or_else(|| self.err("internal: no result"))?;
+                self.unary(r, op, width, arg)
+            }
+            I::Endian { order, bits, arg } => {
+                let r = result.ok_or_else(|| self.err("internal: no result"))?;
+                let swap = matches!(
+                    order,
+                    ir::semantics::ByteOrder::ToBe | ir::semantics::ByteOrder::Swap
+                );
+                let (xl, xh) = (self.lo(arg)?, self.hi(arg)?);
+                let dl = self.dst(r, false);
+                let dh = self.dst(r, true);
+                match (bits, swap) {
+                    (16, false) => {
+                        if let Some(d) = dl {
+                            self.ld_field(d, 0b0011, xl, ShiftClass::Right, 0, true)?;
+                        }
+                    }
+                    (32, false) => {
+                        if let Some(d) = dl {
+                            self.mov(Dest::Both(d), xl)?;
+                        }
+                    }
+                    (16, true) => {
+                        if let Some(d) = dl {
+                            self.ld_field(d, 0b0001, xl, ShiftClass::Right, 8, true)?;
+                            self.ld_field(d, 0b0010, xl, ShiftClass::Left, 8, false)?;
+                        }
+                    }
+                    (32, true) => {
+                        if let Some(d) = dl {
+                            self.swap32(d, xl)?;
+                        }
+                    }
+                    (_, false) => {
+                        if let Some(d) = dl {
+                            self.mov(Dest::Both(d), xl)?;
+                        }
+                        if let Some(d) = dh {
+                            self.mov(Dest::Both(d), xh)?;
+                        }
+                    }
+                    (_, true) => {
+                        if let Some(d) = dl {
+                            self.swap32(d, xh)?;
+                        }
+                        if let Some(d) = dh {
+                            self.swap32(d, xl)?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            I::Load {
+                region,
+                size,
+                signed,
+                base,
+                offset,
+            } => {
+                let r = result.ok_or_else(|| self.err("internal: no result"))?;
+                self.load(r, region, size, signed, base, offset)
+            }
+            I::Store {
+                region,
+                size,
+                base,
+                offset,
+                value,
+            } => self.store(region, size, base, offset, value),
+            I::Atomic {
+                region,
+                size,
+                op,
+                fetch,
+                base,
+                offset,
+                value,
+            } => {
+                let action = match op {
+                    ir::AtomicOp::Add => MemAction::AtomicAdd,
+                    ir::AtomicOp::Or => MemAction::AtomicOr,
+                    ir::AtomicOp::And => MemAction::AtomicAnd,
+                    ir::AtomicOp::Xor => MemAction::AtomicXor,
+                    ir::AtomicOp::Xchg => MemAction::AtomicXchg,
+                };
+                let (vl, vh) = (self.lo(value)?, self.hi(value)?);
+                self.mov(Dest::Xfer(X), vl)?;
+                self.mov(Dest::Xfer(X + 1), vh)?;
+                self.command_at(region, size, base, offset, action)?;
+                if fetch {
+                    if let Some(r) = result {
+                        self.from_xfer(r, size, false)?;
+                    }
+                }
+                Ok(())
+            }
+            I::CmpXchg {
+                region,
+                size,
+                base,
+                offset,
+                expected,
+                replacement,
+            } => {
+                let (rl, rh) = (self.lo(replacement)?, self.hi(replacement)?);
+                let (el, eh) = (self.lo(expected)?, self.hi(expected)?);
+                self.mov(Dest::Xfer(X), rl)?;
+                self.mov(Dest::Xfer(X + 1), rh)?;
+                self.mov(Dest::Xfer(X + 2), el)?;
+                self.mov(Dest::Xfer(X + 3), eh)?;
+                self.command_at(region, size, base, offset, MemAction::CmpXchg)?;
+                if let Some(r) = result {
+                    self.from_xfer(r, size, false)?;
+                }
+                Ok(())
+            }
+            I::CallHelper { helper, args } => {
+                if !helper_supported(helper) {
+                    return Err(self.err(format!(
+                        "helper {} ({}) is not available on the NFP target",
+                        helper,
+                        crate::native::abi::helper_name(helper).unwrap_or("unknown")
+                    ))
+                    .help("the NFP target serves map operations, get_prandom_u32, ktime, csum_diff, adjust_head/tail/meta, redirect, redirect_map, perf_event_output and trace_printk"));
+                }
+                self.helper(helper, &args)?;
+                if let Some(r) = result {
+                    self.from_xfer(r, MemSize::U64, false)?;
+                }
+                Ok(())
+            }
+            I::TailCall { .. } => {
+                Err(self.err("tail calls are not supported on the NFP target yet"))
+            }
+            I::Call { .. } => Err(self.err(
+                "bpf-to-bpf calls must be inlined for the NFP target (compile with calls inlined)",
+            )),
+            I::Jump { dest } => {
+                self.block_moves(&dest)?;
+                if Some(dest.block) != next {
+                    self.push_branch(
+                        Insn::Br {
+                            cond: BrCond::Always,
+                            target: 0,
+                            defer: 0,
+                        },
+                        Target::Block(dest.block),
+                    );
+                }
+                Ok(())
+            }
+            I::Brif {
+                cond,
+                width,
+                args,
+                dests,
+            } => self.brif(cond, width, args[0], args[1], &dests, next),
+            I::Return { value } => {
+                let (l, h) = (self.lo(value)?, self.hi(value)?);
+                let start = self.items.len();
+                self.mov(Dest::Both(RET_LO), l)?;
+                self.mov(Dest::Both(RET_HI), h)?;
+                let moves: Vec<Item> = self.items.drain(start..).collect();
+                let defer = if moves.len() <= 3 { moves.len() as u8 } else { 0 };
+                if defer == 0 {
+                    self.items.extend(moves.iter().cloned());
+                }
+                self.push_branch(
+                    Insn::Br {
+                        cond: BrCond::Always,
+                        target: 0,
+                        defer,
+                    },
+                    Target::Exit,
+                );
+                if defer > 0 {
+                    self.items.extend(moves);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn binary(
+        &mut self,
+        r: Value,
+        op: BinaryOp,
+        width: Width,
+        x: Value,
+        y: Value,
+    ) -> Result<(), Diagnostic> {
+        let (xl, xh, yl, yh) = (self.lo(x)?, self.hi(x)?, self.lo(y)?, self.hi(y)?);
+        let dl = self.dst(r, false).map(Dest::Both);
+        let dh = self.dst(r, true).map(Dest::Both);
+        let w64 = width == Width::W64;
+        if let Some(aop) = alu_of(op) {
+            let dl = dl.unwrap_or(Dest::None);
+            self.alu(dl, xl, aop, yl)?;
+            if w64 {
+                if let Some(dh) = dh {
+                    let hop = match aop {
+                        AluOp::Add => AluOp::AddC,
+                        AluOp::Sub => AluOp::SubC,
+                        o => o,
+                    };
+                    self.alu(dh, xh, hop, yh)?;
+                }
+            }
+            return Ok(());
+        }
+        match op {
+            BinaryOp::Lsh | BinaryOp::Rsh | BinaryOp::Arsh => {
+                let S::C(k) = yl else {
+                    return self.variable_shift(op, w64, xl, yl, dl, dh);
+                };
+                if !w64 {
+                    let k = k & 31;
+                    let Some(dl) = dl else { return Ok(()) };
+                    if k == 0 {
+                        return self.mov(dl, xl);
+                    }
+                    let (sop, sc) = match op {
+                        BinaryOp::Lsh => (ShfOp::None, ShiftClass::Left),
+                        BinaryOp::Rsh => (ShfOp::None, ShiftClass::Right),
+                        _ => (ShfOp::Ashr, ShiftClass::Right),
+                    };
+                    return self.shf(dl, xl, sop, sc, k);
+                }
+                let k = k & 63;
+                match op {
+                    BinaryOp::Lsh => {
+                        if k >= 32 {
+                            if let Some(dh) = dh {
+                                if k == 32 {
+                                    self.mov(dh, xl)?;
+                                } else {
+                                    self.shf(dh, xl, ShfOp::None, ShiftClass::Left, k - 32)?;
+                                }
+                            }
+                        } else {
+                            if let Some(dh) = dh {
+                                self.dbl(dh, xh, xl, 32 - k)?;
+                            }
+                            if let Some(dl) = dl {
+                                self.shf(dl, xl, ShfOp::None, ShiftClass::Left, k)?;
+                            }
+                        }
+                    }
+                    BinaryOp::Rsh => {
+                        if k >= 32 {
+                            if let Some(dl) = dl {
+                                if k == 32 {
+                                    self.mov(dl, xh)?;
+                                } else {
+                                    self.shf(dl, xh, ShfOp::None, ShiftClass::Right, k - 32)?;
+                                }
+                            }
+                        } else {
+                            if let Some(dl) = dl {
+                                self.dbl(dl, xh, xl, k)?;
+                            }
+                            if let Some(dh) = dh {
+                                self.shf(dh, xh, ShfOp::None, ShiftClass::Right, k)?;
+                            }
+                        }
+                    }
+                    _ => {
+                        if k >= 32 {
+                            if let Some(dl) = dl {
+                                if k == 32 {
+                                    self.mov(dl, xh)?;
+                                } else {
+                                    self.shf(dl, xh, ShfOp::Ashr, ShiftClass::Right, k - 32)?;
+                                }
+                            }
+                            if let Some(dh) = dh {
+                                self.shf(dh, xh, ShfOp::Ashr, ShiftClass::Right, 31)?;
+                            }
+                        } else {
+                            if let Some(dl) = dl {
+                                self.dbl(dl, xh, xl, k)?;
+                            }
+                            if let Some(dh) = dh {
+                                self.shf(dh, xh, ShfOp::Ashr, ShiftClass::Right, k)?;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            BinaryOp::Mul => {
+                if !w64 {
+                    return self.mul32(xl, yl, dl, None);
+                }
+                if xh == S::C(0) && yh == S::C(0) {
+                    return self.mul32(xl, yl, dl, dh);
+                }
+                // (xh*2^32 + xl)(yh*2^32 + yl) mod 2^64: the cross products' low halves add
+                // to the high half of xl*yl.
+                let t = self.scratch()?;
+                self.mul32(xl, yh, Some(Dest::Both(t)), None)?;
+                let u = self.scratch()?;
+                self.mul32(xh, yl, Some(Dest::Both(u)), None)?;
+                self.alu(Dest::Both(t), S::R(t), AluOp::Add, S::R(u))?;
+                self.mul32(xl, yl, dl, Some(Dest::Both(u)))?;
+                if let Some(dh) = dh {
+                    self.alu(dh, S::R(t), AluOp::Add, S::R(u))?;
+                }
+                Ok(())
+            }
+            BinaryOp::Div | BinaryOp::Mod => {
+                // Division by a power of two is a shift, modulo a mask; the kernel's NFP JIT
+                // also accepts only constant divisors.
+                let S::C(c) = yl else {
+                    return Err(self.err(
+                        "division or modulo by a register is not supported on the NFP target (only by a power-of-two constant)",
+                    ));
+                };
+                let c64 = ((match yh {
+                    S::C(h) => h,
+                    S::R(_) => 1,
+                } as u64)
+                    << 32)
+                    | c as u64;
+                let c = if w64 { c64 } else { c as u64 };
+                if c == 0 || !c.is_power_of_two() || c > u32::MAX as u64 {
+                    return Err(self.err(format!(
+                        "division or modulo by {c} is not supported on the NFP target (only by a power-of-two constant)"
+                    )));
+                }
+                let k = c.trailing_zeros();
+                if op == BinaryOp::Div {
+                    if k == 0 {
+                        if let Some(dl) = dl {
+                            self.mov(dl, xl)?;
+                        }
+                        if let Some(dh) = dh {
+                            self.mov(dh, xh)?;
+                        }
+                        return Ok(());
+                    }
+                    if let Some(dl) = dl {
+                        if w64 {
+                            self.dbl(dl, xh, xl, k)?;
+                        } else {
+                            self.shf(dl, xl, ShfOp::None, ShiftClass::Right, k)?;
+                        }
+                    }
+                    if let Some(dh) = dh {
+                        self.shf(dh, xh, ShfOp::None, ShiftClass::Right, k)?;
+                    }
+                } else {
+                    if let Some(dl) = dl {
+                        self.alu(dl, xl, AluOp::And, S::C((c - 1) as u32))?;
+                    }
+                    if let Some(dh) = dh {
+                        self.mov(dh, S::C(0))?;
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(self.err(format!(
+                "{} is not supported on the NFP target (signed division and modulo have no microcode routine)",
+                op.name()
+            ))),
+        }
+    }
+
+    fn variable_shift(
+        &mut self,
+        op: BinaryOp,
+        w64: bool,
+        xl: S,
+        yl: S,
+        dl: Option<Dest>,
+        dh: Option<Dest>,
+    ) -> Result<(), Diagnostic> {
+        if w64 {
+            return Err(
+                self.err("64-bit shifts by a register are not supported on the NFP target yet")
+            );
+        }
+        let _ = dh;
+        let Some(dl) = dl else { return Ok(()) };
+        // The indirect shift takes its amount from the previous ALU instruction's B operand.
+        let amount = self.operand(yl, Bank::B, true)?;
+        let x = Operand::Gpr(Bank::B, self.in_reg(xl)?);
+        self.push(Insn::Alu {
+            dst: Dest::None,
+            a: Operand::None,
+            op: AluOp::PassB,
+            b: amount,
+        });
+        let (sop, sc) = match op {
+            BinaryOp::Lsh => (ShfOp::None, ShiftClass::Left),
+            BinaryOp::Rsh => (ShfOp::None, ShiftClass::Right),
+            _ => (ShfOp::Ashr, ShiftClass::Right),
+        };
+        self.push(Insn::Shf {
+            dst: dl,
+            a: Operand::None,
+            op: sop,
+            b: x,
+            sc,
+            shift: INDIRECT_SHIFT,
+        });
+        Ok(())
+    }
+
+    fn unary(&mut self, r: Value, op: UnaryOp, width: Width, x: Value) -> Result<(), Diagnostic> {
+        let (xl, xh) = (self.lo(x)?, self.hi(x)?);
+        let dl = self.dst(r, false).map(Dest::Both);
+        let dh = self.dst(r, true).map(Dest::Both);
+        let w64 = width == Width::W64;
+        match op {
+            UnaryOp::Mov => {
+                if let Some(dl) = dl {
+                    self.mov(dl, xl)?;
+                }
+                if let Some(dh) = dh {
+                    self.mov(dh, xh)?;
+                }
+            }
+            UnaryOp::Neg => {
+                self.alu(dl.unwrap_or(Dest::None), S::C(0), AluOp::Sub, xl)?;
+                if let (true, Some(dh)) = (w64, dh) {
+                    self.alu(dh, S::C(0), AluOp::SubC, xh)?;
+                }
+            }
+            UnaryOp::MovSx8 | UnaryOp::MovSx16 | UnaryOp::MovSx32 => {
+                let bits = match op {
+                    UnaryOp::MovSx8 => 8,
+                    UnaryOp::MovSx16 => 16,
+                    _ => 32,
+                };
+                let Some(Dest::Both(l)) = dl else {
+                    return Ok(());
+                };
+                if bits == 32 {
+                    self.mov(Dest::Both(l), xl)?;
+                } else {
+                    let t = self.scratch()?;
+                    self.shf(Dest::Both(t), xl, ShfOp::None, ShiftClass::Left, 32 - bits)?;
+                    self.shf(
+                        Dest::Both(l),
+                        S::R(t),
+                        ShfOp::Ashr,
+                        ShiftClass::Right,
+                        32 - bits,
+                    )?;
+                }
+                if let Some(dh) = dh {
+                    self.shf(dh, S::R(l), ShfOp::Ashr, ShiftClass::Right, 31)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The memory level of an access in `region`.
+    fn level(&self, region: Region) -> MemLevel {
+        match region {
+            Region::Packet => MemLevel::Ctm,
+            Region::Stack(_) => MemLevel::Lm,
+            Region::MapValue(Some(m)) | Region::Global(m) => self
+                .map_levels
+                .get(cranelift_codegen::entity::EntityRef::index(m))
+                .copied()
+                .unwrap_or(MemLevel::Emem),
+            _ => MemLevel::Emem,
+        }
+    }
+
+    /// The local-memory operand of the stack word at byte `off`, if it has one.
+    fn lm_word(&mut self, off: u32) -> Option<Operand> {
+        if off % 4 != 0 || !(LM_WINDOW_START..STACK_SIZE).contains(&off) {
+            return None;
+        }
+        let rel = off - LM_WINDOW_START;
+        let index = 3 - (rel / 64) as u8;
+        self.lm_used[index as usize] = true;
+        Some(Operand::Lm {
+            index,
+            offset: ((rel % 64) / 4) as u8,
+        })
+    }
+
+    /// The constant stack offset of `base + offset`, when the base is a stack address.
+    fn stack_const(&self, base: Value, offset: i32) -> Option<u32> {
+        let s = self.shape(base);
+        match (s.hi, s.lo) {
+            (Half::Const(REGION_STACK), Half::Const(lo)) => Some(lo.wrapping_add(offset as u32)),
+            _ => None,
+        }
+    }
+
+    /// Issues a command at `base + offset` with the data already in transfer register `X`.
+    fn command_at(
+        &mut self,
+        region: Region,
+        size: MemSize,
+        base: Value,
+        offset: i32,
+        action: MemAction,
+    ) -> Result<(), Diagnostic> {
+        let count = size.bytes().trailing_zeros() as u8;
+        let (bl, bh) = (self.lo(base)?, self.hi(base)?);
+        let level = self.level(region);
+        let (a, b, mode, level) = if bh == S::C(REGION_PACKET) {
+            let a = Operand::Gpr(Bank::A, self.in_reg(bl)?);
+            let b = if (0..=0x7f).contains(&offset) {
+                Operand::Imm(offset as u8)
+            } else {
+                let t = self.scratch()?;
+                self.imm32(Dest::Both(t), offset as u32);
+                Operand::Gpr(Bank::B, t)
+            };
+            (a, b, AddrMode::Implied, MemLevel::Ctm)
+        } else if let Some(off) = self.stack_const(base, offset) {
+            let t = self.scratch()?;
+            self.imm32(Dest::Both(t), off);
+            (
+                Operand::Gpr(Bank::A, t),
+                Operand::Imm(0),
+                AddrMode::Implied,
+                MemLevel::Lm,
+            )
+        } else {
+            let a = match bh {
+                S::C(c) if c <= 0x7f => Operand::Imm(c as u8),
+                _ => Operand::Gpr(Bank::A, self.in_reg(bh)?),
+            };
+            let b = if offset == 0 {
+                Operand::Gpr(Bank::B, self.in_reg(bl)?)
+            } else {
+                let t = self.scratch()?;
+                self.alu(Dest::Both(t), bl, AluOp::Add, S::C(offset as u32))?;
+                Operand::Gpr(Bank::B, t)
+            };
+            let level = if matches!(bh, S::C(REGION_STACK)) {
+                MemLevel::Lm
+            } else {
+                level
+            };
+            (a, b, AddrMode::Region, level)
+        };
+        self.push(Insn::Cmd {
+            level,
+            action,
+            xfer: X,
+            count,
+            a,
+            b,
+            sig: 1,
+            swap: CtxSwap::Swap,
+            mode,
+            token: 0,
+        });
+        Ok(())
+    }
+
+    /// Moves a loaded value of `size` from read transfer registers `X..` into `r`.
+    fn from_xfer(&mut self, r: Value, size: MemSize, signed: bool) -> Result<(), Diagnostic> {
+        let dl = self.dst(r, false);
+        let dh = self.dst(r, true);
+        let bytes = size.bytes();
+        if !signed {
+            if let Some(d) = dl {
+                self.push(Insn::Alu {
+                    dst: Dest::Both(d),
+                    a: Operand::None,
+                    op: AluOp::PassB,
+                    b: Operand::Xfer(X),
+                });
+            }
+            if let Some(d) = dh {
+                self.push(Insn::Alu {
+                    dst: Dest::Both(d),
+                    a: Operand::None,
+                    op: AluOp::PassB,
+                    b: if bytes == 8 {
+                        Operand::Xfer(X + 1)
+                    } else {
+                        Operand::Imm(0)
+                    },
+                });
+            }
+            return Ok(());
+        }
+        let Some(d) = dl else { return Ok(()) };
+        if bytes < 4 {
+            let k = 32 - 8 * bytes;
+            self.push(Insn::Shf {
+                dst: Dest::Both(d),
+                a: Operand::None,
+                op: ShfOp::None,
+                b: Operand::Xfer(X),
+                sc: ShiftClass::Left,
+                shift: k as u8,
+            });
+            self.shf(Dest::Both(d), S::R(d), ShfOp::Ashr, ShiftClass::Right, k)?;
+        } else {
+            self.push(Insn::Alu {
+                dst: Dest::Both(d),
+                a: Operand::None,
+                op: AluOp::PassB,
+                b: Operand::Xfer(X),
+            });
+        }
+        if let Some(h) = dh {
+            if bytes == 8 {
+                self.push(Insn::Alu {
+                    dst: Dest::Both(h),
+                    a: Operand::None,
+                    op: AluOp::PassB,
+                    b: Operand::Xfer(X + 1),
+                });
+            } else {
+                self.shf(Dest::Both(h), S::R(d), ShfOp::Ashr, ShiftClass::Right, 31)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load(
+        &mut self,
+        r: Value,
+        region: Region,
+        size: MemSize,
+        signed: bool,
+        base: Value,
+        offset: i32,
+    ) -> Result<(), Diagnostic> {
+        if region == Region::Ctx && self.entry == EntryKind::Xdp {
+            if offset % 4 != 0 || !(0..24).contains(&offset) || size != MemSize::U32 {
+                return Err(self.err(format!(
+                    "context load of {} bytes at offset {offset}: struct xdp_md has 4-byte fields at offsets 0 to 20",
+                    size.bytes()
+                )));
+            }
+            if let Some(d) = self.dst(r, false) {
+                self.push(Insn::Alu {
+                    dst: Dest::Both(d),
+                    a: Operand::None,
+                    op: AluOp::PassB,
+                    b: Operand::Xfer(XFER_META + (offset / 4) as u8),
+                });
+            }
+            return Ok(());
+        }
+        if !signed {
+            if let Some(off) = self.stack_const(base, offset) {
+                let words = if size == MemSize::U64 { 2 } else { 1 };
+                if size.bytes() >= 4 {
+                    let ops: Vec<Option<Operand>> =
+                        (0..words).map(|w| self.lm_word(off + 4 * w)).collect();
+                    if ops.iter().all(|o| o.is_some()) {
+                        for (w, o) in ops.into_iter().enumerate() {
+                            if let (Some(d), Some(o)) = (self.dst(r, w == 1), o) {
+                                self.push(Insn::Alu {
+                                    dst: Dest::Both(d),
+                                    a: Operand::None,
+                                    op: AluOp::PassB,
+                                    b: o,
+                                });
+                            }
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        self.command_at(region, size, base, offset, MemAction::Read)?;
+        self.from_xfer(r, size, signed)
+    }
+
+    fn store(
+        &mut self,
+        region: Region,
+        size: MemSize,
+        base: Value,
+        offset: i32,
+        value: Value,
+    ) -> Result<(), Diagnostic> {
+        let (vl, vh) = (self.lo(value)?, self.hi(value)?);
+        if let Some(off) = self.stack_const(base, offset) {
+            if size.bytes() >= 4 {
+                let words = if size == MemSize::U64 { 2 } else { 1 };
+                let ops: Vec<Option<Operand>> =
+                    (0..words).map(|w| self.lm_word(off + 4 * w)).collect();
+                if ops.iter().all(|o| o.is_some()) {
+                    for (w, o) in ops.into_iter().enumerate() {
+                        if let Some(Operand::Lm { index, offset }) = o {
+                            let src = if w == 0 { vl } else { vh };
+                            self.mov(Dest::Lm { index, offset }, src)?;
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        self.mov(Dest::Xfer(X), vl)?;
+        if size == MemSize::U64 {
+            self.mov(Dest::Xfer(X + 1), vh)?;
+        }
+        self.command_at(region, size, base, offset, MemAction::Write)
+    }
+
+    fn helper(&mut self, id: u32, args: &[Value]) -> Result<(), Diagnostic> {
+        for (i, a) in args.iter().enumerate().take(5) {
+            let (l, h) = (self.lo(*a)?, self.hi(*a)?);
+            self.mov(Dest::Xfer(X + 2 * i as u8), l)?;
+            self.mov(Dest::Xfer(X + 2 * i as u8 + 1), h)?;
+        }
+        let _ = self.map_types;
+        self.push(Insn::Cmd {
+            level: MemLevel::Lookup,
+            action: MemAction::Helper,
+            xfer: X,
+            count: args.len().min(5) as u8,
+            a: Operand::None,
+            b: Operand::Imm((id & 0x7f) as u8),
+            sig: 1,
+            swap: CtxSwap::Swap,
+            mode: AddrMode::Region,
+            token: (id >> 7) as u8,
+        });
+        Ok(())
+    }
+
+    fn brif(
+        &mut self,
+        cond: JmpCond,
+        width: Width,
+        x: Value,
+        y: Value,
+        dests: &[BlockCall; 2],
+        next: Option<Block>,
+    ) -> Result<(), Diagnostic> {
+        let (xl, xh, yl, yh) = (self.lo(x)?, self.hi(x)?, self.lo(y)?, self.hi(y)?);
+        let narrow = width == Width::W32 || matches!((xh, yh), (S::C(a), S::C(b)) if a == b);
+        let signed_narrow_64 = width == Width::W64;
+        let taken = if self.has_moves(&dests[0]) {
+            self.stubs.push((Vec::new(), dests[0].block));
+            Target::Stub(self.stubs.len() - 1)
+        } else {
+            Target::Block(dests[0].block)
+        };
+        let br = |cond: BrCond| Insn::Br {
+            cond,
+            target: 0,
+            defer: 0,
+        };
+        match cond {
+            JmpCond::Eq | JmpCond::Ne => {
+                let bc = if cond == JmpCond::Eq {
+                    BrCond::Eq
+                } else {
+                    BrCond::Ne
+                };
+                if narrow {
+                    self.alu(Dest::None, xl, AluOp::Sub, yl)?;
+                } else {
+                    let t = self.scratch()?;
+                    let u = self.scratch()?;
+                    self.alu(Dest::Both(t), xl, AluOp::Xor, yl)?;
+                    self.alu(Dest::Both(u), xh, AluOp::Xor, yh)?;
+                    self.alu(Dest::None, S::R(t), AluOp::Or, S::R(u))?;
+                }
+                self.push_branch(br(bc), taken);
+            }
+            JmpCond::Set => match (narrow, yl) {
+                (true, S::C(c)) if c.is_power_of_two() => {
+                    let src = Operand::Gpr(Bank::A, self.in_reg(xl)?);
+                    self.push_branch(
+                        Insn::BrBit {
+                            src,
+                            bit: c.trailing_zeros() as u8,
+                            set: true,
+                            target: 0,
+                            defer: 0,
+                        },
+                        taken,
+                    );
+                }
+                (true, _) => {
+                    self.alu(Dest::None, xl, AluOp::And, yl)?;
+                    self.push_branch(br(BrCond::Ne), taken);
+                }
+                (false, _) => {
+                    let t = self.scratch()?;
+                    let u = self.scratch()?;
+                    self.alu(Dest::Both(t), xl, AluOp::And, yl)?;
+                    self.alu(Dest::Both(u), xh, AluOp::And, yh)?;
+                    self.alu(Dest::None, S::R(t), AluOp::Or, S::R(u))?;
+                    self.push_branch(br(BrCond::Ne), taken);
+                }
+            },
+            _ => {
+                // (swap operands, condition) after `left - right`, as in the Linux JIT.
+                let (swap, mut bc) = match cond {
+                    JmpCond::Gt => (true, BrCond::Lo),
+                    JmpCond::Ge => (false, BrCond::Hs),
+                    JmpCond::Lt => (false, BrCond::Lo),
+                    JmpCond::Le => (true, BrCond::Hs),
+                    JmpCond::Sgt => (true, BrCond::Lt),
+                    JmpCond::Sge => (false, BrCond::Ge),
+                    JmpCond::Slt => (false, BrCond::Lt),
+                    _ => (true, BrCond::Ge),
+                };
+                let (ll, lh, rl, rh) = if swap {
+                    (yl, yh, xl, xh)
+                } else {
+                    (xl, xh, yl, yh)
+                };
+                if narrow && signed_narrow_64 {
+                    // Equal constant high halves: the order is the unsigned order of the low.
+                    bc = match bc {
+                        BrCond::Lt => BrCond::Lo,
+                        BrCond::Ge => BrCond::Hs,
+                        o => o,
+                    };
+                }
+                self.alu(Dest::None, ll, AluOp::Sub, rl)?;
+                if !narrow {
+                    self.alu(Dest::None, lh, AluOp::SubC, rh)?;
+                }
+                self.push_branch(br(bc), taken);
+            }
+        }
+        if let Target::Stub(k) = taken {
+            let start = self.items.len();
+            self.scratch_next = 0;
+            self.block_moves(&dests[0])?;
+            self.push_branch(
+                Insn::Br {
+                    cond: BrCond::Always,
+                    target: 0,
+                    defer: 0,
+                },
+                Target::Block(dests[0].block),
+            );
+            let stub: Vec<Item> = self.items.drain(start..).collect();
+            self.stubs[k].0 = stub;
+        }
+        self.scratch_next = 0;
+        self.block_moves(&dests[1])?;
+        if Some(dests[1].block) != next {
+            self.push_branch(
+                Insn::Br {
+                    cond: BrCond::Always,
+                    target: 0,
+                    defer: 0,
+                },
+                Target::Block(dests[1].block),
+            );
+        }
+        Ok(())
+    }
+
+    /// The prologue: parameters from the dispatcher's transfer registers and the
+    /// local-memory address registers of the stack window.
+    pub fn prologue(&mut self, entry: EntryKind) -> Result<Vec<Item>, Diagnostic> {
+        let start = self.items.len();
+        self.bpf = u32::MAX;
+        self.scratch_next = 0;
+        if entry == EntryKind::Memory {
+            if let Some(eb) = self.func.entry_block() {
+                let params = self.func.dfg.block_params(eb).to_vec();
+                for (i, p) in params.iter().enumerate().take(2) {
+                    if let Some(d) = self.dst(*p, false) {
+                        self.push(Insn::Alu {
+                            dst: Dest::Both(d),
+                            a: Operand::None,
+                            op: AluOp::PassB,
+                            b: Operand::Xfer(XFER_META + if i == 0 { 0 } else { 2 }),
+                        });
+                    }
+                    if let (0, Some(d)) = (i, self.dst(*p, true)) {
+                        self.push(Insn::Alu {
+                            dst: Dest::Both(d),
+                            a: Operand::None,
+                            op: AluOp::PassB,
+                            b: Operand::Xfer(XFER_META + 1),
+                        });
+                    }
+                }
+            }
+        }
+        let used = self.lm_used;
+        for (i, u) in used.iter().enumerate() {
+            if *u {
+                let t = SCRATCH[0];
+                self.push(Insn::Alu {
+                    dst: Dest::Both(t),
+                    a: Operand::Xfer(XFER_LM_BASE),
+                    op: AluOp::Add,
+                    b: Operand::Imm((192 - 64 * i) as u8),
+                });
+                self.push(Insn::LocalCsrWr {
+                    csr: CSR_ACT_LM_ADDR[i],
+                    src: Operand::Gpr(Bank::A, t),
+                });
+            }
+        }
+        let out: Vec<Item> = self.items.drain(start..).collect();
+        Ok(out)
+    }
+}

@@ -1,0 +1,269 @@
+//! The NFP microengine model against the golden interpreter: the conformance suite, and every
+//! XDP program of the corpus that the kernel verifier accepts, over the pcap corpus and the
+//! generated packets. Each program is lifted with calls inlined, optimized by the `nfp`
+//! pipeline, compiled to microcode words, and the simulator executes the words (decoded from
+//! the encoding) on a runtime of its own: verdicts, output packets, redirects, trace output
+//! and final map contents must be identical. Programs the backend rejects are listed with the
+//! reason; counts and a per-program report (BPF instructions, microcode instructions, cycles
+//! per packet, modelled Mpps at the NFP-4000 offload configuration) are printed.
+
+mod support;
+
+use backends::nfp::{compile_function, EntryKind, NfpProgram};
+use frontend::conformance::{self, ConformanceTest};
+use frontend::lift::{lift_program, LiftOptions};
+use frontend::object::{Function as ObjFunction, Program, ProgramKind};
+use frontend::Object;
+use passes::pass::PassContext;
+use passes::pipeline::{pipeline, PassManager};
+use sim::nfp::{run_memory_nfp, run_xdp_nfp, throughput, NfpConfig, NfpMachine, Trace};
+use sim::runtime::{Runtime, RuntimeConfig, XdpInput};
+
+fn object_of(name: &str, insns: Vec<frontend::insn::RawInsn>, kind: ProgramKind) -> Object {
+    Object {
+        name: format!("{name}.o"),
+        programs: vec![Program {
+            name: name.into(),
+            section: "conformance".into(),
+            kind,
+            functions: vec![ObjFunction {
+                name: name.into(),
+                section: "conformance".into(),
+                start: 0,
+                len: insns.len(),
+                section_offset: 0,
+            }],
+            lines: Vec::new(),
+            insns,
+        }],
+        ..Object::default()
+    }
+}
+
+/// Lifts program `i` with calls inlined, runs the `nfp` pipeline and compiles it.
+fn compile(obj: &Object, i: usize, kind: EntryKind) -> Result<NfpProgram, String> {
+    let mut module = lift_program(obj, i, &LiftOptions { inline_calls: true })
+        .map_err(|d| format!("not lifted: {}", d.message))?;
+    let pipe = pipeline("nfp").ok_or("no nfp pipeline")?;
+    PassManager::new()
+        .run(&pipe, &mut module, &mut PassContext::new(pipe.target))
+        .map_err(|e| format!("pipeline: {e}"))?;
+    let entry = module.programs[0].func;
+    compile_function(&module, entry, kind).map_err(|d| {
+        let at = d
+            .insn
+            .map(|i| format!(" (BPF instruction {i})"))
+            .unwrap_or_default();
+        format!("{}{at}", d.message)
+    })
+}
+
+#[test]
+fn conformance_suite_nfp_matches_the_interpreter() {
+    let dir = support::corpus().join("conformance").join("tests");
+    let files = support::files_under(&dir, &|p| p.extension().is_some_and(|e| e == "data"));
+    assert!(
+        !files.is_empty(),
+        "no conformance tests under {}",
+        dir.display()
+    );
+    let (mut compared, mut rejected, mut mismatches) = (0, Vec::new(), Vec::new());
+    let (mut bpf_total, mut micro_total) = (0usize, 0usize);
+    for path in &files {
+        let t: ConformanceTest =
+            conformance::read(path).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let Ok(raw) = conformance::program_of(&t) else {
+            rejected.push(format!("{name}: does not assemble"));
+            continue;
+        };
+        let obj = object_of(&name, raw.clone(), ProgramKind::SocketFilter);
+        let prog = match compile(&obj, 0, EntryKind::Memory) {
+            Ok(p) => p,
+            Err(e) => {
+                rejected.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let mut rt = Runtime::empty(RuntimeConfig::default());
+        let machine = match NfpMachine::load(&prog, &mut rt) {
+            Ok(m) => m,
+            Err(d) => {
+                mismatches.push(format!("{name}: compiled but did not load: {d}"));
+                continue;
+            }
+        };
+        let (mut m1, mut m2) = (t.mem.clone(), t.mem.clone());
+        let want = sim::interp::run_with_memory(&raw, &mut m1);
+        let got = run_memory_nfp(&machine, &mut rt, &mut m2);
+        compared += 1;
+        bpf_total += raw.len();
+        micro_total += prog.words.len();
+        match (&want, &got) {
+            (Ok(w), Ok((g, _))) if w == g && m1 == m2 => {}
+            (Err(_), Err(_)) => {}
+            _ => mismatches.push(format!(
+                "{name}: interpreter {:?}, NFP {:?}{}",
+                want.as_ref().map_err(|d| d.message.clone()),
+                got.as_ref().map(|(v, _)| *v).map_err(|d| d.message.clone()),
+                if m1 != m2 { " (memory differs)" } else { "" }
+            )),
+        }
+    }
+    println!(
+        "conformance: {} tests, {compared} compiled and compared NFP vs interpreter, {} rejected, {} mismatches; {bpf_total} BPF slots -> {micro_total} microcode words",
+        files.len(),
+        rejected.len(),
+        mismatches.len()
+    );
+    for r in &rejected {
+        println!("  rejected: {r}");
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(compared > 0, "no conformance test was compared");
+}
+
+/// The per-program line of the report.
+struct ProgramFigures {
+    what: String,
+    bpf: usize,
+    micro: usize,
+    cycles: f64,
+    mpps: f64,
+}
+
+#[test]
+fn kernel_accepted_corpus_programs_nfp_matches_the_interpreter() {
+    if let Err(why) = hw::linux::kernel_available() {
+        panic!("this test needs the kernel's bpf() to know which programs it accepts: {why}");
+    }
+    let packets = support::engine_diff::corpus_packets();
+    let table = hw::nfp::LatencyTable::shipped().unwrap();
+    let (mut accepted, mut compared, mut runs, mut faults) = (0, 0, 0, 0);
+    let mut rejected = Vec::new();
+    let mut failures = Vec::new();
+    let mut figures = Vec::new();
+    for path in support::valid_objects() {
+        let Ok(obj) = frontend::elf::read_file(&path) else {
+            continue;
+        };
+        let rel = path
+            .strip_prefix(support::corpus().join("elf"))
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        for (i, p) in obj.programs.iter().enumerate() {
+            if p.kind != ProgramKind::Xdp {
+                continue;
+            }
+            if hw::linux::KernelObject::load(&obj, &[i]).is_err() {
+                continue;
+            }
+            accepted += 1;
+            let what = format!("{rel} {}", p.name);
+            let prog = match compile(&obj, i, EntryKind::Xdp) {
+                Ok(x) => x,
+                Err(e) => {
+                    rejected.push(format!("{what}: {e}"));
+                    continue;
+                }
+            };
+            let mut rt_bc = Runtime::new(&obj, RuntimeConfig::default()).unwrap();
+            let mut rt_nfp = Runtime::new(&obj, RuntimeConfig::default()).unwrap();
+            let machine = match NfpMachine::load(&prog, &mut rt_nfp) {
+                Ok(m) => m,
+                Err(d) => {
+                    failures.push(format!("{what}: compiled but did not load: {d}"));
+                    continue;
+                }
+            };
+            let mut bad = 0;
+            let mut traces: Vec<Trace> = Vec::new();
+            for (k, pkt) in packets.iter().enumerate() {
+                let input = XdpInput::new(pkt.clone());
+                let want = sim::interp::run_xdp(&obj, i, &mut rt_bc, &input);
+                let got = run_xdp_nfp(&machine, &mut rt_nfp, &input);
+                runs += 1;
+                let same = match (&want, &got) {
+                    (Ok(w), Ok((g, t))) => {
+                        traces.push(t.clone());
+                        w.retval == g.retval
+                            && w.test_run_data() == g.test_run_data()
+                            && w.redirect == g.redirect
+                    }
+                    (Err(_), Err(_)) => {
+                        faults += 1;
+                        true
+                    }
+                    _ => false,
+                };
+                let same = same && rt_bc.outputs() == rt_nfp.outputs();
+                if !same && bad < 3 {
+                    failures.push(format!(
+                        "{what}: packet {k}: interpreter {:?}, NFP {:?}",
+                        want.map(|o| (o.retval, o.action)).map_err(|d| d.message),
+                        got.map(|(o, _)| (o.retval, o.action))
+                            .map_err(|d| d.message)
+                    ));
+                }
+                bad += usize::from(!same);
+                rt_bc.take_outputs();
+                rt_nfp.take_outputs();
+            }
+            if rt_bc.snapshot() != rt_nfp.snapshot() {
+                failures.push(format!("{what}: map snapshots differ after all packets"));
+                bad += 1;
+            }
+            compared += 1;
+            let refs: Vec<&Trace> = traces.iter().collect();
+            let cycles = if traces.is_empty() {
+                0.0
+            } else {
+                traces
+                    .iter()
+                    .map(|t| t.alone_cycles(&table) as f64)
+                    .sum::<f64>()
+                    / traces.len() as f64
+            };
+            let mpps = throughput(&refs, &NfpConfig::NFP4000_OFFLOAD, &table, 8);
+            figures.push(ProgramFigures {
+                what: what.clone(),
+                bpf: p.insns.len(),
+                micro: prog.words.len(),
+                cycles,
+                mpps,
+            });
+            println!(
+                "compared {what:60} {} packets, {bad} mismatches",
+                packets.len()
+            );
+        }
+    }
+    println!("\nper program: BPF slots, microcode words, mean cycles per packet (alone), modelled Mpps (50 engines x 4 threads at 800 MHz)");
+    let (mut b, mut m) = (0, 0);
+    for f in &figures {
+        b += f.bpf;
+        m += f.micro;
+        println!(
+            "  {:60} {:5} {:5} {:8.1} {:8.1}",
+            f.what, f.bpf, f.micro, f.cycles, f.mpps
+        );
+    }
+    println!(
+        "  total: {b} BPF slots -> {m} microcode words ({:.2} words per BPF slot)",
+        m as f64 / b.max(1) as f64
+    );
+    println!(
+        "{accepted} kernel-accepted XDP programs: {compared} compiled and compared NFP vs interpreter over {runs} packet runs ({faults} faulted in both), {} rejected, {} failures",
+        rejected.len(),
+        failures.len()
+    );
+    for r in &rejected {
+        println!("  rejected: {r}");
+    }
+    assert!(
+        compared >= 10,
+        "only {compared} programs were compiled and compared"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
