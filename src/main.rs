@@ -3,8 +3,8 @@
 use clap::{Parser, Subcommand};
 use nicc::commands::{
     self, bench::BenchArgs, bench_opt::BenchOptArgs, check::CheckArgs, compile::CompileArgs,
-    diff_kernel::DiffKernelArgs, ir::IrArgs, opt::OptArgs, run::RunArgs, sim::SimArgs,
-    synth::SynthArgs,
+    diff_kernel::DiffKernelArgs, ir::IrArgs, load::LoadArgs, opt::OptArgs, run::RunArgs,
+    sim::SimArgs, synth::SynthArgs,
 };
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -50,6 +50,8 @@ enum Command {
     Synth(SynthArgs),
     /// Nanoseconds per packet of every engine, and of the kernel's JIT, on the same packets.
     Bench(BenchArgs),
+    /// Attach an XDP program to a network interface, detach it, read and write its maps.
+    Load(LoadArgs),
     /// Compare the interpreter with the running kernel on the same packets and maps.
     DiffKernel(DiffKernelArgs),
     /// Act as a plugin of the bpf_conformance runner: program hex on standard input, memory hex
@@ -102,6 +104,7 @@ fn dispatch(command: Command) -> Result<String, String> {
         Command::Check(args) => commands::check::check(&args),
         Command::Synth(args) => commands::synth::synth(&args),
         Command::Bench(args) => commands::bench::bench(&args),
+        Command::Load(args) => commands::load::load(&args),
         Command::Run(args) => {
             let out = commands::run::execute(&args)?;
             if args.json {

@@ -13,6 +13,7 @@ pub mod diff_kernel;
 pub mod disasm;
 pub mod info;
 pub mod ir;
+pub mod load;
 pub mod opt;
 pub mod run;
 pub mod sim;

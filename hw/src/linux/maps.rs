@@ -77,7 +77,7 @@ pub(crate) fn kernel_name(name: &str) -> [u8; OBJ_NAME_LEN] {
 }
 
 /// The creation attributes for one definition, with libbpf's adjustments.
-fn create_attr(def: &MapDef, cpus: usize, inner_fd: Option<i32>) -> MapCreateAttr {
+fn create_attr(def: &MapDef, cpus: usize, inner_fd: Option<i32>, ifindex: u32) -> MapCreateAttr {
     let mut attr = MapCreateAttr {
         map_type: def.map_type.to_raw(),
         key_size: def.key_size,
@@ -86,6 +86,7 @@ fn create_attr(def: &MapDef, cpus: usize, inner_fd: Option<i32>) -> MapCreateAtt
         map_flags: def.flags,
         inner_map_fd: inner_fd.map_or(0, |fd| fd as u32),
         map_name: kernel_name(&def.name),
+        map_ifindex: ifindex,
         ..MapCreateAttr::default()
     };
     match def.map_type {
@@ -141,15 +142,25 @@ fn create_hint(def: &MapDef, err: &std::io::Error) -> String {
 
 /// Creates every map of `obj`, inner definitions before the maps of maps that use them. A map
 /// the kernel refuses is an error only when `needed[i]` says a loaded program uses it;
-/// otherwise it is recorded as not created.
+/// otherwise it is recorded as not created. A non-zero `ifindex` binds every map to that
+/// device for hardware offload.
 pub(crate) fn create_maps(
     obj: &Object,
     cpus: usize,
     needed: &[bool],
+    ifindex: u32,
 ) -> Result<Vec<KernelMap>, KernelError> {
     let mut maps: Vec<Option<KernelMap>> = (0..obj.maps.len()).map(|_| None).collect();
     for index in 0..obj.maps.len() {
-        create_one(obj, cpus, needed, index, &mut maps, &mut Vec::new())?;
+        create_one(
+            obj,
+            cpus,
+            needed,
+            ifindex,
+            index,
+            &mut maps,
+            &mut Vec::new(),
+        )?;
     }
     Ok(maps
         .into_iter()
@@ -161,6 +172,7 @@ fn create_one(
     obj: &Object,
     cpus: usize,
     needed: &[bool],
+    ifindex: u32,
     index: usize,
     maps: &mut [Option<KernelMap>],
     visiting: &mut Vec<usize>,
@@ -187,7 +199,7 @@ fn create_one(
             )));
         }
         visiting.push(index);
-        create_one(obj, cpus, needed, inner, maps, visiting)?;
+        create_one(obj, cpus, needed, ifindex, inner, maps, visiting)?;
         visiting.pop();
         let inner_map = maps[inner].as_ref().expect("just created");
         match &inner_map.fd {
@@ -202,7 +214,7 @@ fn create_one(
     }
     let mut fd = None;
     if not_created.is_none() {
-        let attr = create_attr(def, cpus, inner_fd);
+        let attr = create_attr(def, cpus, inner_fd, ifindex);
         match MapFd::create(&attr, cpus) {
             Ok(map) => {
                 init_global_data(def, &map)?;

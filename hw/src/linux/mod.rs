@@ -8,12 +8,17 @@
 //! loads the chosen programs, handing the map descriptors over as `fd_array` (see [`prog`]).
 //! Everything owned by a [`KernelObject`] is released when it is dropped.
 //!
-//! The modules: [`sys`] holds the system calls and the only `unsafe` code; [`maps`] creates,
-//! dumps and seeds maps; [`prog`] loads programs; [`test_run`] runs XDP programs; [`error`] has
+//! The modules: [`sys`] (bpf()) and [`net_sys`] (sockets, namespaces) hold the system calls
+//! and the only `unsafe` code; [`maps`] creates, dumps and seeds maps; [`prog`] loads
+//! programs; [`test_run`] runs XDP programs; [`netlink`] attaches XDP programs to interfaces
+//! and [`attach`] ties that to loaded objects, pins and maps found again later; [`error`] has
 //! the error type.
 
+pub mod attach;
 pub mod error;
 pub mod maps;
+pub mod net_sys;
+pub mod netlink;
 pub mod prog;
 pub mod sys;
 pub mod test_run;
@@ -78,6 +83,16 @@ impl KernelObject {
     /// `obj.programs`. A map the kernel will not create is an error only if one of these
     /// programs uses it; such maps are left out of snapshots.
     pub fn load(obj: &Object, programs: &[usize]) -> Result<KernelObject, KernelError> {
+        KernelObject::load_bound(obj, programs, 0)
+    }
+
+    /// [`KernelObject::load`] with the maps and programs bound to device `ifindex` for hardware
+    /// offload (0: not bound). Only a device whose driver offloads BPF accepts them.
+    pub fn load_bound(
+        obj: &Object,
+        programs: &[usize],
+        ifindex: u32,
+    ) -> Result<KernelObject, KernelError> {
         let cpus = possible_cpus()?;
         let mut needed = vec![false; obj.maps.len()];
         for &index in programs {
@@ -100,12 +115,12 @@ impl KernelObject {
                 }
             }
         }
-        let maps = maps::create_maps(obj, cpus, &needed)?;
+        let maps = maps::create_maps(obj, cpus, &needed, ifindex)?;
         let mut loaded: Vec<Option<LoadedProgram>> =
             (0..obj.programs.len()).map(|_| None).collect();
         for &index in programs {
             if loaded[index].is_none() {
-                loaded[index] = Some(prog::load_program(obj, index, &maps)?);
+                loaded[index] = Some(prog::load_program(obj, index, &maps, ifindex)?);
             }
         }
         Ok(KernelObject {

@@ -96,7 +96,8 @@ fn xdp_attach(section: &str) -> (u32, u32) {
     (attach, flags)
 }
 
-/// Loads program `index` of `obj`, whose maps are `maps`.
+/// Loads program `index` of `obj`, whose maps are `maps`; a non-zero `ifindex` binds it to
+/// that device for hardware offload.
 ///
 /// The license is the object's `license` section; an object without one is loaded with an
 /// empty license, as libbpf does, so GPL-only helpers are refused for it as they would be in
@@ -105,6 +106,7 @@ pub(crate) fn load_program(
     obj: &Object,
     index: usize,
     maps: &[KernelMap],
+    ifindex: u32,
 ) -> Result<LoadedProgram, KernelError> {
     let prog = obj.programs.get(index).ok_or_else(|| {
         KernelError::Invalid(format!(
@@ -144,6 +146,7 @@ pub(crate) fn load_program(
         license: &license,
         kern_version: obj.kernel_version.unwrap_or(0),
         name: kernel_name(&prog.name),
+        ifindex,
         fd_array: &fd_array,
     };
     let fd = match sys::prog_load(&request, None) {

@@ -19,7 +19,11 @@ const BPF_MAP_LOOKUP_ELEM: u32 = 1;
 const BPF_MAP_UPDATE_ELEM: u32 = 2;
 const BPF_MAP_GET_NEXT_KEY: u32 = 4;
 const BPF_PROG_LOAD: u32 = 5;
+const BPF_OBJ_PIN: u32 = 6;
+const BPF_OBJ_GET: u32 = 7;
 const BPF_PROG_TEST_RUN: u32 = 10;
+const BPF_PROG_GET_FD_BY_ID: u32 = 13;
+const BPF_MAP_GET_FD_BY_ID: u32 = 14;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 const BPF_MAP_FREEZE: u32 = 22;
 
@@ -323,6 +327,8 @@ pub struct ProgLoad<'a> {
     pub license: &'a [u8],
     pub kern_version: u32,
     pub name: [u8; OBJ_NAME_LEN],
+    /// The interface to bind the program to for hardware offload; 0 for none.
+    pub ifindex: u32,
     /// Map descriptors for `BPF_PSEUDO_MAP_IDX` and `BPF_PSEUDO_MAP_IDX_VALUE` immediates. The
     /// caller must have checked that every such immediate in `insns` indexes into it.
     pub fd_array: &'a [i32],
@@ -353,6 +359,7 @@ pub fn prog_load(p: &ProgLoad<'_>, log: Option<&mut [u8]>) -> io::Result<OwnedFd
         kern_version: p.kern_version,
         prog_flags: p.prog_flags,
         prog_name: p.name,
+        prog_ifindex: p.ifindex,
         expected_attach_type: p.expected_attach_type,
         fd_array: if p.fd_array.is_empty() {
             0
@@ -488,6 +495,193 @@ impl Drop for AffinityGuard {
     }
 }
 
+/// `BPF_OBJ_PIN` and `BPF_OBJ_GET`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct ObjPathAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
+/// `BPF_PROG_GET_FD_BY_ID` and `BPF_MAP_GET_FD_BY_ID`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct GetFdByIdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// `struct bpf_prog_info` up to `ifindex`, which is all nicc reads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct ProgInfo {
+    prog_type: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32,
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64,
+    load_time: u64,
+    created_by_uid: u32,
+    nr_map_ids: u32,
+    map_ids: u64,
+    name: [u8; OBJ_NAME_LEN],
+    ifindex: u32,
+    _pad: u32,
+}
+
+/// `struct bpf_map_info` up to `ifindex`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct MapInfoRaw {
+    map_type: u32,
+    id: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    name: [u8; OBJ_NAME_LEN],
+    ifindex: u32,
+}
+
+/// What the kernel says about a map it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapInfo {
+    pub map_type: u32,
+    pub id: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+    /// The name as the kernel keeps it (at most 15 bytes).
+    pub name: String,
+}
+
+fn path_bytes(path: &std::path::Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path holds a NUL byte"))
+}
+
+/// Pins a program or map at `path` in a BPF filesystem, so it outlives this process.
+pub fn obj_pin(fd: RawFd, path: &std::path::Path) -> io::Result<()> {
+    let c = path_bytes(path)?;
+    let mut attr = ObjPathAttr {
+        pathname: c.as_ptr() as usize as u64,
+        bpf_fd: fd as u32,
+        file_flags: 0,
+    };
+    // The kernel reads the NUL-terminated path, which lives until the call returns.
+    bpf(BPF_OBJ_PIN, &mut attr).map(|_| ())
+}
+
+/// Opens the program or map pinned at `path`.
+pub fn obj_get(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let c = path_bytes(path)?;
+    let mut attr = ObjPathAttr {
+        pathname: c.as_ptr() as usize as u64,
+        ..ObjPathAttr::default()
+    };
+    // The kernel reads the NUL-terminated path, which lives until the call returns.
+    owned_fd(bpf(BPF_OBJ_GET, &mut attr)?)
+}
+
+/// Opens the loaded program with kernel id `id`.
+pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = GetFdByIdAttr {
+        id,
+        ..GetFdByIdAttr::default()
+    };
+    // No pointers: the kernel only reads the id.
+    owned_fd(bpf(BPF_PROG_GET_FD_BY_ID, &mut attr)?)
+}
+
+/// Opens the map with kernel id `id`.
+pub fn map_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = GetFdByIdAttr {
+        id,
+        ..GetFdByIdAttr::default()
+    };
+    // No pointers: the kernel only reads the id.
+    owned_fd(bpf(BPF_MAP_GET_FD_BY_ID, &mut attr)?)
+}
+
+/// The kernel ids of the maps a loaded program uses, and the program's name.
+pub fn prog_maps(fd: RawFd) -> io::Result<(String, Vec<u32>)> {
+    // The first call asks how many maps there are; the second fetches their ids into a
+    // buffer of that size. A program's maps are fixed once it is loaded, so the count holds.
+    let mut info = ProgInfo::default();
+    let mut attr = InfoAttr {
+        bpf_fd: fd as u32,
+        info_len: std::mem::size_of::<ProgInfo>() as u32,
+        info: &mut info as *mut ProgInfo as usize as u64,
+    };
+    // The kernel writes at most `info_len` bytes into `info`, which is that large, and with
+    // `nr_map_ids` zero it writes no ids.
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    let count = info.nr_map_ids as usize;
+    let mut ids = vec![0u32; count];
+    let mut info = ProgInfo {
+        nr_map_ids: count as u32,
+        map_ids: ids.as_mut_ptr() as usize as u64,
+        ..ProgInfo::default()
+    };
+    let mut attr = InfoAttr {
+        bpf_fd: fd as u32,
+        info_len: std::mem::size_of::<ProgInfo>() as u32,
+        info: &mut info as *mut ProgInfo as usize as u64,
+    };
+    // The kernel writes at most `nr_map_ids` ids into `ids`, which holds exactly that many.
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    ids.truncate((info.nr_map_ids as usize).min(count));
+    Ok((c_name(&info.name), ids))
+}
+
+/// What the kernel says about map `fd`.
+pub fn map_info(fd: RawFd) -> io::Result<MapInfo> {
+    let mut info = MapInfoRaw::default();
+    let mut attr = InfoAttr {
+        bpf_fd: fd as u32,
+        info_len: std::mem::size_of::<MapInfoRaw>() as u32,
+        info: &mut info as *mut MapInfoRaw as usize as u64,
+    };
+    // The kernel writes at most `info_len` bytes into `info`, which is exactly that large.
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(MapInfo {
+        map_type: info.map_type,
+        id: info.id,
+        key_size: info.key_size,
+        value_size: info.value_size,
+        max_entries: info.max_entries,
+        map_flags: info.map_flags,
+        name: c_name(&info.name),
+    })
+}
+
+fn c_name(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+impl MapFd {
+    /// Wraps a descriptor of an existing map (opened by id or from a pin), with the sizes the
+    /// kernel reports for it.
+    pub fn from_existing(fd: OwnedFd, possible_cpus: usize) -> io::Result<MapFd> {
+        let info = map_info(fd.as_raw_fd())?;
+        Ok(MapFd {
+            fd,
+            map_type: info.map_type,
+            key_size: info.key_size,
+            value_size: info.value_size,
+            max_entries: info.max_entries,
+            possible_cpus,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,5 +717,13 @@ mod tests {
         assert_eq!(size_of::<TestRunAttr>(), 80);
 
         assert_eq!(size_of::<InfoAttr>(), 16);
+
+        assert_eq!(offset_of!(ProgInfo, nr_map_ids), 52);
+        assert_eq!(offset_of!(ProgInfo, map_ids), 56);
+        assert_eq!(offset_of!(ProgInfo, name), 64);
+        assert_eq!(offset_of!(ProgInfo, ifindex), 80);
+        assert_eq!(offset_of!(MapInfoRaw, name), 24);
+        assert_eq!(offset_of!(MapInfoRaw, ifindex), 40);
+        assert_eq!(size_of::<ObjPathAttr>(), 16);
     }
 }
