@@ -254,3 +254,57 @@ fn check_corpus(pipeline: &str) {
         failures.join("\n")
     );
 }
+
+/// The figures `nicc bench-opt` prints, over every program of the corpus (not only XDP): the
+/// kernel must accept every re-emitted program whose original it accepts, kernel runs of XDP
+/// originals and outputs must agree, and the instruction totals are printed.
+#[test]
+fn bench_opt_figures_over_the_corpus() {
+    if let Err(why) = hw::linux::kernel_available() {
+        panic!("this test needs the kernel's bpf() (run as root on Linux): {why}");
+    }
+    let args = nicc::commands::bench_opt::BenchOptArgs {
+        dir: support::corpus().join("elf"),
+        pcap: support::corpus().join("mix.pcap"),
+        pipeline: "bpf".to_string(),
+    };
+    let rows = nicc::commands::bench_opt::bench_rows(&args).unwrap_or_else(|e| panic!("{e}"));
+    let m = nicc::commands::bench_opt::summarize(&rows);
+    println!(
+        "{} programs; originals accepted by the kernel: {}; re-emitted programs accepted: {}/{}; \
+         instructions {} -> {}; per-program reduction mean {:.2}%, best {:.2}%, worst {:.2}%; \
+         unexplained kernel differences: {}",
+        m.programs,
+        m.originals_accepted,
+        m.outputs_accepted,
+        m.originals_accepted,
+        m.insns_before,
+        m.insns_after,
+        100.0 * m.mean_reduction,
+        100.0 * m.best_reduction,
+        100.0 * m.worst_reduction,
+        m.unexplained_differences
+    );
+    let refused: Vec<String> = rows
+        .iter()
+        .filter(|r| r.kernel_original == Some(true) && r.kernel_output == Some(false))
+        .map(|r| format!("{} {}: {}", r.object, r.program, r.check))
+        .collect();
+    assert!(
+        m.originals_accepted >= 100,
+        "only {} kernel-accepted programs were re-emitted",
+        m.originals_accepted
+    );
+    assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
+    assert_eq!(m.outputs_accepted, m.originals_accepted);
+    assert_eq!(
+        m.unexplained_differences,
+        0,
+        "{}",
+        rows.iter()
+            .filter(|r| r.check.contains("DIFFERENCES") && !r.check.contains("(expected"))
+            .map(|r| format!("{} {}: {}", r.object, r.program, r.check))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

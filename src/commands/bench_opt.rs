@@ -23,15 +23,35 @@ pub struct BenchOptArgs {
 }
 
 /// One program's row.
-struct Row {
-    object: String,
-    program: String,
-    before: usize,
-    after: Option<usize>,
-    micros: u128,
-    kernel_original: Option<bool>,
-    kernel_output: Option<bool>,
-    check: String,
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub object: String,
+    pub program: String,
+    pub before: usize,
+    pub after: Option<usize>,
+    /// Lifting, optimizing and re-emitting the object, divided among its programs.
+    pub micros: u128,
+    pub kernel_original: Option<bool>,
+    pub kernel_output: Option<bool>,
+    pub check: String,
+}
+
+/// The figures over every program whose original the kernel accepts and which was re-emitted.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub programs: usize,
+    pub originals_accepted: usize,
+    pub outputs_accepted: usize,
+    pub insns_before: usize,
+    pub insns_after: usize,
+    /// Per-program reduction `1 - after/before`: the mean, the best and the worst.
+    pub mean_reduction: f64,
+    pub best_reduction: f64,
+    pub worst_reduction: f64,
+    pub mean_micros: f64,
+    pub max_micros: u128,
+    /// XDP programs whose kernel runs differ for a reason other than a random or clock helper.
+    pub unexplained_differences: usize,
 }
 
 fn objects(dir: &Path) -> Vec<PathBuf> {
@@ -97,6 +117,12 @@ fn kernel_vs_kernel(
 }
 
 pub fn bench_opt(args: &BenchOptArgs) -> Result<String, String> {
+    let rows = bench_rows(args)?;
+    Ok(format_rows(&rows))
+}
+
+/// Every program's row, for [`bench_opt`] and for tests.
+pub fn bench_rows(args: &BenchOptArgs) -> Result<Vec<Row>, String> {
     hw::linux::kernel_available()?;
     let capture = sim::pcap::read_file(&args.pcap)?;
     let packets: Vec<Vec<u8>> = capture.ethernet().map(|p| p.data.clone()).collect();
@@ -114,7 +140,7 @@ pub fn bench_opt(args: &BenchOptArgs) -> Result<String, String> {
         let original = std::fs::read(&path).ok();
         let optimized =
             super::opt::optimize_original(&obj, original.as_deref(), &args.pipeline, false);
-        let micros = start.elapsed().as_micros();
+        let micros = start.elapsed().as_micros() / obj.programs.len().max(1) as u128;
         let emitted = optimized
             .as_ref()
             .ok()
@@ -160,7 +186,40 @@ pub fn bench_opt(args: &BenchOptArgs) -> Result<String, String> {
             });
         }
     }
-    Ok(format_rows(&rows))
+    Ok(rows)
+}
+
+/// The summary figures of a set of rows.
+pub fn summarize(rows: &[Row]) -> Summary {
+    let both: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.kernel_original == Some(true) && r.after.is_some())
+        .collect();
+    let reductions: Vec<f64> = both
+        .iter()
+        .filter(|r| r.before > 0)
+        .map(|r| 1.0 - r.after.unwrap_or(0) as f64 / r.before as f64)
+        .collect();
+    let n = reductions.len().max(1) as f64;
+    Summary {
+        programs: rows.len(),
+        originals_accepted: both.len(),
+        outputs_accepted: both
+            .iter()
+            .filter(|r| r.kernel_output == Some(true))
+            .count(),
+        insns_before: both.iter().map(|r| r.before).sum(),
+        insns_after: both.iter().map(|r| r.after.unwrap_or(0)).sum(),
+        mean_reduction: reductions.iter().sum::<f64>() / n,
+        best_reduction: reductions.iter().copied().fold(f64::NAN, f64::max),
+        worst_reduction: reductions.iter().copied().fold(f64::NAN, f64::min),
+        mean_micros: both.iter().map(|r| r.micros as f64).sum::<f64>() / both.len().max(1) as f64,
+        max_micros: both.iter().map(|r| r.micros).max().unwrap_or(0),
+        unexplained_differences: rows
+            .iter()
+            .filter(|r| r.check.contains("DIFFERENCES") && !r.check.contains("(expected"))
+            .count(),
+    }
 }
 
 fn format_rows(rows: &[Row]) -> String {
@@ -189,36 +248,24 @@ fn format_rows(rows: &[Row]) -> String {
             r.check
         );
     }
-    let both: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.kernel_original == Some(true) && r.after.is_some())
-        .collect();
-    let accepted = both
-        .iter()
-        .filter(|r| r.kernel_output == Some(true))
-        .count();
-    let (before, after): (usize, usize) = both
-        .iter()
-        .map(|r| (r.before, r.after.unwrap_or(0)))
-        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
-    let mut ratios: Vec<f64> = both
-        .iter()
-        .filter(|r| r.before > 0)
-        .map(|r| r.after.unwrap_or(0) as f64 / r.before as f64)
-        .collect();
-    ratios.sort_by(|a, b| a.total_cmp(b));
-    let median = ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN);
-    let differences = rows
-        .iter()
-        .filter(|r| r.check.contains("DIFFERENCES") && !r.check.contains("(expected"))
-        .count();
+    let m = summarize(rows);
     let _ = writeln!(
         s,
-        "{} programs; the kernel accepted {} originals and {accepted} of their outputs; \
-         instructions {before} -> {after} (median ratio after/before {median:.3}); \
-         XDP programs with unexplained kernel differences: {differences}",
-        rows.len(),
-        both.len()
+        "{} programs; the kernel accepted {} originals and {} of their outputs; \
+         instructions {} -> {}; per-program reduction: mean {:.2}%, best {:.2}%, worst {:.2}%; \
+         time per program: mean {:.0} us, max {} us; \
+         XDP programs with unexplained kernel differences: {}",
+        m.programs,
+        m.originals_accepted,
+        m.outputs_accepted,
+        m.insns_before,
+        m.insns_after,
+        100.0 * m.mean_reduction,
+        100.0 * m.best_reduction,
+        100.0 * m.worst_reduction,
+        m.mean_micros,
+        m.max_micros,
+        m.unexplained_differences
     );
     s
 }

@@ -184,7 +184,7 @@ pub fn write_object_with(
                 value: var.offset,
                 size: var.size,
                 kind: SymbolKind::Data,
-                scope: SymbolScope::Linkage,
+                scope: SymbolScope::Dynamic,
                 weak: false,
                 section: SymbolSection::Section(section),
                 flags: SymbolFlags::None,
@@ -210,7 +210,7 @@ pub fn write_object_with(
                 value: offset,
                 size: MAP_DEF_SIZE as u64,
                 kind: SymbolKind::Data,
-                scope: SymbolScope::Linkage,
+                scope: SymbolScope::Dynamic,
                 weak: false,
                 section: SymbolSection::Section(section),
                 flags: SymbolFlags::None,
@@ -248,24 +248,7 @@ pub fn write_object_with(
             s
         };
         data_symbols.insert(r, obj.section_symbol(section));
-        // The variables BTF names in this section, for loaders that look them up by symbol.
-        let section_name = obj.section(section).name().unwrap_or("").to_string();
-        for var in btf.into_iter().flat_map(|c| c.vars_of(&section_name)) {
-            obj.add_symbol(Symbol {
-                name: var.name.as_bytes().to_vec(),
-                value: var.offset,
-                size: var.size,
-                kind: SymbolKind::Data,
-                scope: if var.global {
-                    SymbolScope::Linkage
-                } else {
-                    SymbolScope::Compilation
-                },
-                weak: false,
-                section: SymbolSection::Section(section),
-                flags: SymbolFlags::None,
-            });
-        }
+        add_btf_var_symbols(&mut obj, btf, section);
     }
 
     // Code: program sections, then `.text` for the subprograms.
@@ -332,12 +315,36 @@ pub fn write_object_with(
     license.push(0);
     let s = obj.add_section(Vec::new(), b"license".to_vec(), SectionKind::Data);
     obj.append_section_data(s, &license, 1);
+    add_btf_var_symbols(&mut obj, btf, s);
     if let Some(v) = options.kernel_version {
         let s = obj.add_section(Vec::new(), b"version".to_vec(), SectionKind::Data);
         obj.append_section_data(s, &v.to_le_bytes(), 4);
     }
     obj.write()
         .map_err(|e| err(format!("cannot write the ELF object: {e}")))
+}
+
+/// Defines a symbol for every variable the BTF's DATASEC of this section names (global data,
+/// `__license`): libbpf finds each variable's ELF symbol by name when it finalizes BTF, and
+/// refuses an object where one is missing.
+fn add_btf_var_symbols(obj: &mut Object, btf: Option<&BtfCarry>, section: SectionId) {
+    let section_name = obj.section(section).name().unwrap_or("").to_string();
+    for var in btf.into_iter().flat_map(|c| c.vars_of(&section_name)) {
+        obj.add_symbol(Symbol {
+            name: var.name.as_bytes().to_vec(),
+            value: var.offset,
+            size: var.size,
+            kind: SymbolKind::Data,
+            scope: if var.global {
+                SymbolScope::Dynamic
+            } else {
+                SymbolScope::Compilation
+            },
+            weak: false,
+            section: SymbolSection::Section(section),
+            flags: SymbolFlags::None,
+        });
+    }
 }
 
 /// Appends a function's code to a section in its relocatable form: relocated `lddw`s carry
@@ -382,7 +389,7 @@ fn add_func_symbol(
         size: (codes[&f].insns.len() * SLOT) as u64,
         kind: SymbolKind::Text,
         scope: if global {
-            SymbolScope::Linkage
+            SymbolScope::Dynamic
         } else {
             SymbolScope::Compilation
         },
