@@ -389,9 +389,9 @@ fn back_to_back_updates_of_one_map_entry_equal_sequential_execution() {
 
 #[test]
 fn verilog_of_a_small_program_is_stable() {
-    let obj = corpus_object("build/packet_access.o");
-    let compiled = compile(&obj, 0).expect("packet_access compiles to a pipeline");
-    insta::assert_snapshot!("packet_access_pipeline_v", compiled.verilog);
+    let obj = corpus_object("prototype-kernel/xdp_ttl_kern.o");
+    let compiled = compile(&obj, 0).expect("xdp_ttl compiles to a pipeline");
+    insta::assert_snapshot!("xdp_ttl_pipeline_v", compiled.verilog);
 }
 
 #[test]
