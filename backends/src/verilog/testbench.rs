@@ -86,6 +86,15 @@ struct Packet { unsigned gap, len, ifindex, rxq; std::vector<uint8_t> window; };
     );
     let _ = writeln!(
         s,
+        "static const unsigned MEM_BYTES[] = {{0{}}};",
+        block
+            .memories
+            .iter()
+            .map(|m| format!(", {}", m.row_bytes))
+            .collect::<String>()
+    );
+    let _ = writeln!(
+        s,
         "static const unsigned MEMORIES = {};",
         block.memories.len()
     );
@@ -176,7 +185,12 @@ struct Packet { unsigned gap, len, ifindex, rxq; std::vector<uint8_t> window; };
       out += "mem " + std::to_string(k) + " " + std::to_string(row) + " ";
 "#,
     );
-    let _ = writeln!(s, "      {}", get_port("ctl_rdata", row_bits));
+    // Only the memory's own row bytes: the port is as wide as the widest row.
+    let _ = writeln!(
+        s,
+        "      {{ std::string row; {} out += row.substr(0, 2 * MEM_BYTES[k + 1]); }}",
+        get_port("ctl_rdata", row_bits).replace("hex_byte(out,", "hex_byte(row,")
+    );
     s.push_str(
         r#"      out += "\n";
     }

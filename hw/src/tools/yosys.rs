@@ -48,7 +48,7 @@ fn parse(top: &str, stat: &str, ltp: &str) -> Result<SynthReport, String> {
     let v: Value = serde_json::from_str(stat).map_err(|e| format!("stat.json: {e}"))?;
     let module = v
         .get("modules")
-        .and_then(|m| m.get(top).or_else(|| m.get(&format!("\\{top}"))))
+        .and_then(|m| m.get(top).or_else(|| m.get(format!("\\{top}"))))
         .or_else(|| v.get("design"))
         .ok_or_else(|| format!("stat.json has no module `{top}`"))?;
     let mut r = SynthReport::default();
