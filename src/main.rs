@@ -2,9 +2,9 @@
 
 use clap::{Parser, Subcommand};
 use nicc::commands::{
-    self, bench::BenchArgs, bench_opt::BenchOptArgs, check::CheckArgs, compile::CompileArgs,
-    diff_kernel::DiffKernelArgs, ir::IrArgs, load::LoadArgs, opt::OptArgs, run::RunArgs,
-    sim::SimArgs, synth::SynthArgs,
+    self, bench::BenchArgs, bench_opt::BenchOptArgs, build::BuildArgs, check::CheckArgs,
+    compile::CompileArgs, diff_kernel::DiffKernelArgs, ir::IrArgs, load::LoadArgs, opt::OptArgs,
+    run::RunArgs, sim::SimArgs, synth::SynthArgs,
 };
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -50,6 +50,9 @@ enum Command {
     Synth(SynthArgs),
     /// Nanoseconds per packet of every engine, and of the kernel's JIT, on the same packets.
     Bench(BenchArgs),
+    /// Compile every program of a folder of objects for several targets, in parallel: a
+    /// table, a JSON report, and an exit status a build pipeline can act on.
+    Build(BuildArgs),
     /// Attach an XDP program to a network interface, detach it, read and write its maps.
     Load(LoadArgs),
     /// Compare the interpreter with the running kernel on the same packets and maps.
@@ -104,6 +107,7 @@ fn dispatch(command: Command) -> Result<String, String> {
         Command::Check(args) => commands::check::check(&args),
         Command::Synth(args) => commands::synth::synth(&args),
         Command::Bench(args) => commands::bench::bench(&args),
+        Command::Build(args) => commands::build::build(&args),
         Command::Load(args) => commands::load::load(&args),
         Command::Run(args) => {
             let out = commands::run::execute(&args)?;

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_opt;
+pub mod build;
 pub mod check;
 pub mod compile;
 pub mod compile_native;
