@@ -660,6 +660,8 @@ pub struct PreparedRun<'a> {
     _globals: Vec<GlobalDesc>,
     _func_values: Vec<u64>,
     args: [u64; 5],
+    /// `RuntimeConfig::insn_budget`, the loop budget of every entry.
+    budget: u64,
 }
 
 impl<'a> PreparedRun<'a> {
@@ -727,6 +729,7 @@ impl<'a> PreparedRun<'a> {
             ctx.rx_queue_index = x.rx_queue_index as u64;
         }
         ctx.budget = rt.config.insn_budget;
+        let ctx_budget = ctx.budget;
         ctx.map_handles = handles.as_ptr();
         ctx.globals = globals.as_ptr();
         ctx.func_values = func_values.as_ptr();
@@ -781,10 +784,12 @@ impl<'a> PreparedRun<'a> {
             _globals: globals,
             _func_values: func_values,
             args,
+            budget: ctx_budget,
         })
     }
 
     /// Enters the program once and returns r0, or the fault as a diagnostic.
+    #[inline]
     pub fn run(&mut self) -> Result<u64, Diagnostic> {
         let program = self.program;
         let ctx: *mut NativeCtx = &mut *self.ctx;
@@ -792,10 +797,10 @@ impl<'a> PreparedRun<'a> {
         unsafe {
             (*ctx).depth = 1;
             (*ctx).fault = 0;
-            (*ctx).budget = self.engine.rt.config.insn_budget;
+            (*ctx).budget = self.budget;
         }
-        self.engine.st.depth = 1;
-        self.engine.fault = None;
+        // Callbacks read the depth from the context block; a fault was taken out by
+        // `fault_diagnostic`, so there is nothing else to reset.
         let entry = program.functions[program.entry.index()];
         // SAFETY: the entry was compiled by `program`, whose module is alive for this borrow;
         // the context block's tables (`_handles`, `_globals`, `_func_values`) cover every map

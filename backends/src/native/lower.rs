@@ -513,7 +513,10 @@ impl<M: Module> FnLower<'_, '_, M> {
         let idx = self.b.ins().iadd_imm_s(depth, -1);
         let scaled = self.b.ins().ishl_imm_s(idx, 4);
         let desc = self.b.ins().iadd(ctxp, scaled);
-        let f = self.fl(Mem::Const);
+        // Read-only but not movable: Cranelift would otherwise treat these loads as pure and
+        // repeat them (with the address arithmetic) at every use instead of keeping them in a
+        // register from the entry block on.
+        let f = MemFlagsData::new().with_notrap().with_readonly();
         let value = self.b.ins().load(types::I64, f, desc, offsets::FRAMES);
         let bias = self.b.ins().load(types::I64, f, desc, offsets::FRAMES + 8);
         self.frame = Some((value, bias));
@@ -1187,12 +1190,20 @@ impl<M: Module> FnLower<'_, '_, M> {
                     let fh = self.fl(Mem::Host);
                     let meta = self.b.ins().load(types::I64, fh, ctxp, offsets::PKT_META);
                     let end = self.b.ins().load(types::I64, fh, ctxp, offsets::PKT_END);
-                    let off = self.b.ins().isub(addr, meta);
-                    let len = self.b.ins().isub(end, meta);
-                    let in_range = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, off, len);
-                    let last = self.b.ins().iadd_imm_s(off, bytes);
-                    let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, len);
-                    let ok = self.b.ins().band(in_range, fits);
+                    // `meta <= addr <= end - size`, two compares of pointer values: packet
+                    // pointers share one region, so their order is that of their offsets,
+                    // and `end - size` cannot wrap (`end` is a non-null pointer value far
+                    // above any access size), so no `addr` near 2^64 slips through.
+                    let lower = self
+                        .b
+                        .ins()
+                        .icmp(IntCC::UnsignedGreaterThanOrEqual, addr, meta);
+                    let limit = self.b.ins().iadd_imm_s(end, -bytes);
+                    let upper = self
+                        .b
+                        .ins()
+                        .icmp(IntCC::UnsignedLessThanOrEqual, addr, limit);
+                    let ok = self.b.ins().band(lower, upper);
                     Shape::Checked { ok, bias }
                 }
             }
