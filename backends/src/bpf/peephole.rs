@@ -335,6 +335,77 @@ pub fn optimize(code: Vec<MachInsn>) -> Vec<MachInsn> {
             break;
         }
     }
+    duplicate_exit_tails(code)
+}
+
+/// A `ja` to code that only it reaches and that ends in `exit` is replaced by that code, which
+/// saves the jump; the original copy becomes unreachable and branch resolution drops it.
+fn duplicate_exit_tails(mut code: Vec<MachInsn>) -> Vec<MachInsn> {
+    let mut refs: HashMap<Label, usize> = HashMap::new();
+    let mut label_at: HashMap<Label, usize> = HashMap::new();
+    for (k, m) in code.iter().enumerate() {
+        match m {
+            MachInsn::Ja(l) | MachInsn::Jcc { target: l, .. } => *refs.entry(*l).or_default() += 1,
+            MachInsn::Label(l) => {
+                label_at.insert(*l, k);
+            }
+            _ => {}
+        }
+    }
+    let mut k = 0;
+    while k < code.len() {
+        let MachInsn::Ja(l) = code[k] else {
+            k += 1;
+            continue;
+        };
+        let tail = label_at.get(&l).and_then(|&t| {
+            if refs.get(&l) != Some(&1) {
+                return None;
+            }
+            let before = code[..t]
+                .iter()
+                .rev()
+                .find(|p| !matches!(p, MachInsn::Label(_)));
+            let run_unreferenced = code[..t]
+                .iter()
+                .rev()
+                .take_while(|p| matches!(p, MachInsn::Label(_)))
+                .all(|p| matches!(p, MachInsn::Label(x) if !refs.contains_key(x)));
+            if before.is_none_or(|p| !ends_flow(p)) || !run_unreferenced {
+                return None;
+            }
+            let mut body = Vec::new();
+            for m in code.iter().skip(t + 1).take(16) {
+                match m {
+                    MachInsn::Insn(Insn::Exit) => {
+                        body.push(m.clone());
+                        return Some(body);
+                    }
+                    MachInsn::Insn(_)
+                    | MachInsn::LoadMap { .. }
+                    | MachInsn::LoadMapValue { .. }
+                    | MachInsn::LoadFunc { .. } => body.push(m.clone()),
+                    _ => return None,
+                }
+            }
+            None
+        });
+        match tail {
+            Some(body) if !(label_at[&l] > k && label_at[&l] <= k + 1) => {
+                // The original copy is now unreachable; no other jump names its label.
+                refs.remove(&l);
+                let len = body.len();
+                code.splice(k..=k, body);
+                for at in label_at.values_mut() {
+                    if *at > k {
+                        *at += len - 1;
+                    }
+                }
+                k += len;
+            }
+            _ => k += 1,
+        }
+    }
     code
 }
 
@@ -343,6 +414,7 @@ fn round(mut code: Vec<MachInsn>) -> (Vec<MachInsn>, bool) {
     let live = live_after(&code);
     let targets = jump_targets(&code);
     let is_join = |m: &MachInsn| matches!(m, MachInsn::Label(l) if targets.contains(l));
+    let sole_entry = sole_entry_labels(&code);
     let n = code.len();
     // Instructions whose registers changed in this round; liveness there is stale.
     let mut touched = vec![false; n];
@@ -384,39 +456,58 @@ fn round(mut code: Vec<MachInsn>) -> (Vec<MachInsn>, bool) {
                 }
             }
         }
-        // Forward copy propagation.
-        let mut j = k + 1;
-        let mut last = k;
-        while j < n && !touched[j] {
-            let m = &code[j];
-            if is_join(m) {
-                break;
+        // Forward copy propagation, along the fall-through and into the targets of
+        // conditional jumps that nothing else reaches.
+        let mut starts = vec![k + 1];
+        let mut visited: Vec<usize> = Vec::new();
+        let mut scanned: Vec<usize> = Vec::new();
+        let mut renamed = false;
+        while let Some(first) = starts.pop() {
+            if visited.contains(&first) {
+                continue;
             }
-            let ej = effects(m);
-            if ej.uses & bit(rd) != 0 {
-                if !uses_renamable(m, rd) {
+            visited.push(first);
+            let mut j = first;
+            while j < n && !touched[j] {
+                let m = &code[j];
+                if is_join(m) {
                     break;
                 }
-                // Only the frame pointer's memory operands may read r10 instead.
-                if rs == Reg::FP && !reads_only_as_base(m, rd) {
+                scanned.push(j);
+                let ej = effects(m);
+                if ej.uses & bit(rd) != 0 {
+                    if !uses_renamable(m, rd) {
+                        break;
+                    }
+                    // Only the frame pointer's memory operands may read r10 instead.
+                    if rs == Reg::FP && !reads_only_as_base(m, rd) {
+                        break;
+                    }
+                    let mut copy = m.clone();
+                    rename_uses(&mut copy, rd, rs);
+                    if effects(&copy).uses & bit(rd) != 0 {
+                        break;
+                    }
+                    code[j] = copy;
+                    renamed = true;
+                }
+                if ej.defs & (bit(rd) | bit(rs)) != 0 || ends_flow(&code[j]) {
                     break;
                 }
-                let mut copy = m.clone();
-                rename_uses(&mut copy, rd, rs);
-                if effects(&copy).uses & bit(rd) != 0 {
-                    break;
+                if let MachInsn::Jcc { target, .. } = code[j] {
+                    if let Some(&t) = sole_entry.get(&target) {
+                        starts.push(t + 1);
+                    }
                 }
-                code[j] = copy;
-                changed = true;
-                last = j;
+                j += 1;
             }
-            if ej.defs & (bit(rd) | bit(rs)) != 0 || ends_flow(&code[j]) {
-                break;
-            }
-            j += 1;
         }
-        if last > k {
-            touched[k..=last].iter_mut().for_each(|t| *t = true);
+        if renamed {
+            changed = true;
+            touched[k] = true;
+            for j in scanned {
+                touched[j] = true;
+            }
         }
     }
     let out = code
@@ -440,6 +531,45 @@ fn reads_only_as_base(m: &MachInsn, r: Reg) -> bool {
         MachInsn::Insn(Insn::StoreReg { dst, src, .. }) => dst == r && src != r,
         _ => false,
     }
+}
+
+/// Labels that exactly one conditional jump names and that straight-line code does not fall
+/// into, with their positions: code there runs only right after that jump is taken.
+fn sole_entry_labels(code: &[MachInsn]) -> HashMap<Label, usize> {
+    let mut refs: HashMap<Label, usize> = HashMap::new();
+    for m in code {
+        if let MachInsn::Ja(l) | MachInsn::Jcc { target: l, .. } = m {
+            *refs.entry(*l).or_default() += 1;
+        }
+    }
+    let mut out = HashMap::new();
+    for (k, m) in code.iter().enumerate() {
+        let MachInsn::Label(l) = m else { continue };
+        // Walk back over labels to the instruction that would fall through into this one.
+        let before = code[..k]
+            .iter()
+            .rev()
+            .find(|p| !matches!(p, MachInsn::Label(_)));
+        let falls_in = before.is_none_or(|p| !ends_flow(p));
+        let label_run_ok = code[..k]
+            .iter()
+            .rev()
+            .take_while(|p| matches!(p, MachInsn::Label(_)))
+            .all(|p| matches!(p, MachInsn::Label(x) if !refs.contains_key(x)));
+        if refs.get(l) == Some(&1) && !falls_in && label_run_ok {
+            out.insert(*l, k);
+        }
+    }
+    // Only labels reached by a conditional jump qualify.
+    let by_jcc: std::collections::HashSet<Label> = code
+        .iter()
+        .filter_map(|m| match m {
+            MachInsn::Jcc { target, .. } => Some(*target),
+            _ => None,
+        })
+        .collect();
+    out.retain(|l, _| by_jcc.contains(l));
+    out
 }
 
 /// Every label some jump names; other labels only mark where a block began and are passed
