@@ -132,17 +132,22 @@ fn pipeline_simulator_matches_the_interpreter_on_the_corpus() {
         for (k, (w, g)) in want.iter().zip(&got).enumerate() {
             runs += 1;
             let same = match w {
-                Ok(w) => w.retval == g.retval && w.test_run_data() == g.packet,
+                Ok(w) => {
+                    w.retval == g.retval
+                        && w.test_run_data() == g.packet
+                        && w.redirect == g.redirect
+                }
                 Err(_) => false,
             };
             if !same {
                 if bad < 3 {
                     failures.push(format!(
-                        "{}: packet {k}: interpreter {:?}, pipeline retval {} ({} bytes)",
+                        "{}: packet {k}: interpreter {:?}, pipeline retval {} ({} bytes, redirect {:?})",
                         c.name,
-                        w.as_ref().map(|o| (o.retval, o.packet.len())),
+                        w.as_ref().map(|o| (o.retval, o.packet.len(), &o.redirect)),
                         g.retval,
-                        g.packet.len()
+                        g.packet.len(),
+                        g.redirect
                     ));
                 }
                 bad += 1;
@@ -268,7 +273,10 @@ fn sim_versus_verilator(
         ));
     }
     for (k, (g, w)) in got.outputs.iter().zip(&want.outputs).enumerate() {
-        if (g.cycle, g.retval, g.len, &g.window) != (w.cycle, w.retval, w.len, &w.window) {
+        if (g.cycle, g.retval, g.len, &g.window) != (w.cycle, w.retval, w.len, &w.window)
+            || (g.redirect_kind, g.redirect_key, &g.redirect_value)
+                != (w.redirect_kind, w.redirect_key, &w.redirect_value)
+        {
             return Err(format!(
                 "packet {k}: Verilator (cycle {}, retval {:#x}, len {}), simulator (cycle {}, retval {:#x}, len {}){}",
                 g.cycle, g.retval, g.len, w.cycle, w.retval, w.len,

@@ -43,11 +43,7 @@ pub fn input_width(block: &Block, i: Input) -> u32 {
 
 /// The width of an output port.
 pub fn output_width(block: &Block, o: Output) -> u32 {
-    match o {
-        Output::Retval => 64,
-        Output::Window => block.window_bytes * 8,
-        Output::Length => 16,
-    }
+    block.output_shape(o).bits()
 }
 
 /// Bits of the control port's memory select and row.

@@ -15,7 +15,10 @@
 //! row its lookup read (0 when the lookup missed, so null checks still compare with 0).
 
 use super::Rejection;
-use hw::pipeline::{Block, Input, Logic, Memory, Node, NodeId, NodeKind, Output, Shape};
+use hw::pipeline::{
+    Block, Input, Logic, Memory, Node, NodeId, NodeKind, Output, RedirectMap, Shape,
+    REDIRECT_IFINDEX, REDIRECT_MAP, REDIRECT_NONE,
+};
 use ir::semantics::{AluOp, JmpCond, Width};
 use ir::{FuncRef, InstructionData, MapRef, Module, Region, StackSlot, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -26,6 +29,25 @@ pub const MAP_VALUE_TAG: u64 = 1 << 32;
 /// `BPF_MAP_TYPE_ARRAY` and `BPF_MAP_TYPE_PERCPU_ARRAY`: the map kinds held as memories.
 const MAP_TYPE_ARRAY: u32 = 2;
 const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+/// `BPF_MAP_TYPE_DEVMAP`, `BPF_MAP_TYPE_CPUMAP` and `BPF_MAP_TYPE_XSKMAP`: the redirect maps,
+/// held as memories whose rows carry a presence byte.
+const MAP_TYPE_DEVMAP: u32 = 14;
+const MAP_TYPE_CPUMAP: u32 = 16;
+const MAP_TYPE_XSKMAP: u32 = 17;
+/// `BPF_F_BROADCAST` and `BPF_F_EXCLUDE_INGRESS` of `bpf_redirect_map`.
+const BPF_F_BROADCAST: u64 = 1 << 3;
+const BPF_F_EXCLUDE_INGRESS: u64 = 1 << 4;
+const XDP_ABORTED: u64 = 0;
+const XDP_REDIRECT: u64 = 4;
+
+/// One helper call that sets (or clears) the packet's redirect target: under `enable`, the
+/// target becomes `kind`, `key` and `value`.
+struct RedirectEvent {
+    enable: NodeId,
+    kind: NodeId,
+    key: NodeId,
+    value: Option<NodeId>,
+}
 
 /// Options of the lowering.
 #[derive(Clone, Debug)]
@@ -91,6 +113,8 @@ struct Lowerer<'a> {
     insn: u32,
     one: NodeId,
     zero: NodeId,
+    redirects: Vec<RedirectEvent>,
+    redirect_map: Option<(RedirectMap, u32)>,
 }
 
 /// Lowers entry function `func` of `module` (maps indexed as in the object) into an
@@ -125,6 +149,8 @@ pub fn if_convert(
         insn: u32::MAX,
         one: 0,
         zero: 0,
+        redirects: Vec::new(),
+        redirect_map: None,
     };
     l.one = l.konst(1, 1);
     l.zero = l.konst(0, 64);
@@ -409,6 +435,7 @@ impl<'a> Lowerer<'a> {
             map_index: map.as_u32() as usize,
             rows: decl.max_entries,
             row_bytes: decl.value_size,
+            presence: false,
         });
         self.memory_of_map.insert(map, m);
         Ok(m)
@@ -831,6 +858,153 @@ impl<'a> Lowerer<'a> {
                     prov: Prov::MapValue(s),
                 })
             }
+            // bpf_redirect(ifindex, flags)
+            23 => {
+                let (Some(&i), Some(&f)) = (args.first(), args.get(1)) else {
+                    return self.reject("bpf_redirect needs two arguments");
+                };
+                let (ifindex, flags) = (self.scalar(i)?, self.scalar(f)?);
+                let zero = self.zero;
+                let ok = match self.const_of(flags) {
+                    Some(c) => self.konst(u64::from(c == 0), 1),
+                    None => self.add(
+                        NodeKind::Cmp {
+                            cond: JmpCond::Eq,
+                            width: Width::W64,
+                            a: flags,
+                            b: zero,
+                        },
+                        Shape::Bits(1),
+                    ),
+                };
+                let enable = self.and(pred, ok);
+                let kind = self.konst(REDIRECT_IFINDEX, 64);
+                let key = self.alu(AluOp::Mov, Width::W32, ifindex, ifindex);
+                self.redirects.push(RedirectEvent {
+                    enable,
+                    kind,
+                    key,
+                    value: None,
+                });
+                let (r, a) = (self.konst(XDP_REDIRECT, 64), self.konst(XDP_ABORTED, 64));
+                Ok(Lv {
+                    node: self.mux(ok, r, a),
+                    prov: Prov::Scalar,
+                })
+            }
+            // bpf_redirect_map(map, key, flags)
+            51 => {
+                let (Some(&m), Some(&k), Some(&f)) = (args.first(), args.get(1), args.get(2))
+                else {
+                    return self.reject("bpf_redirect_map needs three arguments");
+                };
+                let map = match self.value(m)?.prov {
+                    Prov::MapHandle(map) => map,
+                    p => {
+                        return self.reject(format!(
+                            "bpf_redirect_map on a {p:?} value rather than a map"
+                        ))
+                    }
+                };
+                let key = self.scalar(k)?;
+                let f = self.scalar(f)?;
+                let Some(flags) = self.const_of(f) else {
+                    return self.reject("bpf_redirect_map with flags that are not a constant");
+                };
+                let decl = &self.module.maps[map];
+                let (name, map_type, value_size, rows) = (
+                    decl.name.clone(),
+                    decl.map_type,
+                    decl.value_size,
+                    decl.max_entries,
+                );
+                let flag_mask = match map_type {
+                    MAP_TYPE_DEVMAP => BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS,
+                    MAP_TYPE_CPUMAP | MAP_TYPE_XSKMAP => 0,
+                    t => {
+                        return self.reject(format!(
+                            "bpf_redirect_map into map `{name}` of type {t}; device, CPU and XSK array maps are supported"
+                        ))
+                    }
+                };
+                if flags & !(3 | flag_mask) != 0 {
+                    return Ok(Lv {
+                        node: self.konst(XDP_ABORTED, 64),
+                        prov: Prov::Scalar,
+                    });
+                }
+                if flags & BPF_F_BROADCAST != 0 {
+                    return self.reject("bpf_redirect_map with BPF_F_BROADCAST (multicast to every device) is not supported by the pipeline backend");
+                }
+                if rows > 1 << 16 || value_size == 0 || value_size > 64 {
+                    return self.reject(format!(
+                        "redirect map `{name}` is too large for an on-chip memory"
+                    ));
+                }
+                let mem = match &self.redirect_map {
+                    Some((r, mem)) if r.map_index == map.as_u32() as usize && r.flags == flags => *mem,
+                    Some(_) => {
+                        return self.reject("more than one redirect map (or flags) in one program; the pipeline has one redirect port")
+                    }
+                    None => {
+                        let mem = self.memories.len() as u32;
+                        self.memories.push(Memory {
+                            name: name.clone(),
+                            map_index: map.as_u32() as usize,
+                            rows,
+                            row_bytes: value_size + 1,
+                            presence: true,
+                        });
+                        self.redirect_map = Some((
+                            RedirectMap {
+                                name,
+                                map_index: map.as_u32() as usize,
+                                flags,
+                            },
+                            mem,
+                        ));
+                        mem
+                    }
+                };
+                let key = self.alu(AluOp::Mov, Width::W32, key, key);
+                let row = self.add(
+                    NodeKind::MemRead { mem, row: key },
+                    Shape::Bytes(value_size + 1),
+                );
+                let at = self.konst(value_size as u64, 64);
+                let present = self.add(
+                    NodeKind::ReadBytes {
+                        array: row,
+                        offset: at,
+                        size: 1,
+                        signed: false,
+                    },
+                    Shape::Bits(64),
+                );
+                let zero = self.zero;
+                let found = self.add(
+                    NodeKind::Cmp {
+                        cond: JmpCond::Ne,
+                        width: Width::W64,
+                        a: present,
+                        b: zero,
+                    },
+                    Shape::Bits(1),
+                );
+                let (to_map, none) = (self.konst(REDIRECT_MAP, 64), self.konst(REDIRECT_NONE, 64));
+                let kind = self.mux(found, to_map, none);
+                self.redirects.push(RedirectEvent {
+                    enable: pred,
+                    kind,
+                    key,
+                    value: Some(row),
+                });
+                let (r, miss) = (self.konst(XDP_REDIRECT, 64), self.konst(flags & 3, 64));
+                Ok(Lv {
+                    node: self.mux(found, r, miss),
+                    prov: Prov::Scalar,
+                })
+            }
             _ => self.reject(format!(
                 "helper #{helper} is not supported by the pipeline backend yet"
             )),
@@ -917,10 +1091,29 @@ impl<'a> Lowerer<'a> {
         for id in &self.window_family {
             self.nodes[*id as usize].shape = Shape::Bytes(window);
         }
+        // The redirect target: the last redirecting helper call on the taken path wins.
+        let value_bytes = self
+            .redirect_map
+            .as_ref()
+            .map_or(1, |(_, mem)| self.memories[*mem as usize].row_bytes);
+        let mut kind = self.konst(REDIRECT_NONE, 64);
+        let mut key = self.zero;
+        let mut value = self.add(NodeKind::Zeros, Shape::Bytes(value_bytes));
+        let events = std::mem::take(&mut self.redirects);
+        for ev in events {
+            kind = self.mux(ev.enable, ev.kind, kind);
+            key = self.mux(ev.enable, ev.key, key);
+            if let Some(v) = ev.value {
+                value = self.mux(ev.enable, v, value);
+            }
+        }
         let mut outputs = BTreeMap::new();
         outputs.insert(Output::Retval, retval);
         outputs.insert(Output::Window, self.window);
         outputs.insert(Output::Length, len);
+        outputs.insert(Output::RedirectKind, kind);
+        outputs.insert(Output::RedirectKey, key);
+        outputs.insert(Output::RedirectValue, value);
         Ok(Block {
             name: name.to_string(),
             window_bytes: window,
@@ -929,6 +1122,8 @@ impl<'a> Lowerer<'a> {
             nodes: self.nodes,
             memories: self.memories,
             outputs,
+            redirect_map: self.redirect_map.map(|(r, _)| r),
+            redirect_value_bytes: value_bytes,
         })
     }
 }

@@ -8,8 +8,8 @@
 //! - stimulus: `mem K ROW HEX` (seed a memory row), `ready N BITS` (`out_ready` for the first
 //!   N cycles, `0`/`1` characters; 1 afterwards), `pkt GAP LEN IFINDEX RXQ HEX` (a packet window,
 //!   offered `GAP` cycles after the previous packet was accepted), `end`.
-//! - results: `in I CYCLE` (packet I accepted at CYCLE), `out CYCLE RETVAL LEN HEX` (a packet
-//!   left), `mem K ROW HEX` (every memory row after the run), `cycles N`.
+//! - results: `in I CYCLE` (packet I accepted at CYCLE), `out CYCLE RETVAL LEN HEX KIND KEY VALUE` (a packet
+//!   left, with its redirect), `mem K ROW HEX` (every memory row after the run), `cycles N`.
 //!
 //! Cycles count rising edges after reset. Inputs are set while the clock is low, handshakes
 //! are sampled before the rising edge, and outputs are read after the falling edge, so that
@@ -161,7 +161,7 @@ struct Packet { unsigned gap, len, ifindex, rxq; std::vector<uint8_t> window; };
     }
     if (top->out_valid && top->out_ready) {
       out += "out " + std::to_string(cycle) + " ";
-      char buf[32]; std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)top->out_retval);
+      char buf[64]; std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)top->out_retval);
       out += buf;
       out += " " + std::to_string((unsigned)top->out_len) + " ";
 "#,
@@ -170,6 +170,11 @@ struct Packet { unsigned gap, len, ifindex, rxq; std::vector<uint8_t> window; };
         s,
         "      {}",
         get_port("out_window", output_width(block, Output::Window))
+    );
+    let _ = writeln!(
+        s,
+        "      snprintf(buf, sizeof buf, \" %llu %llu \", (unsigned long long)top->out_redirect_kind, (unsigned long long)top->out_redirect_key); out += buf; {}",
+        get_port("out_redirect_value", output_width(block, Output::RedirectValue))
     );
     s.push_str(
         r#"      out += "\n";

@@ -92,18 +92,54 @@ pub enum Output {
     Window,
     /// The packet length after the program (16 bits).
     Length,
+    /// Where the packet is redirected, meaningful when the verdict is `XDP_REDIRECT`:
+    /// [`REDIRECT_NONE`], [`REDIRECT_IFINDEX`] (`bpf_redirect`) or [`REDIRECT_MAP`]
+    /// (`bpf_redirect_map` into [`Block::redirect_map`]).
+    RedirectKind,
+    /// The interface index or the map key of the redirect (a 32-bit value).
+    RedirectKey,
+    /// The map entry the redirect found (the devmap or cpumap value), as a byte array of
+    /// [`Block::redirect_value_bytes`] bytes.
+    RedirectValue,
 }
 
+/// No redirect was recorded.
+pub const REDIRECT_NONE: u64 = 0;
+/// `bpf_redirect(ifindex, 0)`.
+pub const REDIRECT_IFINDEX: u64 = 1;
+/// `bpf_redirect_map(map, key, flags)`.
+pub const REDIRECT_MAP: u64 = 2;
+
 impl Output {
-    pub const ALL: [Output; 3] = [Output::Retval, Output::Window, Output::Length];
+    pub const ALL: [Output; 6] = [
+        Output::Retval,
+        Output::Window,
+        Output::Length,
+        Output::RedirectKind,
+        Output::RedirectKey,
+        Output::RedirectValue,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Output::Retval => "retval",
             Output::Window => "window",
             Output::Length => "len",
+            Output::RedirectKind => "redirect_kind",
+            Output::RedirectKey => "redirect_key",
+            Output::RedirectValue => "redirect_value",
         }
     }
+}
+
+/// The map `bpf_redirect_map` redirects into (one per program).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedirectMap {
+    pub name: String,
+    /// The map's index in the object.
+    pub map_index: usize,
+    /// The `flags` argument, a constant.
+    pub flags: u64,
 }
 
 /// A one-bit logic operation on predicates.
@@ -238,7 +274,11 @@ pub struct Memory {
     /// The map's index in the object (`frontend::Object::maps`).
     pub map_index: usize,
     pub rows: u32,
+    /// Bytes per row: the map's value, then one presence byte when [`Memory::presence`].
     pub row_bytes: u32,
+    /// Rows carry a last byte that is 1 when the entry exists (device and CPU maps, whose
+    /// entries can be absent rather than zero).
+    pub presence: bool,
 }
 
 /// A pipeline register: the value of `node` held at boundary `boundary`.
@@ -263,9 +303,25 @@ pub struct Block {
     pub memories: Vec<Memory>,
     /// The node driving each output port.
     pub outputs: BTreeMap<Output, NodeId>,
+    /// The map `bpf_redirect_map` uses, if the program calls it.
+    pub redirect_map: Option<RedirectMap>,
+    /// Bytes of the [`Output::RedirectValue`] port (at least 1).
+    pub redirect_value_bytes: u32,
 }
 
 impl Block {
+    /// The shape of output port `o`.
+    pub fn output_shape(&self, o: Output) -> Shape {
+        match o {
+            Output::Retval => Shape::Bits(64),
+            Output::Window => Shape::Bytes(self.window_bytes),
+            Output::Length => Shape::Bits(16),
+            Output::RedirectKind => Shape::Bits(64),
+            Output::RedirectKey => Shape::Bits(64),
+            Output::RedirectValue => Shape::Bytes(self.redirect_value_bytes),
+        }
+    }
+
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id as usize]
     }

@@ -8,6 +8,9 @@ pub mod block;
 pub mod model;
 pub mod validate;
 
-pub use block::{Block, Input, Logic, Memory, Node, NodeId, NodeKind, Output, Register, Shape};
+pub use block::{
+    Block, Input, Logic, Memory, Node, NodeId, NodeKind, Output, RedirectMap, Register, Shape,
+    REDIRECT_IFINDEX, REDIRECT_MAP, REDIRECT_NONE,
+};
 pub use model::{DelayModel, OpClass};
 pub use validate::validate;

@@ -129,11 +129,7 @@ pub fn validate(block: &Block) -> Vec<String> {
         }
     }
     for port in Output::ALL {
-        let want = match port {
-            Output::Retval => Shape::Bits(64),
-            Output::Window => Shape::Bytes(block.window_bytes),
-            Output::Length => Shape::Bits(16),
-        };
+        let want = block.output_shape(port);
         match block.outputs.get(&port) {
             None => errors.push(format!("output `{}` is not driven", port.name())),
             Some(&n) => match block.nodes.get(n as usize) {

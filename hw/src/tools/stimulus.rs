@@ -82,6 +82,10 @@ pub struct ResultPacket {
     pub retval: u64,
     pub len: u16,
     pub window: Vec<u8>,
+    /// `hw::pipeline::REDIRECT_*`.
+    pub redirect_kind: u64,
+    pub redirect_key: u64,
+    pub redirect_value: Vec<u8>,
 }
 
 /// What a testbench reported.
@@ -120,6 +124,9 @@ impl TestbenchResult {
                         .map_err(|e| format!("line {}: {e}", n + 1))?,
                     len: num(3)? as u16,
                     window: unhex(f.get(4).copied().unwrap_or(""))?,
+                    redirect_kind: num(5)?,
+                    redirect_key: num(6)?,
+                    redirect_value: unhex(f.get(7).copied().unwrap_or(""))?,
                 }),
                 Some("mem") => r.memory_rows.push((
                     num(1)? as u32,
@@ -142,12 +149,17 @@ mod tests {
     #[test]
     fn results_parse_and_stimulus_prints() {
         let r = TestbenchResult::parse(
-            "in 0 0\nout 3 0000000000000002 60 0a0b\nmem 0 1 ff00\ncycles 9\n",
+            "in 0 0\nout 3 0000000000000002 60 0a0b 2 7 01\nmem 0 1 ff00\ncycles 9\n",
         )
         .unwrap();
         assert_eq!(r.entries, vec![0]);
         assert_eq!(r.outputs[0].retval, 2);
         assert_eq!(r.outputs[0].window, vec![10, 11]);
+        assert_eq!(
+            (r.outputs[0].redirect_kind, r.outputs[0].redirect_key),
+            (2, 7)
+        );
+        assert_eq!(r.outputs[0].redirect_value, vec![1]);
         assert_eq!(r.memory_rows, vec![(0, 1, vec![255, 0])]);
         assert_eq!(r.cycles, 9);
         let s = Stimulus {

@@ -50,6 +50,10 @@ pub struct PacketOut {
     pub retval: u64,
     pub len: u16,
     pub window: Vec<u8>,
+    /// `hw::pipeline::REDIRECT_*`.
+    pub redirect_kind: u64,
+    pub redirect_key: u64,
+    pub redirect_value: Vec<u8>,
 }
 
 /// What one cycle did.
@@ -266,6 +270,9 @@ impl<'b> PipelineSim<'b> {
                 retval: get(Output::Retval).bits(),
                 len: get(Output::Length).bits() as u16,
                 window: get(Output::Window).bytes().to_vec(),
+                redirect_kind: get(Output::RedirectKind).bits(),
+                redirect_key: get(Output::RedirectKey).bits(),
+                redirect_value: get(Output::RedirectValue).bytes().to_vec(),
             });
         }
         if advance {

@@ -10,8 +10,8 @@ pub mod exec;
 
 pub use exec::{drive, PacketIn, PacketOut, PipelineSim, RunResult, Step, Val};
 
-use crate::runtime::{Runtime, XdpAction, XdpInput};
-use hw::pipeline::Block;
+use crate::runtime::{Redirect, Runtime, XdpAction, XdpInput};
+use hw::pipeline::{Block, REDIRECT_IFINDEX, REDIRECT_MAP};
 
 /// Loads every memory of the simulator from the runtime's maps (the runtime's CPU for per-CPU
 /// maps, as the interpreter reads them).
@@ -28,6 +28,26 @@ pub fn load_memories(sim: &mut PipelineSim, rt: &Runtime) -> Result<(), String> 
                     m.name, m.map_index
                 )
             })?;
+        if m.presence {
+            // Device and CPU maps: the value when the entry exists, then a presence byte.
+            // `get` marks entries as used (LRU maps), so it reads a copy.
+            let mut state = state.clone();
+            for row in 0..m.rows {
+                let r = &mut sim.memories[k][row as usize];
+                r.fill(0);
+                if let Some(v) = state
+                    .get(&row.to_le_bytes())
+                    .and_then(|v| v.into_iter().next())
+                {
+                    let n = v.len().min(r.len() - 1);
+                    r[..n].copy_from_slice(&v[..n]);
+                    if let Some(last) = r.last_mut() {
+                        *last = 1;
+                    }
+                }
+            }
+            continue;
+        }
         for row in 0..m.rows {
             if let Some(v) = state.value(row, cpu) {
                 sim.memories[k][row as usize] = v.to_vec();
@@ -41,6 +61,10 @@ pub fn load_memories(sim: &mut PipelineSim, rt: &Runtime) -> Result<(), String> 
 pub fn store_memories(sim: &PipelineSim, rt: &mut Runtime) -> Result<(), String> {
     let cpu = rt.config.cpu;
     for (k, m) in sim.block.memories.iter().enumerate() {
+        // Presence memories (device and CPU maps) are only read by the pipeline.
+        if m.presence {
+            continue;
+        }
         let state = rt
             .map_mut(m.map_index)
             .ok_or_else(|| format!("the runtime has no map {}", m.map_index))?;
@@ -74,8 +98,32 @@ pub struct PipelineOutcome {
     /// The whole packet after the program: the window out of the pipeline, then the bytes
     /// that waited beside it.
     pub packet: Vec<u8>,
+    /// The redirect target when the verdict is `XDP_REDIRECT`, as the interpreter records it.
+    pub redirect: Option<Redirect>,
     pub entry_cycle: u64,
     pub exit_cycle: u64,
+}
+
+/// The redirect a pipeline output stands for, in the runtime's terms.
+pub fn redirect_of(block: &Block, out: &PacketOut) -> Option<Redirect> {
+    if XdpAction::from_retval(out.retval) != XdpAction::Redirect {
+        return None;
+    }
+    match out.redirect_kind {
+        REDIRECT_IFINDEX => Some(Redirect::Ifindex(out.redirect_key as u32)),
+        REDIRECT_MAP => {
+            let m = block.redirect_map.as_ref()?;
+            let n = out.redirect_value.len().saturating_sub(1);
+            Some(Redirect::Map {
+                map: m.name.clone(),
+                map_index: m.map_index,
+                key: out.redirect_key as u32,
+                flags: m.flags,
+                value: Some(out.redirect_value[..n].to_vec()),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Runs `inputs` back to back (each offered `gap` cycles after the previous one was
@@ -109,6 +157,7 @@ pub fn run_xdp_pipeline(
             retval: out.retval,
             action: XdpAction::from_retval(out.retval),
             packet: reassemble(&out.window, &input.packet, out.len as usize),
+            redirect: redirect_of(block, out),
             entry_cycle: entry,
             exit_cycle: out.cycle,
         })
