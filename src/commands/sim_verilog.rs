@@ -1,20 +1,14 @@
 //! `nicc sim OBJ --target verilog --pcap IN`: runs a capture through the cycle-accurate model
 //! of the program's pipeline (the block the Verilog is printed from), one packet per clock,
 //! and reports per packet the verdict and the cycles it entered and left, with maps seeded
-//! from and written back to the shared runtime's JSON format.
+//! from and written back to the shared runtime's JSON format, and waveforms with `--vcd`.
 
 use super::sim::SimArgs;
-use sim::pipeline::run_xdp_pipeline;
+use sim::pipeline::run_xdp_pipeline_traced;
 use sim::runtime::{ExecState, Runtime, RuntimeConfig, XdpInput};
 use std::fmt::Write;
 
 pub fn sim(args: &SimArgs) -> Result<String, String> {
-    if args.vcd.is_some() {
-        return Err(
-            "--vcd: waveform output of the pipeline simulator is not built yet; run without it"
-                .into(),
-        );
-    }
     let obj = super::read_object(&args.object)?;
     let index = super::select_program(&obj, args.program.as_deref())?;
     let compiled = super::compile_verilog::compile_xdp_program(&obj, index, None)?;
@@ -34,7 +28,15 @@ pub fn sim(args: &SimArgs) -> Result<String, String> {
         }
     }
     let xdp: Vec<XdpInput> = inputs.iter().map(|(_, _, i)| i.clone()).collect();
-    let (outcomes, run) = run_xdp_pipeline(block, &mut rt, &xdp, 0, &[])?;
+    let mut vcd = args
+        .vcd
+        .as_ref()
+        .map(|_| sim::pipeline::vcd::VcdWriter::new(&sim::pipeline::PipelineSim::new(block)));
+    let (outcomes, run) = run_xdp_pipeline_traced(block, &mut rt, &xdp, 0, &[], vcd.as_mut())?;
+    if let (Some(path), Some(w)) = (&args.vcd, &vcd) {
+        std::fs::write(path, w.finish(&backends::verilog::emit::core_name(block)))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     if let Some(path) = &args.maps_out {
         let text = serde_json::to_string_pretty(&rt.snapshot()).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;

@@ -1,12 +1,13 @@
 //! The cycle-accurate executor of `hw::pipeline` blocks, the model the emitted Verilog is checked against.
 //!
-//! [`exec`] is the clock-by-clock executor. This module runs XDP packets through it the way
+//! [`exec`] is the clock-by-clock executor; [`vcd`] writes its waveforms. This module runs XDP packets through it the way
 //! the other engines run them: memories are seeded from the shared runtime's maps
 //! (`sim::runtime`) and written back to them afterwards, so map contents are compared in the
 //! runtime's snapshot format; each packet's head goes through the pipeline as its window and
 //! the rest of it waits beside the pipeline, as the shell's FIFO keeps it.
 
 pub mod exec;
+pub mod vcd;
 
 pub use exec::{drive, PacketIn, PacketOut, PipelineSim, RunResult, Step, Val};
 
@@ -136,10 +137,26 @@ pub fn run_xdp_pipeline(
     gap: u32,
     ready: &[bool],
 ) -> Result<(Vec<PipelineOutcome>, RunResult), String> {
+    run_xdp_pipeline_traced(block, rt, inputs, gap, ready, None)
+}
+
+/// [`run_xdp_pipeline`], also recording waveforms into `vcd` when given.
+pub fn run_xdp_pipeline_traced(
+    block: &Block,
+    rt: &mut Runtime,
+    inputs: &[XdpInput],
+    gap: u32,
+    ready: &[bool],
+    mut vcd: Option<&mut vcd::VcdWriter>,
+) -> Result<(Vec<PipelineOutcome>, RunResult), String> {
     let mut sim = PipelineSim::new(block);
     load_memories(&mut sim, rt)?;
     let packets: Vec<PacketIn> = inputs.iter().map(|i| packet_in(block, i, gap)).collect();
-    let run = drive(&mut sim, &packets, ready, &mut |_, _, _| {});
+    let run = drive(&mut sim, &packets, ready, &mut |s, offer, out_ready| {
+        if let Some(w) = vcd.as_deref_mut() {
+            w.record(s, offer.is_some(), out_ready);
+        }
+    });
     store_memories(&sim, rt)?;
     if run.outputs.len() != inputs.len() {
         return Err(format!(
