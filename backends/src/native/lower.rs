@@ -29,7 +29,7 @@
 //! - **value table**: a map value (or a pointer of unknown region, and global data reached
 //!   other than through `map_value_addr`) picks the entry of `ctx->value_regions` its region
 //!   number names and is inline when its bytes lie within the entry's read or write limit;
-//!  - **runtime**: a call of `nicc_load`, `nicc_store` or `nicc_atomic`, which checks the access
+//! - **runtime**: a call of `nicc_load`, `nicc_store` or `nicc_atomic`, which checks the access
 //!   as the interpreter does and faults with the interpreter's message.
 //!
 //! A failing inline check never faults by itself: it takes the runtime path, so an access the
