@@ -267,3 +267,18 @@ fn kernel_accepted_corpus_programs_nfp_matches_the_interpreter() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The listing of samples/bpf `xdp1` as the NFP backend compiles it, for review of the
+/// generated microcode.
+#[test]
+fn xdp1_listing_snapshot() {
+    let path = support::corpus().join("elf/linux/xdp1_kern.o");
+    let obj = frontend::elf::read_file(&path).unwrap();
+    let i = obj
+        .programs
+        .iter()
+        .position(|p| p.kind == ProgramKind::Xdp)
+        .unwrap();
+    let prog = compile(&obj, i, EntryKind::Xdp).unwrap();
+    insta::assert_snapshot!("nfp_xdp1_listing", prog.listing());
+}
