@@ -235,10 +235,9 @@ mod tests {
 
     #[test]
     fn a_model_missing_a_class_is_refused() {
-        let err = DelayModel::parse(
-            "name = \"x\"\nclock_period_ps = 1\n[delay_ps]\nwire = 0\n[luts_per_bit]\n",
-        )
-        .unwrap_err();
+        let text =
+            "name = \"x\"\nclock_period_ps = 1\n[delay_ps]\nwire = 0\n[luts_per_bit]\nwire = 0.0\n";
+        let err = DelayModel::parse(text).unwrap_err();
         assert!(err.contains("delay_ps.logic"), "{err}");
     }
 }

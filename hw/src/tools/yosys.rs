@@ -1,6 +1,11 @@
 //! Yosys: `synth_xilinx` for LUT, flip-flop and block-RAM counts (`stat -json`, read from a
-//! file written with `tee -q -o`) and the longest topological path (`ltp -noff`) as the logic
-//! depth.
+//! file written with `tee -q -o`), and the logic depth in LUT levels.
+//!
+//! The depth comes from a second, generic run (`synth; abc -lut 6; ltp -noff`): after
+//! `synth_xilinx` the flip-flops are Xilinx primitives that `ltp -noff` does not recognise, so
+//! its paths run through them and mean nothing; in the generic netlist flip-flops are Yosys's
+//! own cells, `-noff` cuts paths at them, and the longest path counts 6-input LUTs between
+//! registers: the deepest stage's LUT levels.
 
 use super::{probe, run_in, scratch_dir};
 use serde_json::Value;
@@ -17,8 +22,9 @@ pub struct SynthReport {
     pub lutram_cells: u64,
     pub dsps: u64,
     pub carry_cells: u64,
-    /// The longest path in cells between flip-flops, ports and memories (`ltp -noff`).
-    pub longest_path_cells: u64,
+    /// LUT levels of the longest path between registers, ports and memories: the deepest
+    /// stage.
+    pub lut_levels: u64,
     pub cells_by_type: BTreeMap<String, u64>,
 }
 
@@ -33,13 +39,18 @@ pub fn synth_xilinx(top: &str, verilog: &str) -> Result<SynthReport, String> {
     let dir = scratch_dir("yosys")?;
     std::fs::write(dir.join("design.v"), verilog).map_err(|e| e.to_string())?;
     let script = format!(
-        "read_verilog design.v; synth_xilinx -top {top} -flatten; tee -q -o stat.json stat -json; tee -q -o ltp.txt ltp -noff"
+        "read_verilog design.v; synth_xilinx -top {top} -flatten; tee -q -o stat.json stat -json"
     );
-    let result = run_in(&dir, "yosys", &["-q", "-p", &script]).and_then(|_| {
-        let stat = std::fs::read_to_string(dir.join("stat.json")).map_err(|e| e.to_string())?;
-        let ltp = std::fs::read_to_string(dir.join("ltp.txt")).map_err(|e| e.to_string())?;
-        parse(top, &stat, &ltp)
-    });
+    let depth = format!(
+        "read_verilog design.v; synth -top {top} -flatten; abc -lut 6; tee -q -o ltp.txt ltp -noff"
+    );
+    let result = run_in(&dir, "yosys", &["-q", "-p", &script])
+        .and_then(|_| run_in(&dir, "yosys", &["-q", "-p", &depth]))
+        .and_then(|_| {
+            let stat = std::fs::read_to_string(dir.join("stat.json")).map_err(|e| e.to_string())?;
+            let ltp = std::fs::read_to_string(dir.join("ltp.txt")).map_err(|e| e.to_string())?;
+            parse(top, &stat, &ltp)
+        });
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -75,7 +86,7 @@ fn parse(top: &str, stat: &str, ltp: &str) -> Result<SynthReport, String> {
         }
     }
     r.brams = r.brams.div_ceil(2);
-    r.longest_path_cells = ltp
+    r.lut_levels = ltp
         .lines()
         .find_map(|l| {
             let i = l.find("length=")?;
