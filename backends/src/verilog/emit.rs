@@ -410,7 +410,7 @@ impl<'a> Emitter<'a> {
                     Expr::bin(
                         BinOp::And,
                         Expr::ident(arr.clone()),
-                        Expr::not(Expr::ident(mask.clone())),
+                        Expr::bit_not(Expr::ident(mask.clone())),
                     ),
                     Expr::bin(BinOp::And, Expr::ident(data), Expr::ident(mask)),
                 );
@@ -544,7 +544,7 @@ pub fn core_module(block: &Block) -> Module {
         Expr::bin(
             BinOp::Or,
             Expr::ident("out_ready"),
-            Expr::not(Expr::ident(format!("v{stages}"))),
+            Expr::bit_not(Expr::ident(format!("v{stages}"))),
         ),
     ));
     e.items.push(Item::Assign(

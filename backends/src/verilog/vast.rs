@@ -134,7 +134,7 @@ impl Expr {
         Expr::Cond(Box::new(c), Box::new(a), Box::new(b))
     }
 
-    pub fn not(a: Expr) -> Expr {
+    pub fn bit_not(a: Expr) -> Expr {
         Expr::Unary(UnOp::Not, Box::new(a))
     }
 
