@@ -4,5 +4,5 @@
 pub mod linux;
 pub mod nfp;
 pub mod pipeline;
-pub mod tools;
 pub mod qemu;
+pub mod tools;

@@ -431,7 +431,7 @@ impl Progress {
             }
             None => {
                 let tenth = self.total.div_ceil(10).max(1);
-                if done % tenth == 0 || done == self.total {
+                if done.is_multiple_of(tenth) || done == self.total {
                     eprintln!("build: {done}/{} jobs done", self.total);
                 }
             }

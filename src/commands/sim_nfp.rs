@@ -50,7 +50,12 @@ pub fn sim(args: &SimArgs) -> Result<String, String> {
         threads: args.threads.unwrap_or(d.threads),
         mhz: args.mhz.unwrap_or(d.mhz),
     };
-    if config.engines == 0 || config.threads == 0 || config.threads > 8 || !(config.mhz > 0.0) {
+    if config.engines == 0
+        || config.threads == 0
+        || config.threads > 8
+        || config.mhz.is_nan()
+        || config.mhz <= 0.0
+    {
         return Err(format!(
             "--engines and --threads must be at least 1 (at most 8 threads per engine) and --mhz positive; got {} engines, {} threads, {} MHz",
             config.engines, config.threads, config.mhz
@@ -124,10 +129,8 @@ pub fn sim(args: &SimArgs) -> Result<String, String> {
     }
     let refs: Vec<&Trace> = traces.iter().collect();
     let timing = schedule(&refs, &config, &machine.table);
-    let mut k = 0;
-    for l in lines.iter_mut().filter(|l| l.error.is_none()) {
+    for (k, l) in lines.iter_mut().filter(|l| l.error.is_none()).enumerate() {
         l.latency = timing.latency.get(k).copied().unwrap_or(0);
-        k += 1;
     }
     let mpps = throughput(&refs, &config, &machine.table, 8);
     let mean_cycles = if traces.is_empty() {

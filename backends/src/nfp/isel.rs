@@ -580,7 +580,7 @@ impl<'a> Selector<'a> {
                 self.command_at(region, size, base, offset, action)?;
                 if fetch {
                     if let Some(r) = result {
-                        self.from_xfer(r, size, false)?;
+                        self.load_from_xfer(r, size, false)?;
                     }
                 }
                 Ok(())
@@ -601,7 +601,7 @@ impl<'a> Selector<'a> {
                 self.mov(Dest::Xfer(X + 3), eh)?;
                 self.command_at(region, size, base, offset, MemAction::CmpXchg)?;
                 if let Some(r) = result {
-                    self.from_xfer(r, size, false)?;
+                    self.load_from_xfer(r, size, false)?;
                 }
                 Ok(())
             }
@@ -616,7 +616,7 @@ impl<'a> Selector<'a> {
                 }
                 self.helper(helper, &args)?;
                 if let Some(r) = result {
-                    self.from_xfer(r, MemSize::U64, false)?;
+                    self.load_from_xfer(r, MemSize::U64, false)?;
                 }
                 Ok(())
             }
@@ -964,7 +964,7 @@ impl<'a> Selector<'a> {
 
     /// The local-memory operand of the stack word at byte `off`, if it has one.
     fn lm_word(&mut self, off: u32) -> Option<Operand> {
-        if off % 4 != 0 || !(LM_WINDOW_START..STACK_SIZE).contains(&off) {
+        if !off.is_multiple_of(4) || !(LM_WINDOW_START..STACK_SIZE).contains(&off) {
             return None;
         }
         let rel = off - LM_WINDOW_START;
@@ -1051,7 +1051,7 @@ impl<'a> Selector<'a> {
     }
 
     /// Moves a loaded value of `size` from read transfer registers `X..` into `r`.
-    fn from_xfer(&mut self, r: Value, size: MemSize, signed: bool) -> Result<(), Diagnostic> {
+    fn load_from_xfer(&mut self, r: Value, size: MemSize, signed: bool) -> Result<(), Diagnostic> {
         let dl = self.dst(r, false);
         let dh = self.dst(r, true);
         let bytes = size.bytes();
@@ -1162,7 +1162,7 @@ impl<'a> Selector<'a> {
             }
         }
         self.command_at(region, size, base, offset, MemAction::Read)?;
-        self.from_xfer(r, size, signed)
+        self.load_from_xfer(r, size, signed)
     }
 
     fn store(

@@ -258,7 +258,7 @@ impl PacketSocket {
             }
             // Outgoing frames are looped back to packet sockets as PACKET_OUTGOING; only
             // frames the interface received count.
-            if from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+            if from.sll_pkttype == libc::PACKET_OUTGOING {
                 continue;
             }
             let mut frame = buf[..n as usize].to_vec();

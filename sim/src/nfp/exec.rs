@@ -127,7 +127,7 @@ impl Context {
 
     fn lm_index(&self, index: u8, offset: u8) -> Result<usize, Fault> {
         let addr = self.lm_addr[(index & 3) as usize].wrapping_add(4 * offset as u32) as usize;
-        if addr % 4 != 0 || addr + 4 > STACK_SIZE {
+        if !addr.is_multiple_of(4) || addr + 4 > STACK_SIZE {
             return Err(Fault::new(format!(
                 "local memory word at byte {addr} is outside this context's {STACK_SIZE}-byte stack window"
             )));

@@ -296,7 +296,9 @@ pub fn call(
     id: i32,
     a: [u64; 5],
 ) -> Result<HelperOutcome, Fault> {
-    let name = helper_name(id);
+    // The name is only needed for error messages; formatting it on every call cost more than
+    // many helpers themselves, so it is made on first use.
+    let name = std::cell::LazyCell::new(|| helper_name(id));
     let cpu = rt.config.cpu;
     match id {
         // bpf_map_lookup_elem, bpf_map_lookup_percpu_elem
@@ -360,7 +362,8 @@ pub fn call(
             }
             if ro {
                 return Err(Fault::new(format!(
-                    "{name} on read-only map `{mname}` (the verifier rejects writes to it)"
+                    "{} on read-only map `{mname}` (the verifier rejects writes to it)",
+                    &*name
                 )));
             }
             let key = rt.read_bytes(st, a[1], ks)?;
@@ -636,7 +639,7 @@ pub fn call(
             };
             let Some(rec) = rec else {
                 return Err(Fault::new(format!(
-                    "{name} needs a pointer returned by bpf_ringbuf_reserve that was not yet submitted or discarded, got {:#x}",
+                    "{} needs a pointer returned by bpf_ringbuf_reserve that was not yet submitted or discarded, got {:#x}", &*name,
                     a[0]
                 )));
             };
@@ -679,7 +682,8 @@ pub fn call(
             Ok(ret(0))
         }
         _ => Err(Fault::new(format!(
-            "helper {name} (id {id}) is not implemented by the interpreter"
+            "helper {} (id {id}) is not implemented by the interpreter",
+            &*name
         ))),
     }
 }
