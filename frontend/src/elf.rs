@@ -543,6 +543,23 @@ impl<'a> Elf<'a> {
             if !is_global_data(&s.name) || !alloc || exec || s.header.sh_size == 0 {
                 continue;
             }
+            // The kernel refuses array values of KMALLOC_MAX_SIZE or more (kernel/bpf/
+            // arraymap.c, `array_map_alloc_check`), 4 MiB with 4 KiB pages (include/linux/
+            // slab.h). A `.bss` is zeroes the file does not hold, so without this bound a
+            // hostile header would make nicc allocate whatever size it claims.
+            const MAX_GLOBAL_DATA: u64 = 4 << 20;
+            if s.header.sh_size >= MAX_GLOBAL_DATA {
+                return Err(self
+                    .err(format!(
+                        "global data section `{}` is {} bytes; the kernel holds at most {} bytes \
+                         of global data per section",
+                        s.name,
+                        s.header.sh_size,
+                        MAX_GLOBAL_DATA - 1
+                    ))
+                    .section(s.name.clone())
+                    .help("make the global variables smaller, or keep large tables in maps"));
+            }
             let Ok(value_size) = u32::try_from(s.header.sh_size) else {
                 return Err(self
                     .err(format!(
