@@ -1,4 +1,4 @@
-//! Any bytes as an object and a packet: the interpreter and the IR executor run every XDP
+//! Any bytes as an object, with a packet cut from the same bytes: the interpreter and the IR executor run every XDP
 //! program on the packet with a bounded budget. Both may fault; neither may panic or hang,
 //! and where both finish they must agree.
 #![no_main]
@@ -6,12 +6,10 @@
 use sim::runtime::{Runtime, RuntimeConfig, XdpInput};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    // The first two bytes say how much of the input is the packet (at the end).
-    if data.len() < 2 {
-        return;
-    }
-    let split = (u16::from_le_bytes([data[0], data[1]]) as usize).min(data.len() - 2);
-    let (object, packet) = data[2..].split_at(data.len() - 2 - split);
+    // The whole input is the object, so corpus objects are good seeds as they are; the packet
+    // is cut from the input too (after the ELF header), so mutations reach both.
+    let object = data;
+    let packet = data.get(64..data.len().min(64 + 128)).unwrap_or(&[]);
     let Ok(obj) = frontend::elf::read_object(object, "fuzz.o") else {
         return;
     };
