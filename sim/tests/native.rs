@@ -177,8 +177,8 @@ fn loads_and_stores_of_every_size_on_the_stack_and_through_the_runtime() {
             if signed && size == MemSize::U64 {
                 continue;
             }
-            // Copy a value through a stack slot (direct stack_addr: unchecked), then through a
-            // computed stack pointer (inline check), then store it back to memory (runtime).
+            // Copy a value through a stack slot (direct stack_addr), then through a computed stack
+            // pointer, then store it back to memory.
             let module = memory_module(|b, mem, _| {
                 let slot = b.create_stack_slot(16);
                 let x = load64(b, mem, 0);
@@ -193,9 +193,12 @@ fn loads_and_stores_of_every_size_on_the_stack_and_through_the_runtime() {
                 b.load(Region::Any, size, signed, mem, 8)
             });
             let jit = JitProgram::new(&module, entry()).expect("compiles");
+            // The direct stack accesses need no check; since the lowering reaches memory through
+            // the region table, the computed stack pointer and the memory accesses are all
+            // checked inline and none goes through the runtime callback.
             let (unchecked, inline, runtime) = jit.access_counts;
             assert!(
-                unchecked >= 2 && inline >= 2 && runtime >= 3,
+                unchecked >= 2 && inline >= 5 && runtime == 0,
                 "{:?}",
                 jit.access_counts
             );
