@@ -14,7 +14,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             let text = asm::format_asm(&decoded);
             if let Ok(again) = asm::assemble(&text) {
                 let redecoded = insn::decode_all(&again).expect("assembler output decodes");
-                assert_eq!(asm::format_asm(&redecoded), text, "print/assemble round trip");
+                assert_eq!(
+                    asm::format_asm(&redecoded),
+                    text,
+                    "print/assemble round trip"
+                );
             }
         }
     }
