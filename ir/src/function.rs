@@ -180,6 +180,34 @@ impl PartialEq for Function {
 }
 
 impl Function {
+    /// Where each stack slot starts in a frame of `frame` bytes: laid out from the top down,
+    /// aligned to 8 bytes when everything fits that way (as clang lays out the BPF stack),
+    /// packed otherwise; `None` when the slots do not fit at all. Every engine and backend
+    /// uses this one layout, so a slot's address is the same wherever the function runs.
+    pub fn stack_slot_offsets(&self, frame: u32) -> Option<Vec<u32>> {
+        'align: for align in [8u32, 1] {
+            let mut top = frame;
+            let mut out = Vec::with_capacity(self.stack_slots.len());
+            for (_, data) in self.stack_slots.iter() {
+                let Some(start) = top.checked_sub(data.size) else {
+                    continue 'align;
+                };
+                let start = start - start % align;
+                out.push(start);
+                top = start;
+            }
+            return Some(out);
+        }
+        None
+    }
+
+    /// The bytes all stack slots take together.
+    pub fn stack_slot_bytes(&self) -> u64 {
+        self.stack_slots.values().map(|s| s.size as u64).sum()
+    }
+}
+
+impl Function {
     fn same_block(&self, other: &Function, block: Block) -> bool {
         let (pa, pb) = (self.dfg.block_params(block), other.dfg.block_params(block));
         if pa != pb

@@ -177,29 +177,10 @@ struct Executor<'a> {
 /// Lays out a function's stack slots in its 512-byte frame from the top down: aligned to 8
 /// bytes when everything fits that way (as clang lays out the BPF stack), packed otherwise.
 fn layout_slots(func: &Function) -> SlotLayout {
-    for align in [8u64, 1] {
-        let mut top = STACK_SIZE as u64;
-        let mut starts = Vec::with_capacity(func.stack_slots.len());
-        let mut fits = true;
-        for (_, slot) in func.stack_slots.iter() {
-            let size = slot.size as u64;
-            match top.checked_sub(size) {
-                Some(start) => {
-                    let start = start - start % align;
-                    starts.push(start as u32);
-                    top = start;
-                }
-                None => {
-                    fits = false;
-                    break;
-                }
-            }
-        }
-        if fits {
-            return Ok(starts);
-        }
+    if let Some(starts) = func.stack_slot_offsets(STACK_SIZE as u32) {
+        return Ok(starts);
     }
-    let total: u64 = func.stack_slots.values().map(|s| s.size as u64).sum();
+    let total = func.stack_slot_bytes();
     Err(format!(
         "the stack slots of `{}` take {total} bytes, more than the {STACK_SIZE}-byte frame",
         func.name

@@ -147,28 +147,10 @@ fn function_signature<M: Module>(m: &M, n: usize) -> Signature {
 /// otherwise. The first slot thus ends at the top, so the lifter's frame slot, addressed at its
 /// end as r10, has the interpreter's r10 value; `sim::ir_exec` lays slots out the same way.
 fn slot_offsets(func: &Function) -> Result<Vec<u32>, Diagnostic> {
-    for align in [8u32, 1] {
-        let mut top = FRAME_SIZE;
-        let mut out = Vec::new();
-        let mut fits = true;
-        for (_, data) in func.stack_slots.iter() {
-            match top.checked_sub(data.size) {
-                Some(start) => {
-                    let start = start - start % align;
-                    out.push(start);
-                    top = start;
-                }
-                None => {
-                    fits = false;
-                    break;
-                }
-            }
-        }
-        if fits {
-            return Ok(out);
-        }
+    if let Some(out) = func.stack_slot_offsets(FRAME_SIZE) {
+        return Ok(out);
     }
-    let total: u64 = func.stack_slots.values().map(|s| s.size as u64).sum();
+    let total = func.stack_slot_bytes();
     Err(Diagnostic::new(format!(
         "the stack slots of `{}` take {total} bytes, more than the {FRAME_SIZE}-byte BPF frame",
         func.name

@@ -128,28 +128,10 @@ pub fn map_type_supported(t: u32) -> bool {
 /// Stack slot offsets in the 512-byte frame: from the top down, 8-byte aligned when they
 /// all fit that way, packed otherwise.
 fn slot_offsets(func: &ir::Function) -> Result<Vec<u32>, Diagnostic> {
-    for align in [8u32, 1] {
-        let mut top = STACK_SIZE;
-        let mut out = Vec::new();
-        let mut fits = true;
-        for (_, data) in func.stack_slots.iter() {
-            match top.checked_sub(data.size) {
-                Some(start) => {
-                    let start = start - start % align;
-                    out.push(start);
-                    top = start;
-                }
-                None => {
-                    fits = false;
-                    break;
-                }
-            }
-        }
-        if fits {
-            return Ok(out);
-        }
+    if let Some(out) = func.stack_slot_offsets(STACK_SIZE) {
+        return Ok(out);
     }
-    let total: u64 = func.stack_slots.values().map(|s| s.size as u64).sum();
+    let total = func.stack_slot_bytes();
     Err(Diagnostic::new(format!(
         "the stack slots take {total} bytes, {} more than the {STACK_SIZE}-byte frame in local memory",
         total.saturating_sub(STACK_SIZE as u64)
