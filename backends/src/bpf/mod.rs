@@ -6,6 +6,9 @@
 //! block parameters coalesced with their arguments) give every SSA value a register of
 //! `r1`-`r9`, a spill slot or rematerialization, and the shorter resulting code is kept; [`isel`] turns IR instructions into BPF instructions with labels;
 //! [`peephole`] removes the register copies allocation and selection leave behind;
+//! [`hoist_moves`] writes an edge's moves before its conditional jump where the other path
+//! does not need their registers, and [`known_constants`] drops the constant moves that
+//! leaves repeated;
 //! [`branches`] resolves labels into jump offsets and drops jumps to the next instruction.
 //! [`elf`] then writes the functions of a module, with their map, global-data and call
 //! relocations, as an object like the ones clang builds.
@@ -18,7 +21,9 @@ pub mod branches;
 pub mod btf;
 pub mod coalescing_alloc;
 pub mod elf;
+pub mod hoist_moves;
 pub mod isel;
+pub mod known_constants;
 pub mod layout;
 pub mod peephole;
 pub mod regalloc;
@@ -65,6 +70,8 @@ fn with_allocation(
     let alloc = allocator(func, order).map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
     let code = isel::select(func, order, &alloc)
         .map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
+    let code = peephole::optimize(code);
+    let code = known_constants::optimize(hoist_moves::optimize(code));
     let code = peephole::optimize(code);
     branches::resolve(code).map_err(|e| diagnostic(module, fref, None, &e.message))
 }

@@ -28,9 +28,9 @@ use ir::semantics::{AluOp, Width};
 use std::collections::HashMap;
 
 /// A set of registers `r0`-`r10`, one bit each.
-type RegSet = u16;
+pub(super) type RegSet = u16;
 
-const fn bit(r: Reg) -> RegSet {
+pub(super) const fn bit(r: Reg) -> RegSet {
     1 << r.0
 }
 
@@ -42,17 +42,17 @@ const CLOBBERED: RegSet = 0b11_1111;
 /// How an instruction touches registers: explicit operands can be renamed, implicit ones
 /// (call arguments, `exit`'s `r0`, `cmpxchg`'s `r0`) cannot.
 #[derive(Clone, Copy, Default)]
-struct Effects {
-    uses: RegSet,
-    defs: RegSet,
-    implicit: RegSet,
+pub(super) struct Effects {
+    pub(super) uses: RegSet,
+    pub(super) defs: RegSet,
+    pub(super) implicit: RegSet,
     /// The instruction writes its destination without reading it.
-    pure_def: bool,
+    pub(super) pure_def: bool,
     /// The instruction only computes its destination (no memory write, no call, no jump).
-    removable: bool,
+    pub(super) removable: bool,
 }
 
-fn effects(m: &MachInsn) -> Effects {
+pub(super) fn effects(m: &MachInsn) -> Effects {
     let mut e = Effects::default();
     match m {
         MachInsn::Label(_) | MachInsn::Ja(_) => {}
@@ -152,12 +152,12 @@ fn operand_bit(o: &Operand) -> RegSet {
 }
 
 /// True for instructions after which control does not fall through.
-fn ends_flow(m: &MachInsn) -> bool {
+pub(super) fn ends_flow(m: &MachInsn) -> bool {
     matches!(m, MachInsn::Ja(_) | MachInsn::Insn(Insn::Exit))
 }
 
 /// Registers live after each instruction, by backward dataflow over the code's own CFG.
-fn live_after(code: &[MachInsn]) -> Vec<RegSet> {
+pub(super) fn live_after(code: &[MachInsn]) -> Vec<RegSet> {
     let n = code.len();
     let mut label_at: HashMap<Label, usize> = HashMap::new();
     for (k, m) in code.iter().enumerate() {
@@ -535,7 +535,7 @@ fn reads_only_as_base(m: &MachInsn, r: Reg) -> bool {
 
 /// Labels that exactly one conditional jump names and that straight-line code does not fall
 /// into, with their positions: code there runs only right after that jump is taken.
-fn sole_entry_labels(code: &[MachInsn]) -> HashMap<Label, usize> {
+pub(super) fn sole_entry_labels(code: &[MachInsn]) -> HashMap<Label, usize> {
     let mut refs: HashMap<Label, usize> = HashMap::new();
     for m in code {
         if let MachInsn::Ja(l) | MachInsn::Jcc { target: l, .. } = m {
@@ -574,7 +574,7 @@ fn sole_entry_labels(code: &[MachInsn]) -> HashMap<Label, usize> {
 
 /// Every label some jump names; other labels only mark where a block began and are passed
 /// through like any straight-line code.
-fn jump_targets(code: &[MachInsn]) -> std::collections::HashSet<Label> {
+pub(super) fn jump_targets(code: &[MachInsn]) -> std::collections::HashSet<Label> {
     code.iter()
         .filter_map(|m| match m {
             MachInsn::Ja(l) | MachInsn::Jcc { target: l, .. } => Some(*l),
