@@ -279,8 +279,9 @@ struct Engine<'a> {
     /// once, never resized), and the pointers native code reads.
     lookup_tables: Vec<Option<Vec<u64>>>,
     lookup_pointers: Vec<*const u64>,
-    /// The module map index of each runtime map the module uses.
-    module_map: HashMap<usize, usize>,
+    /// The module map index of each runtime map, by runtime map index (`None` for maps the
+    /// module does not use).
+    module_map: Vec<Option<usize>>,
 }
 
 /// Helpers that never insert into a map, so map value storage cannot move during them. Every
@@ -313,8 +314,14 @@ fn keeps_map_storage(helper: u64) -> bool {
     )
 }
 
-/// Maps whose value storage is allocated once and never moves.
-fn stable_storage(t: frontend::object::MapType) -> bool {
+/// Maps whose value storage is allocated once and never moves: arrays, and hash maps whose
+/// elements the runtime preallocates ([`crate::runtime::MapState::storage_is_stable`]).
+fn stable_storage(map: &crate::runtime::MapState) -> bool {
+    map.storage_is_stable()
+}
+
+/// Array maps, whose lookup result depends on the key alone (what the lookup cache needs).
+fn array_storage(t: frontend::object::MapType) -> bool {
     matches!(
         t,
         frontend::object::MapType::Array | frontend::object::MapType::PercpuArray
@@ -333,6 +340,10 @@ impl Engine<'_> {
         else {
             return;
         };
+        // An entry still filled is current: nothing moved its value since it was filled.
+        if self.values.get(n).is_some_and(|d| d.host != 0) {
+            return;
+        }
         let Some((m, slot, cpu)) = self.rt.value_region(n) else {
             return;
         };
@@ -340,7 +351,7 @@ impl Engine<'_> {
             return;
         };
         let read_only = map.read_only();
-        let stable = stable_storage(map.def.map_type);
+        let stable = stable_storage(map);
         let Some(value) = map.value_mut(slot, cpu) else {
             return;
         };
@@ -353,7 +364,7 @@ impl Engine<'_> {
             self.values.resize(n + 1, ValueRegionDesc::default());
         }
         self.values[n] = desc;
-        if !stable {
+        if !stable && !self.movable.contains(&n) {
             self.movable.push(n);
         }
         self.publish_values(ctx);
@@ -368,9 +379,12 @@ impl Engine<'_> {
         let Ok(m) = self.rt.map_of_pointer(handle) else {
             return;
         };
-        let Some(&i) = self.module_map.get(&m) else {
+        let Some(&Some(i)) = self.module_map.get(m) else {
             return;
         };
+        if !matches!(self.lookup_tables.get(i), Some(Some(_))) {
+            return;
+        }
         let Ok(k) = self.rt.load(&mut self.st, key, 4) else {
             return;
         };
@@ -383,6 +397,9 @@ impl Engine<'_> {
 
     /// Invalidates the entries of maps whose storage may have moved.
     fn invalidate_movable(&mut self, ctx: &mut NativeCtx) {
+        if self.movable.is_empty() {
+            return;
+        }
         for n in self.movable.drain(..) {
             if let Some(e) = self.values.get_mut(n) {
                 *e = ValueRegionDesc::default();
@@ -740,13 +757,15 @@ impl<'a> PreparedRun<'a> {
             .collect();
         let mut values = Vec::with_capacity(64);
         values.push(ValueRegionDesc::default());
-        let mut module_map = HashMap::new();
+        let mut module_map = vec![None; rt.maps().len()];
         let mut lookup_tables = Vec::with_capacity(runtime_index.len());
         for (i, m) in runtime_index.iter().enumerate() {
             let table = m.and_then(|m| {
-                module_map.insert(m, i);
+                if let Some(e) = module_map.get_mut(m) {
+                    *e = Some(i);
+                }
                 let d = &rt.maps()[m].def;
-                (stable_storage(d.map_type)
+                (array_storage(d.map_type)
                     && d.key_size == 4
                     && d.max_entries <= abi::LOOKUP_CACHE_MAX_ENTRIES)
                     .then(|| vec![0u64; d.max_entries as usize])

@@ -5,10 +5,21 @@
 //! write to a read-only map) is a fault; a helper whose kernel version fails at run time
 //! returns the same negative errno. Helpers this runtime does not model are a fault that names
 //! the helper, so that a user knows what is missing rather than getting a wrong answer.
+//!
+//! # Cost
+//!
+//! Every engine calls helpers through [`call`], and the JIT calls them per packet, so the paths
+//! XDP programs take on every packet allocate nothing: keys and values are copied from the
+//! program's memory into fixed buffers on the host stack (as the kernel's helpers read them in
+//! place), map and helper names are formatted only for an error message, and
+//! `bpf_redirect_map` refills the previous redirect record of the same map in place. Only what
+//! outlives the call allocates: a new hash key, a perf or ring buffer record, a trace line.
 
 use super::fib::FIB_LOOKUP_SIZE;
 use super::maps::Found;
-use super::memory::{make_addr, split_addr, Region, REGION_CTX, REGION_MAP, REGION_RINGBUF};
+use super::memory::{
+    make_addr, split_addr, Access, Region, REGION_CTX, REGION_MAP, REGION_RINGBUF,
+};
 use super::printk;
 use super::{
     ExecState, Fault, PendingRecord, PerfRecord, Redirect, RingbufRecord, Runtime, E2BIG, EAGAIN,
@@ -271,17 +282,51 @@ fn ret(v: u64) -> HelperOutcome {
     HelperOutcome::Return(v)
 }
 
-fn check_ctx(st: &ExecState, ptr: u64, helper: &str) -> Result<(), Fault> {
+/// Checks that `ptr` is the XDP context; `id` names the helper in the fault.
+fn check_ctx(st: &ExecState, ptr: u64, id: i32) -> Result<(), Fault> {
     if ptr != make_addr(REGION_CTX, 0) {
         return Err(Fault::new(format!(
-            "{helper} needs the program's context pointer as its first argument, got {ptr:#x}"
+            "{} needs the program's context pointer as its first argument, got {ptr:#x}",
+            helper_name(id)
         )));
     }
     if st.xdp.is_none() {
-        return Err(Fault::new(format!("{helper} needs an XDP context")));
+        return Err(Fault::new(format!(
+            "{} needs an XDP context",
+            helper_name(id)
+        )));
     }
     Ok(())
 }
+
+/// Reads `len` bytes of program memory at `addr` (checked as every access is) and runs `f`
+/// on them. Up to `N` bytes are copied into a buffer on the host stack, so the common case
+/// allocates nothing; longer ones are read into a vector. Zero bytes are not checked, as
+/// [`Runtime::read_bytes`] does not check them.
+fn with_bytes<const N: usize, R>(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    addr: u64,
+    len: usize,
+    f: impl FnOnce(&mut Runtime, &mut ExecState, &[u8]) -> R,
+) -> Result<R, Fault> {
+    if len > N {
+        let v = rt.read_bytes(st, addr, len)?;
+        return Ok(f(rt, st, &v));
+    }
+    let mut buf = [0u8; N];
+    if len > 0 {
+        rt.access(st, addr, len, Access::Read, |b| {
+            buf[..len].copy_from_slice(b)
+        })?;
+    }
+    Ok(f(rt, st, &buf[..len]))
+}
+
+/// Bytes of a key read onto the host stack (longer keys are read into a vector).
+const KEY_BUF: usize = 64;
+/// Bytes of a value read onto the host stack (a value on the BPF stack is at most 512).
+const VALUE_BUF: usize = 512;
 
 fn wrong_map(helper: &str, t: MapType, name: &str) -> Fault {
     Fault::new(format!(
@@ -318,36 +363,37 @@ pub fn call(
                 return Err(wrong_map(&name, t, &rt.maps()[m].def.name));
             }
             let key_size = rt.maps()[m].def.key_size as usize;
-            let key = rt.read_bytes(st, a[1], key_size)?;
-            let lookup_cpu = if id == 195 { a[2] } else { cpu as u64 };
-            if lookup_cpu >= rt.config.cpus as u64 {
-                return Ok(ret(0));
-            }
-            let Some(map) = rt.map_mut(m) else {
-                return Ok(ret(0));
-            };
-            Ok(match map.lookup(&key) {
-                None => ret(0),
-                Some(Found::Value(slot)) => ret(rt.value_pointer(m, slot, lookup_cpu as u32)),
-                Some(Found::Map(inner)) if (inner as usize) < rt.maps().len() => {
-                    ret(make_addr(REGION_MAP + inner, 0))
+            with_bytes::<KEY_BUF, _>(rt, st, a[1], key_size, |rt, _, key| {
+                let lookup_cpu = if id == 195 { a[2] } else { cpu as u64 };
+                if lookup_cpu >= rt.config.cpus as u64 {
+                    return ret(0);
                 }
-                Some(Found::Map(_)) => ret(0),
+                let Some(map) = rt.map_mut(m) else {
+                    return ret(0);
+                };
+                match map.lookup(key) {
+                    None => ret(0),
+                    Some(Found::Value(slot)) => ret(rt.value_pointer(m, slot, lookup_cpu as u32)),
+                    Some(Found::Map(inner)) if (inner as usize) < rt.maps().len() => {
+                        ret(make_addr(REGION_MAP + inner, 0))
+                    }
+                    Some(Found::Map(_)) => ret(0),
+                }
             })
         }
         // bpf_map_update_elem
         2 => {
             let m = rt.map_of_pointer(a[0])?;
-            let (t, ks, vs, ro, mname) = {
+            let (t, ks, vs, ro) = {
                 let d = &rt.maps()[m];
                 (
                     d.map_type(),
                     d.def.key_size as usize,
                     d.def.value_size as usize,
                     d.read_only(),
-                    d.def.name.clone(),
                 )
             };
+            let mname = || rt.maps()[m].def.name.clone();
             if !matches!(
                 t,
                 MapType::Array
@@ -358,32 +404,29 @@ pub fn call(
                     | MapType::LruPercpuHash
                     | MapType::LpmTrie
             ) {
-                return Err(wrong_map(&name, t, &mname));
+                return Err(wrong_map(&name, t, &mname()));
             }
             if ro {
                 return Err(Fault::new(format!(
-                    "{} on read-only map `{mname}` (the verifier rejects writes to it)",
-                    &*name
+                    "{} on read-only map `{}` (the verifier rejects writes to it)",
+                    &*name,
+                    mname()
                 )));
             }
-            let key = rt.read_bytes(st, a[1], ks)?;
-            let value = rt.read_bytes(st, a[2], vs)?;
-            let rc = rt
-                .map_mut(m)
-                .map(|map| map.update(&key, &value, a[3], cpu))
-                .unwrap_or(-EINVAL);
+            let rc = with_bytes::<KEY_BUF, _>(rt, st, a[1], ks, |rt, st, key| {
+                with_bytes::<VALUE_BUF, _>(rt, st, a[2], vs, |rt, _, value| {
+                    rt.map_mut(m)
+                        .map(|map| map.update(key, value, a[3], cpu))
+                        .unwrap_or(-EINVAL)
+                })
+            })??;
             Ok(ret(rc as u64))
         }
         // bpf_map_delete_elem
         3 => {
             let m = rt.map_of_pointer(a[0])?;
             let d = &rt.maps()[m];
-            let (t, ks, ro, mname) = (
-                d.map_type(),
-                d.def.key_size as usize,
-                d.read_only(),
-                d.def.name.clone(),
-            );
+            let (t, ks, ro) = (d.map_type(), d.def.key_size as usize, d.read_only());
             if !matches!(
                 t,
                 MapType::Array
@@ -395,10 +438,11 @@ pub fn call(
                     | MapType::LpmTrie
             ) || ro
             {
-                return Err(wrong_map(&name, t, &mname));
+                return Err(wrong_map(&name, t, &rt.maps()[m].def.name));
             }
-            let key = rt.read_bytes(st, a[1], ks)?;
-            let rc = rt.map_mut(m).map(|map| map.delete(&key)).unwrap_or(-EINVAL);
+            let rc = with_bytes::<KEY_BUF, _>(rt, st, a[1], ks, |rt, _, key| {
+                rt.map_mut(m).map(|map| map.delete(key)).unwrap_or(-EINVAL)
+            })?;
             Ok(ret(rc as u64))
         }
         // bpf_map_push_elem, bpf_map_pop_elem, bpf_map_peek_elem
@@ -500,45 +544,62 @@ pub fn call(
                 return Ok(ret(XDP_ABORTED));
             }
             let key = a[1] as u32;
-            let mname = map.def.name.clone();
             let broadcast = flags & BPF_F_BROADCAST != 0;
-            let found = rt
-                .map_mut(m)
-                .and_then(|map| map.get(&key.to_le_bytes()))
-                .and_then(|v| v.into_iter().next());
+            let map = &rt.maps()[m];
+            let found = map.peek_value(&key.to_le_bytes());
             if found.is_none() && !broadcast {
                 st.redirect = None;
                 return Ok(ret(flags & action_mask));
             }
-            st.redirect = Some(Redirect::Map {
-                map: mname,
-                map_index: m,
-                key,
-                flags,
-                value: if broadcast { None } else { found },
-            });
+            let found = if broadcast { None } else { found };
+            match &mut st.redirect {
+                // The record of the previous redirect through this map is refilled in place,
+                // so a program that redirects every packet allocates nothing.
+                Some(Redirect::Map {
+                    map: recorded,
+                    map_index,
+                    key: k,
+                    flags: f,
+                    value,
+                }) if *map_index == m && *recorded == map.def.name => {
+                    *k = key;
+                    *f = flags;
+                    match (found, value) {
+                        (Some(v), Some(old)) => {
+                            old.clear();
+                            old.extend_from_slice(v);
+                        }
+                        (found, value) => *value = found.map(<[u8]>::to_vec),
+                    }
+                }
+                slot => {
+                    *slot = Some(Redirect::Map {
+                        map: map.def.name.clone(),
+                        map_index: m,
+                        key,
+                        flags,
+                        value: found.map(<[u8]>::to_vec),
+                    })
+                }
+            }
             Ok(ret(XDP_REDIRECT))
         }
         // bpf_perf_event_output, bpf_xdp_output
         25 | 121 => {
-            check_ctx(st, a[0], &name)?;
+            check_ctx(st, a[0], id)?;
             let m = rt.map_of_pointer(a[1])?;
             let map = &rt.maps()[m];
             if map.map_type() != MapType::PerfEventArray {
                 return Err(wrong_map(&name, map.map_type(), &map.def.name));
             }
-            let (mname, max) = (map.def.name.clone(), map.def.max_entries as u64);
+            let max = map.def.max_entries as u64;
             let flags = a[2];
             if flags & !(BPF_F_CTXLEN_MASK | BPF_F_INDEX_MASK) != 0 {
                 return Ok(neg(EINVAL));
             }
             let ctx_len = ((flags & BPF_F_CTXLEN_MASK) >> 32) as usize;
-            let pkt = st
-                .xdp
-                .as_ref()
-                .map(|x| x.packet().to_vec())
-                .unwrap_or_default();
-            if ctx_len > pkt.len() {
+            let pkt_len = st.xdp.as_ref().map_or(0, |x| x.packet().len());
+            if ctx_len > pkt_len {
                 return Ok(neg(EFAULT));
             }
             let mut index = flags & BPF_F_INDEX_MASK;
@@ -549,7 +610,10 @@ pub fn call(
                 return Ok(neg(E2BIG));
             }
             let mut data = rt.read_bytes(st, a[3], a[4] as u32 as usize)?;
-            data.extend_from_slice(&pkt[..ctx_len]);
+            if let Some(x) = st.xdp.as_ref() {
+                data.extend_from_slice(&x.packet()[..ctx_len]);
+            }
+            let mname = rt.maps()[m].def.name.clone();
             rt.outputs_mut().perf.push(PerfRecord {
                 map: mname,
                 cpu: index as u32,
@@ -573,7 +637,7 @@ pub fn call(
         }
         // bpf_xdp_adjust_head, bpf_xdp_adjust_meta, bpf_xdp_adjust_tail
         44 | 54 | 65 => {
-            check_ctx(st, a[0], &name)?;
+            check_ctx(st, a[0], id)?;
             let Some(x) = st.xdp.as_mut() else {
                 return Ok(neg(EINVAL));
             };
@@ -587,7 +651,7 @@ pub fn call(
         }
         // bpf_fib_lookup
         69 => {
-            check_ctx(st, a[0], &name)?;
+            check_ctx(st, a[0], id)?;
             let plen = a[2] as u32 as usize;
             if plen < FIB_LOOKUP_SIZE {
                 return Ok(neg(EINVAL));
@@ -656,12 +720,12 @@ pub fn call(
         }
         // bpf_xdp_get_buff_len
         188 => {
-            check_ctx(st, a[0], &name)?;
+            check_ctx(st, a[0], id)?;
             Ok(ret(st.xdp.as_ref().map_or(0, |x| x.packet().len()) as u64))
         }
         // bpf_xdp_load_bytes, bpf_xdp_store_bytes
         189 | 190 => {
-            check_ctx(st, a[0], &name)?;
+            check_ctx(st, a[0], id)?;
             let (off, len) = (a[1] as u32 as usize, a[3] as u32 as usize);
             let Some(x) = st.xdp.as_ref() else {
                 return Ok(neg(EINVAL));

@@ -22,6 +22,7 @@ use super::{E2BIG, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC};
 use frontend::mapdata::{from_hex, to_hex, MapContents, MapEntry};
 use frontend::object::{MapDef, MapOrigin, MapType};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 pub const BPF_ANY: u64 = 0;
 pub const BPF_NOEXIST: u64 = 1;
@@ -35,6 +36,87 @@ pub const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
 /// the start, as the kernel preallocates them.
 const MAX_LRU_ELEMENTS: u32 = 1 << 24;
 
+/// The most bytes of value storage a hash-like map gets up front. Up to this size the slab is
+/// allocated for every element the map can hold when the map is created, as the kernel
+/// preallocates hash elements, so a pointer into a value never moves while the map lives;
+/// a larger map grows its slab as entries arrive instead (its values may then move on insert).
+/// Zeroed allocations of this size are mapped lazily by the allocator, so unused capacity
+/// costs address space, not memory.
+const MAX_PREALLOCATED_BYTES: usize = 1 << 28;
+
+/// The longest LPM trie key data, in bytes (the kernel's `LPM_DATA_SIZE_MAX`).
+const LPM_DATA_SIZE_MAX: usize = 256;
+
+/// A small, fast hasher for map keys (a multiply-rotate mix of 8-byte words, in the manner of
+/// rustc's FxHasher, with a final avalanche so that the high bits the table uses for its
+/// control bytes depend on every input bit). Hashing a 4- to 16-byte key costs a few
+/// nanoseconds, against tens for the standard library's SipHash, which matters because a map
+/// lookup is the most frequent helper call of XDP programs. The simulator is not a server:
+/// keys only come from the program and its packets, so flooding resistance is not needed.
+#[derive(Clone, Copy, Default)]
+pub struct KeyHasher {
+    hash: u64,
+}
+
+const KEY_HASH_MUL: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(KEY_HASH_MUL);
+    }
+}
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            // The length is mixed in so that keys differing only in trailing zeroes differ.
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        let h = self.hash;
+        let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^ (h >> 32)
+    }
+}
+
+/// A `HashMap` hashed with [`KeyHasher`]; iteration order is never observable (snapshots sort
+/// by key), so only speed differs from the standard hasher.
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
+
 /// How a map's entries are indexed.
 #[derive(Clone, Debug)]
 enum Index {
@@ -42,9 +124,15 @@ enum Index {
     /// where an entry can be absent (prog, dev, cpu, xsk and map-of-map arrays).
     Array { present: Option<Vec<bool>> },
     /// Hash-like, keyed by the full key bytes.
-    Hash(HashMap<Vec<u8>, u32>),
-    /// LPM trie, keyed by (prefix length, key data masked to that length).
-    Lpm(HashMap<(u32, Vec<u8>), u32>),
+    Hash(FastMap<Vec<u8>, u32>),
+    /// LPM trie: `table` is keyed by the prefix length (4 bytes, little-endian) followed by
+    /// the key data masked to that length, so a lookup can build its probe in a stack buffer
+    /// and borrow it; `prefix_counts[p]` is how many stored prefixes are `p` bits long, so a
+    /// lookup probes only lengths that exist.
+    Lpm {
+        table: FastMap<Vec<u8>, u32>,
+        prefix_counts: Vec<u32>,
+    },
     /// Queue or stack of values (no keys).
     Queue {
         items: VecDeque<Vec<u8>>,
@@ -70,6 +158,9 @@ pub struct MapState {
     values: Vec<u8>,
     /// The replacement state of LRU hashes.
     lru: Option<Lru>,
+    /// True when `values` holds every slot the map can ever use, so value storage never
+    /// moves (array maps, and hash-like maps up to [`MAX_PREALLOCATED_BYTES`]).
+    stable: bool,
     /// Bytes of ring buffer space taken by records nobody consumed.
     pub ringbuf_used: u64,
 }
@@ -123,20 +214,39 @@ fn is_hash_like(t: MapType) -> bool {
 }
 
 /// Masks `data` to its first `plen` bits (the rest zeroed), as LPM matching sees it.
+#[cfg(test)]
 fn mask_prefix(data: &[u8], plen: u32) -> Vec<u8> {
-    data.iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let bit = i as u32 * 8;
-            if bit + 8 <= plen {
-                *b
-            } else if bit >= plen {
-                0
-            } else {
-                b & (0xffu8 << (8 - (plen - bit)))
-            }
-        })
-        .collect()
+    let mut out = vec![0u8; data.len()];
+    mask_prefix_into(data, plen, &mut out);
+    out
+}
+
+/// Writes `data` masked to its first `plen` bits into `out` (of the same length).
+fn mask_prefix_into(data: &[u8], plen: u32, out: &mut [u8]) {
+    for (i, (b, o)) in data.iter().zip(out.iter_mut()).enumerate() {
+        let bit = i as u32 * 8;
+        *o = if bit + 8 <= plen {
+            *b
+        } else if bit >= plen {
+            0
+        } else {
+            b & (0xffu8 << (8 - (plen - bit)))
+        };
+    }
+}
+
+/// Splits an LPM key into its prefix length and data, when it has both and the length fits.
+fn lpm_parts(key: &[u8]) -> Option<(u32, &[u8])> {
+    let plen = u32::from_le_bytes(key.get(..4)?.try_into().ok()?);
+    let data = &key[4..];
+    (plen <= data.len() as u32 * 8 && data.len() <= LPM_DATA_SIZE_MAX).then_some((plen, data))
+}
+
+/// The table key of prefix `plen` of `data`, built in `buf`; returns the used part.
+fn lpm_probe<'b>(buf: &'b mut [u8; 4 + LPM_DATA_SIZE_MAX], data: &[u8], plen: u32) -> &'b [u8] {
+    buf[..4].copy_from_slice(&plen.to_le_bytes());
+    mask_prefix_into(data, plen, &mut buf[4..4 + data.len()]);
+    &buf[..4 + data.len()]
 }
 
 impl MapState {
@@ -167,7 +277,7 @@ impl MapState {
                 present: has_presence(t).then(|| vec![false; n]),
             }
         } else if is_hash_like(t) {
-            Index::Hash(HashMap::new())
+            Index::Hash(FastMap::default())
         } else if t == MapType::LpmTrie {
             if def.key_size <= 4 {
                 return Err(format!(
@@ -175,7 +285,17 @@ impl MapState {
                     def.name
                 ));
             }
-            Index::Lpm(HashMap::new())
+            if def.key_size as usize - 4 > LPM_DATA_SIZE_MAX {
+                return Err(format!(
+                    "map `{}`: an LPM trie key holds at most {LPM_DATA_SIZE_MAX} bytes of data (the kernel's LPM_DATA_SIZE_MAX), not {}",
+                    def.name,
+                    def.key_size - 4
+                ));
+            }
+            Index::Lpm {
+                table: FastMap::default(),
+                prefix_counts: vec![0; (def.key_size as usize - 4) * 8 + 1],
+            }
         } else if matches!(t, MapType::Queue | MapType::Stack) {
             Index::Queue {
                 items: VecDeque::new(),
@@ -211,10 +331,29 @@ impl MapState {
                     def.name, elements, MAX_LRU_ELEMENTS
                 ));
             }
-            Some(Lru::new(elements, cpus.max(1) as u32, percpu))
+            Some((Lru::new(elements, cpus.max(1) as u32, percpu), elements))
         } else {
             None
         };
+        // Hash-like maps get every slot they can use up front when that is not too much: an
+        // LRU map one per LRU node (it may use more slots than `max_entries`), the others one
+        // per entry (an insert past `max_entries` fails before it takes a slot).
+        let (values, stable) = match (&index, &lru) {
+            (Index::Array { .. }, _) => (values, true),
+            (Index::Hash(_) | Index::Lpm { .. }, lru) => {
+                let slots = lru.as_ref().map_or(n, |(_, e)| *e as usize);
+                match slots
+                    .checked_mul(vs)
+                    .and_then(|x| x.checked_mul(value_cpus))
+                    .filter(|x| *x <= MAX_PREALLOCATED_BYTES)
+                {
+                    Some(total) => (vec![0u8; total], true),
+                    None => (values, false),
+                }
+            }
+            _ => (values, false),
+        };
+        let lru = lru.map(|(l, _)| l);
         let mut m = MapState {
             def: def.clone(),
             value_cpus,
@@ -224,6 +363,7 @@ impl MapState {
             free: Vec::new(),
             values,
             lru,
+            stable,
             ringbuf_used: 0,
         };
         if let Some(init) = &def.initial_value {
@@ -309,18 +449,18 @@ impl MapState {
                 i
             }
             Index::Hash(h) => *h.get(key)?,
-            Index::Lpm(h) => {
-                let plen = u32::from_le_bytes(key.get(..4)?.try_into().ok()?);
-                let data = &key[4..];
-                let max = data.len() as u32 * 8;
-                if plen > max {
-                    return None;
-                }
+            Index::Lpm {
+                table,
+                prefix_counts,
+            } => {
+                let (plen, data) = lpm_parts(key)?;
                 // The longest stored prefix that covers the key wins; a stored prefix longer than
-                // the key's own length cannot match.
+                // the key's own length cannot match. Only lengths some prefix has are probed.
+                let mut buf = [0u8; 4 + LPM_DATA_SIZE_MAX];
                 (0..=plen)
                     .rev()
-                    .find_map(|p| h.get(&(p, mask_prefix(data, p))).copied())?
+                    .filter(|p| prefix_counts.get(*p as usize).is_some_and(|c| *c > 0))
+                    .find_map(|p| table.get(lpm_probe(&mut buf, data, p)).copied())?
             }
             Index::Queue { .. } | Index::None => return None,
         };
@@ -340,9 +480,29 @@ impl MapState {
         }
         let s = self.keys.len() as u32;
         self.keys.push(None);
+        // A preallocated slab already holds the slot (its bytes are zero, as a grown one's).
         let stride = self.vs() * self.value_cpus;
-        self.values.resize(self.values.len() + stride, 0);
+        let end = (s as usize + 1) * stride;
+        if self.values.len() < end {
+            self.values.resize(end, 0);
+        }
         s
+    }
+
+    /// True when a value's bytes stay where they are for the life of the map (inserts never
+    /// move them), so a host address of a value may be kept across helper calls, as a kernel
+    /// program keeps the pointer a lookup returned.
+    pub fn storage_is_stable(&self) -> bool {
+        self.stable
+    }
+
+    /// The value of `key` for CPU 0 as user space reads it (no LRU reference), when present:
+    /// what `bpf_redirect_map` records, without copying.
+    pub fn peek_value(&self, key: &[u8]) -> Option<&[u8]> {
+        match self.lookup_raw(key)? {
+            Found::Value(slot) if self.entry_present(slot) => self.value(slot, 0),
+            _ => None,
+        }
     }
 
     fn count(&self) -> usize {
@@ -424,20 +584,13 @@ impl MapState {
                 self.store_value(slot, cpu, value, existing.is_none(), false);
                 0
             }
-            Index::Lpm(h) => {
-                let Some(plen) = key
-                    .get(..4)
-                    .and_then(|k| k.try_into().ok())
-                    .map(u32::from_le_bytes)
-                else {
+            Index::Lpm { table, .. } => {
+                let Some((plen, data)) = lpm_parts(key) else {
                     return -EINVAL;
                 };
-                let data = &key[4..];
-                if plen > data.len() as u32 * 8 {
-                    return -EINVAL;
-                }
-                let ik = (plen, mask_prefix(data, plen));
-                let existing = h.get(&ik).copied();
+                let mut buf = [0u8; 4 + LPM_DATA_SIZE_MAX];
+                let probe = lpm_probe(&mut buf, data, plen);
+                let existing = table.get(probe).copied();
                 if existing.is_some() && flags == BPF_NOEXIST {
                     return -EEXIST;
                 }
@@ -451,8 +604,15 @@ impl MapState {
                             return -ENOSPC;
                         }
                         let s = self.alloc_slot();
-                        if let Index::Lpm(h) = &mut self.index {
-                            h.insert(ik, s);
+                        if let Index::Lpm {
+                            table,
+                            prefix_counts,
+                        } = &mut self.index
+                        {
+                            table.insert(probe.to_vec(), s);
+                            if let Some(c) = prefix_counts.get_mut(plen as usize) {
+                                *c += 1;
+                            }
                         }
                         s
                     }
@@ -536,18 +696,26 @@ impl MapState {
                 self.store_value(o, cpu, value, false, false);
             }
             (_, Some(s)) => {
-                if let Some(o) = old {
-                    lru.mark(s);
-                    lru.release(o);
-                    if let Some(k) = self.keys.get_mut(o as usize) {
-                        *k = None;
+                // Replacing an element moves its stored key to the new slot and repoints the
+                // index entry; only a new key is copied (once for the index, once for the slot).
+                let moved_key = match old {
+                    Some(o) => {
+                        lru.mark(s);
+                        lru.release(o);
+                        self.keys.get_mut(o as usize).and_then(Option::take)
+                    }
+                    None => None,
+                };
+                if let Index::Hash(h) = &mut self.index {
+                    match h.get_mut(key) {
+                        Some(e) => *e = s,
+                        None => {
+                            h.insert(key.to_vec(), s);
+                        }
                     }
                 }
-                if let Index::Hash(h) = &mut self.index {
-                    h.insert(key.to_vec(), s);
-                }
                 if let Some(k) = self.keys.get_mut(s as usize) {
-                    *k = Some(key.to_vec());
+                    *k = Some(moved_key.unwrap_or_else(|| key.to_vec()));
                 }
                 if per_cpu {
                     self.store_value(s, cpu, value, true, false);
@@ -568,20 +736,21 @@ impl MapState {
                 Some(s) => s,
                 None => return -ENOENT,
             },
-            Index::Lpm(h) => {
-                let Some(plen) = key
-                    .get(..4)
-                    .and_then(|k| k.try_into().ok())
-                    .map(u32::from_le_bytes)
-                else {
+            Index::Lpm {
+                table,
+                prefix_counts,
+            } => {
+                let Some((plen, data)) = lpm_parts(key) else {
                     return -EINVAL;
                 };
-                let data = &key[4..];
-                if plen > data.len() as u32 * 8 {
-                    return -EINVAL;
-                }
-                match h.remove(&(plen, mask_prefix(data, plen))) {
-                    Some(s) => s,
+                let mut buf = [0u8; 4 + LPM_DATA_SIZE_MAX];
+                match table.remove(lpm_probe(&mut buf, data, plen)) {
+                    Some(s) => {
+                        if let Some(c) = prefix_counts.get_mut(plen as usize) {
+                            *c = c.saturating_sub(1);
+                        }
+                        s
+                    }
                     None => return -ENOENT,
                 }
             }
@@ -673,7 +842,7 @@ impl MapState {
                     }
                 }
             }
-            Index::Hash(_) | Index::Lpm(_) => {
+            Index::Hash(_) | Index::Lpm { .. } => {
                 for (slot, key) in self.keys.iter().enumerate() {
                     if let Some(k) = key {
                         entries.push(self.entry(k.clone(), slot as u32));
@@ -783,13 +952,15 @@ impl MapState {
     }
 
     /// A lookup that neither follows inner maps nor counts as an LRU use.
-    fn lookup_raw(&mut self, key: &[u8]) -> Option<Found> {
+    fn lookup_raw(&self, key: &[u8]) -> Option<Found> {
         match &self.index {
             Index::Array { .. } => self.array_index(key).map(Found::Value),
             Index::Hash(h) => h.get(key).copied().map(Found::Value),
-            Index::Lpm(h) => {
-                let plen = u32::from_le_bytes(key.get(..4)?.try_into().ok()?);
-                h.get(&(plen, mask_prefix(&key[4..], plen)))
+            Index::Lpm { table, .. } => {
+                let (plen, data) = lpm_parts(key)?;
+                let mut buf = [0u8; 4 + LPM_DATA_SIZE_MAX];
+                table
+                    .get(lpm_probe(&mut buf, data, plen))
                     .copied()
                     .map(Found::Value)
             }

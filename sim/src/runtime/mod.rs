@@ -39,7 +39,6 @@ use frontend::mapdata::MapsSnapshot;
 use frontend::{Diagnostic, Object};
 use memory::{check_bounds, make_addr, split_addr, Access, Region};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 pub const EPERM: i64 = 1;
@@ -176,7 +175,9 @@ pub struct Runtime {
     object: String,
     maps: Vec<MapState>,
     value_regions: Vec<(u32, u32, u32)>,
-    value_region_ids: HashMap<(u32, u32, u32), u32>,
+    /// Region number of each (map, slot, CPU) handed out; hashed with the map-key hasher,
+    /// because every map lookup that finds a value asks it.
+    value_region_ids: maps::FastMap<(u32, u32, u32), u32>,
     outputs: Outputs,
     clock_ns: u64,
     prng: u64,
@@ -209,7 +210,7 @@ impl Runtime {
             object: obj.name.clone(),
             maps,
             value_regions: Vec::new(),
-            value_region_ids: HashMap::new(),
+            value_region_ids: maps::FastMap::default(),
             outputs: Outputs::default(),
             decoded: vec![None; obj.programs.len()],
         })
@@ -227,7 +228,7 @@ impl Runtime {
             object: String::new(),
             maps: Vec::new(),
             value_regions: Vec::new(),
-            value_region_ids: HashMap::new(),
+            value_region_ids: maps::FastMap::default(),
             outputs: Outputs::default(),
             decoded: Vec::new(),
         })
@@ -358,8 +359,14 @@ impl Runtime {
                         access.verb()
                     )));
                 }
-                let what = format!("the stack of call frame {d}");
-                let i = check_bounds(&what, access, addr, len, 0, memory::STACK_SIZE)?;
+                let i = bounds_lazy(
+                    || format!("the stack of call frame {d}"),
+                    access,
+                    addr,
+                    len,
+                    0,
+                    memory::STACK_SIZE,
+                )?;
                 Ok(f(&mut st.stacks[d][i..i + len]))
             }
             Region::Packet => {
@@ -395,11 +402,14 @@ impl Runtime {
                         map.def.name
                     )));
                 }
-                let what = format!("a value of map `{}`", map.def.name);
+                let what = || format!("a value of map `{}`", map.def.name);
+                let Some(v) = map.value(slot, cpu) else {
+                    return Err(Fault::new(format!("{addr:#x} is not a valid map value pointer")));
+                };
+                let i = bounds_lazy(what, access, addr, len, 0, v.len())?;
                 let Some(v) = map.value_mut(slot, cpu) else {
                     return Err(Fault::new(format!("{addr:#x} is not a valid map value pointer")));
                 };
-                let i = check_bounds(&what, access, addr, len, 0, v.len())?;
                 Ok(f(&mut v[i..i + len]))
             }
             Region::Ringbuf(n) => {
@@ -455,5 +465,23 @@ impl Runtime {
         self.access(st, addr, data.len(), Access::Write, |b| {
             b.copy_from_slice(data)
         })
+    }
+}
+
+/// [`check_bounds`] that formats the name of the region only when the access is out of
+/// bounds: accesses through the runtime are on every helper call's path, and formatting the
+/// name cost more than the access.
+fn bounds_lazy(
+    what: impl FnOnce() -> String,
+    access: Access,
+    addr: u64,
+    len: usize,
+    lo: usize,
+    hi: usize,
+) -> Result<usize, Fault> {
+    let start = split_addr(addr).1 as usize;
+    match start.checked_add(len) {
+        Some(end) if start >= lo && end <= hi => Ok(start),
+        _ => check_bounds(&what(), access, addr, len, lo, hi),
     }
 }
