@@ -70,7 +70,12 @@ pub fn eliminate_dead_code(func: &mut Function) -> Removed {
             if live[*param] {
                 continue;
             }
-            for &(_, branch) in cfg.predecessors(block) {
+            // A `brif` whose two edges go to this block is listed twice among its
+            // predecessors, but its arguments must lose the position once per edge.
+            let mut branches: Vec<_> = cfg.predecessors(block).iter().map(|p| p.1).collect();
+            branches.sort();
+            branches.dedup();
+            for branch in branches {
                 for dest in func.dfg.inst_mut(branch).branch_destinations_mut() {
                     if dest.block == block && pos < dest.args.len() {
                         dest.args.remove(pos);
@@ -235,5 +240,26 @@ mod tests {
                  return v0
              }";
         check_pass(DeadCodeElimination, text, text);
+    }
+
+    #[test]
+    fn a_brif_with_both_edges_to_one_block_loses_a_dead_argument_once_per_edge() {
+        // block1 is listed twice among the predecessors' branches; the live second argument
+        // must survive on both edges.
+        check_pass(
+            DeadCodeElimination,
+            "function %f(i64, i64) {
+             block0(v0: i64, v1: i64):
+                 brif eq.w64 v0, v1, block1(v0, v1), block1(v0, v1)
+             block1(v2: i64, v3: i64):
+                 return v3
+             }",
+            "function %f(i64, i64) {
+             block0(v0: i64, v1: i64):
+                 brif eq.w64 v0, v1, block1(v1), block1(v1)
+             block1(v3: i64):
+                 return v3
+             }",
+        );
     }
 }
