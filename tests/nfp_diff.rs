@@ -168,8 +168,22 @@ fn kernel_accepted_corpus_programs_nfp_matches_the_interpreter() {
                     continue;
                 }
             };
-            let mut rt_bc = Runtime::new(&obj, RuntimeConfig::default()).unwrap();
-            let mut rt_nfp = Runtime::new(&obj, RuntimeConfig::default()).unwrap();
+            // Both runtimes start from the same map seed the other engines' differential tests
+            // use, so that programs take their interesting paths (blocklist hits, tunnels).
+            let file = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let seeded = || -> Runtime {
+                let mut rt = Runtime::new(&obj, RuntimeConfig::default()).unwrap();
+                if let Some(seed) = support::seeds::seed_for(&file, &obj) {
+                    rt.load_snapshot(&seed)
+                        .unwrap_or_else(|e| panic!("{what}: seeding the maps: {e}"));
+                }
+                rt
+            };
+            let mut rt_bc = seeded();
+            let mut rt_nfp = seeded();
             let machine = match NfpMachine::load(&prog, &mut rt_nfp) {
                 Ok(m) => m,
                 Err(d) => {
@@ -239,20 +253,29 @@ fn kernel_accepted_corpus_programs_nfp_matches_the_interpreter() {
             );
         }
     }
-    println!("\nper program: BPF slots, microcode words, mean cycles per packet (alone), modelled Mpps (50 engines x 4 threads at 800 MHz)");
+    // The per-program report: reviewed as a snapshot, so that a change in density, cycles or
+    // modelled throughput shows in the diff.
+    let mut report = String::from(
+        "per program: BPF slots, microcode words, words per BPF slot, mean cycles per packet (one context alone), modelled Mpps (NFP-4000 offload: 50 engines x 4 threads at 800 MHz)\n",
+    );
     let (mut b, mut m) = (0, 0);
+    let mut ratios = Vec::new();
     for f in &figures {
         b += f.bpf;
         m += f.micro;
-        println!(
-            "  {:60} {:5} {:5} {:8.1} {:8.1}",
-            f.what, f.bpf, f.micro, f.cycles, f.mpps
+        let ratio = f.micro as f64 / f.bpf.max(1) as f64;
+        ratios.push(ratio);
+        report += &format!(
+            "  {:66} {:5} {:5} {:5.2} {:8.1} {:8.1}\n",
+            f.what, f.bpf, f.micro, ratio, f.cycles, f.mpps
         );
     }
-    println!(
-        "  total: {b} BPF slots -> {m} microcode words ({:.2} words per BPF slot)",
-        m as f64 / b.max(1) as f64
+    report += &format!(
+        "  total: {b} BPF slots -> {m} microcode words ({:.2} words per BPF slot overall, {:.2} the mean over programs)\n",
+        m as f64 / b.max(1) as f64,
+        ratios.iter().sum::<f64>() / ratios.len().max(1) as f64
     );
+    print!("\n{report}");
     println!(
         "{accepted} kernel-accepted XDP programs: {compared} compiled and compared NFP vs interpreter over {runs} packet runs ({faults} faulted in both), {} rejected, {} failures",
         rejected.len(),
@@ -266,6 +289,7 @@ fn kernel_accepted_corpus_programs_nfp_matches_the_interpreter() {
         "only {compared} programs were compiled and compared"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    insta::assert_snapshot!("nfp_corpus_report", report);
 }
 
 /// The listing of samples/bpf `xdp1` as the NFP backend compiles it, for review of the

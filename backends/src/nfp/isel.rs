@@ -36,6 +36,9 @@ pub enum Target {
     Block(Block),
     Stub(usize),
     Exit,
+    /// An item of the selector's own list (a label inside one instruction's expansion, such
+    /// as the loop of the division routine).
+    Here(usize),
 }
 
 /// One emitted instruction with its symbolic target and where it came from.
@@ -77,6 +80,8 @@ pub struct Selector<'a> {
     pub lm_used: [bool; 4],
     bpf: u32,
     scratch_next: usize,
+    /// How many times each value is an operand (of instructions and branch arguments).
+    uses: HashMap<Value, usize>,
     name: String,
     /// How the program was entered: in memory mode `ctx` accesses are plain memory.
     pub entry: EntryKind,
@@ -91,6 +96,19 @@ fn alu_of(op: BinaryOp) -> Option<AluOp> {
         BinaryOp::Xor => AluOp::Xor,
         _ => return None,
     })
+}
+
+/// The byte-enable mask of `c` when every byte of `c` is 0x00 or 0xff.
+fn byte_mask(c: u32) -> Option<u8> {
+    let mut m = 0u8;
+    for i in 0..4 {
+        match (c >> (8 * i)) & 0xff {
+            0xff => m |= 1 << i,
+            0 => {}
+            _ => return None,
+        }
+    }
+    Some(m)
 }
 
 /// Helpers the lookup engine serves, by kernel id.
@@ -109,7 +127,14 @@ impl<'a> Selector<'a> {
         map_levels: &'a [MemLevel],
         map_types: &'a [u32],
     ) -> Selector<'a> {
+        let mut uses: HashMap<Value, usize> = HashMap::new();
+        for inst in func.insts() {
+            func.dfg
+                .inst(inst)
+                .for_each_arg(|a| *uses.entry(a).or_default() += 1);
+        }
         Selector {
+            uses,
             func,
             shapes,
             alloc,
@@ -304,6 +329,10 @@ impl<'a> Selector<'a> {
 
     /// `dst = (hi:lo) >> k` (low 32 bits), 1 <= k <= 31.
     fn dbl(&mut self, dst: Dest, hi: S, lo: S, k: u32) -> Result<(), Diagnostic> {
+        if hi == S::C(0) {
+            // Nothing comes in from a zero high half: a plain shift of the low half.
+            return self.shf(dst, lo, ShfOp::None, ShiftClass::Right, k);
+        }
         let a = Operand::Gpr(Bank::A, self.in_reg(hi)?);
         let b = Operand::Gpr(Bank::B, self.in_reg(lo)?);
         self.push(Insn::Shf {
@@ -414,6 +443,39 @@ impl<'a> Selector<'a> {
         Ok(())
     }
 
+    /// The moves of `call` and an unconditional branch to its block, with up to three of the
+    /// moves in the branch's defer slots (they execute while the branch resolves, so the taken
+    /// branch costs no shadow cycles for them).
+    fn jump_with_moves(&mut self, call: &BlockCall) -> Result<(), Diagnostic> {
+        let start = self.items.len();
+        self.block_moves(call)?;
+        let moves: Vec<Item> = self.items.drain(start..).collect();
+        let deferrable = moves.len() <= 3
+            && moves.iter().all(|m| {
+                m.target.is_none()
+                    && matches!(
+                        m.insn,
+                        Insn::Alu { .. } | Insn::Immed { .. } | Insn::LdField { .. }
+                    )
+            });
+        let defer = if deferrable { moves.len() as u8 } else { 0 };
+        if defer == 0 {
+            self.items.extend(moves.iter().cloned());
+        }
+        self.push_branch(
+            Insn::Br {
+                cond: BrCond::Always,
+                target: 0,
+                defer,
+            },
+            Target::Block(call.block),
+        );
+        if defer > 0 {
+            self.items.extend(moves);
+        }
+        Ok(())
+    }
+
     fn has_moves(&self, call: &BlockCall) -> bool {
         let params = self.func.dfg.block_params(call.block);
         params.iter().zip(&call.args).any(|(p, a)| {
@@ -424,14 +486,110 @@ impl<'a> Selector<'a> {
         })
     }
 
+    /// Recognizes `v = load [p]; w = v + y; store [p] = w` where nothing else reads `v` or `w`:
+    /// a counter update, which one memory add command performs in place (the value never
+    /// visits the engine). Returns the base, offset, size, region and addend.
+    fn read_add_write(
+        &self,
+        insts: &[Inst],
+    ) -> Option<(Value, i32, MemSize, Region, Value, usize)> {
+        // Constants emit no code, so they may sit between the three instructions; the last
+        // element is how many instructions after the load the pattern covers.
+        let mut picked: Vec<(usize, &Inst)> = Vec::new();
+        for (k, inst) in insts.iter().enumerate() {
+            if k > 0 && matches!(self.func.dfg.inst(*inst), I::Iconst { .. }) {
+                continue;
+            }
+            picked.push((k, inst));
+            if picked.len() == 3 {
+                break;
+            }
+        }
+        let [(_, load), (_, add), (last, store)] = picked[..] else {
+            return None;
+        };
+        let I::Load {
+            region,
+            size,
+            signed: false,
+            base,
+            offset,
+        } = *self.func.dfg.inst(*load)
+        else {
+            return None;
+        };
+        if !matches!(size, MemSize::U32 | MemSize::U64)
+            || !matches!(region, Region::MapValue(_) | Region::Global(_))
+        {
+            return None;
+        }
+        let loaded = self.func.dfg.inst_result(*load)?;
+        let I::Binary {
+            op: BinaryOp::Add,
+            width,
+            args,
+        } = *self.func.dfg.inst(*add)
+        else {
+            return None;
+        };
+        if size == MemSize::U64 && width != Width::W64 {
+            return None;
+        }
+        let sum = self.func.dfg.inst_result(*add)?;
+        let addend = match args {
+            [a, y] if a == loaded && y != loaded => y,
+            [y, a] if a == loaded && y != loaded => y,
+            _ => return None,
+        };
+        let I::Store {
+            region: r2,
+            size: s2,
+            base: b2,
+            offset: o2,
+            value,
+        } = *self.func.dfg.inst(*store)
+        else {
+            return None;
+        };
+        let once = |v: Value| self.uses.get(&v).copied() == Some(1);
+        (r2 == region
+            && s2 == size
+            && b2 == base
+            && o2 == offset
+            && value == sum
+            && once(loaded)
+            && once(sum))
+        .then_some((base, offset, size, region, addend, last))
+    }
+
     /// Selects one block; `next` is the block laid out after it.
     pub fn block(&mut self, b: Block, next: Option<Block>) -> Result<(), Diagnostic> {
         let insts: Vec<Inst> = self.func.block_insts(b).collect();
-        for inst in insts {
+        let mut skip = 0;
+        for (k, &inst) in insts.iter().enumerate() {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
             self.scratch_next = 0;
             let loc = self.func.srclocs[inst];
             self.bpf = loc.insn;
             let start = self.items.len();
+            if let Some((base, offset, size, region, addend, last)) =
+                self.read_add_write(&insts[k..])
+            {
+                let (al, ah) = (self.lo(addend)?, self.hi(addend)?);
+                self.mov(Dest::Xfer(X), al)?;
+                if size == MemSize::U64 {
+                    self.mov(Dest::Xfer(X + 1), ah)?;
+                }
+                self.command_at(region, size, base, offset, MemAction::AtomicAdd)?;
+                if let Some(first) = self.items.get_mut(start) {
+                    first.comment = "load+add+store".into();
+                }
+                skip = last;
+                continue;
+            }
             self.inst(inst, next)?;
             if let Some(first) = self.items.get_mut(start) {
                 first.comment = format!("{:?}", self.func.dfg.inst(inst).opcode()).to_lowercase();
@@ -627,18 +785,11 @@ impl<'a> Selector<'a> {
                 "bpf-to-bpf calls must be inlined for the NFP target (compile with calls inlined)",
             )),
             I::Jump { dest } => {
-                self.block_moves(&dest)?;
                 if Some(dest.block) != next {
-                    self.push_branch(
-                        Insn::Br {
-                            cond: BrCond::Always,
-                            target: 0,
-                            defer: 0,
-                        },
-                        Target::Block(dest.block),
-                    );
+                    self.jump_with_moves(&dest)
+                } else {
+                    self.block_moves(&dest)
                 }
-                Ok(())
             }
             I::Brif {
                 cond,
@@ -685,6 +836,17 @@ impl<'a> Selector<'a> {
         let dh = self.dst(r, true).map(Dest::Both);
         let w64 = width == Width::W64;
         if let Some(aop) = alu_of(op) {
+            if let (AluOp::And, Some(Dest::Both(d)), S::C(c)) = (aop, dl, yl) {
+                // A mask of whole bytes is one `ld_field` that keeps those bytes and zeroes
+                // the rest, where an ALU instruction would first need the mask in a register.
+                if let Some(bmask) = byte_mask(c).filter(|_| c > 0xff) {
+                    self.ld_field(d, bmask, xl, ShiftClass::Right, 0, true)?;
+                    if let (true, Some(dh)) = (w64, dh) {
+                        self.alu(dh, xh, AluOp::And, yh)?;
+                    }
+                    return Ok(());
+                }
+            }
             let dl = dl.unwrap_or(Dest::None);
             self.alu(dl, xl, aop, yl)?;
             if w64 {
@@ -702,7 +864,7 @@ impl<'a> Selector<'a> {
         match op {
             BinaryOp::Lsh | BinaryOp::Rsh | BinaryOp::Arsh => {
                 let S::C(k) = yl else {
-                    return self.variable_shift(op, w64, xl, yl, dl, dh);
+                    return self.variable_shift(op, w64, xl, xh, yl, dl, dh);
                 };
                 if !w64 {
                     let k = k & 31;
@@ -783,7 +945,8 @@ impl<'a> Selector<'a> {
                 if !w64 {
                     return self.mul32(xl, yl, dl, None);
                 }
-                if xh == S::C(0) && yh == S::C(0) {
+                if (xh == S::C(0) && yh == S::C(0)) || dh.is_none() {
+                    // The low half of the product depends only on the low halves.
                     return self.mul32(xl, yl, dl, dh);
                 }
                 // (xh*2^32 + xl)(yh*2^32 + yl) mod 2^64: the cross products' low halves add
@@ -802,23 +965,25 @@ impl<'a> Selector<'a> {
             BinaryOp::Div | BinaryOp::Mod => {
                 // Division by a power of two is a shift, modulo a mask; the kernel's NFP JIT
                 // also accepts only constant divisors.
-                let S::C(c) = yl else {
-                    return Err(self.err(
-                        "division or modulo by a register is not supported on the NFP target (only by a power-of-two constant)",
-                    ));
+                let narrow = !w64 || (xh == S::C(0) && yh == S::C(0));
+                let pow2 = match (yl, yh) {
+                    (S::C(c), S::C(h)) if !w64 || h == 0 => {
+                        Some(c as u64).filter(|c| c.is_power_of_two())
+                    }
+                    _ => None,
                 };
-                let c64 = ((match yh {
-                    S::C(h) => h,
-                    S::R(_) => 1,
-                } as u64)
-                    << 32)
-                    | c as u64;
-                let c = if w64 { c64 } else { c as u64 };
-                if c == 0 || !c.is_power_of_two() || c > u32::MAX as u64 {
-                    return Err(self.err(format!(
-                        "division or modulo by {c} is not supported on the NFP target (only by a power-of-two constant)"
-                    )));
-                }
+                let Some(c) = pow2 else {
+                    if narrow {
+                        if let Some(dh) = dh {
+                            self.mov(dh, S::C(0))?;
+                        }
+                        return self.divide32(xl, yl, op == BinaryOp::Mod, dl);
+                    }
+                    return Err(self.err(
+                        "64-bit division or modulo whose operands may exceed 32 bits is not supported on the NFP target (the division routine is 32-bit)",
+                    )
+                    .help("divide 32-bit values (the kernel's NFP offload does not divide by a register at all)"));
+                };
                 let k = c.trailing_zeros();
                 if op == BinaryOp::Div {
                     if k == 0 {
@@ -857,19 +1022,100 @@ impl<'a> Selector<'a> {
         }
     }
 
+    /// A branch to a label inside the current expansion, patched by [`Self::bind`].
+    fn branch_here(&mut self, insn: Insn) -> usize {
+        self.push_branch(insn, Target::Here(usize::MAX));
+        self.items.len() - 1
+    }
+
+    /// Points the branches `from` at the next item to be emitted.
+    fn bind(&mut self, from: &[usize]) {
+        let here = self.items.len();
+        for &i in from {
+            if let Some(item) = self.items.get_mut(i) {
+                item.target = Some(Target::Here(here));
+            }
+        }
+    }
+
+    /// Unsigned 32-bit division or modulo by any divisor: the restoring shift-subtract loop,
+    /// one quotient bit per iteration (32 iterations), with BPF's rules for a zero divisor
+    /// (the quotient is 0, the remainder the dividend; see `ir::semantics`). The remainder
+    /// can reach 2^32 after its shift when it was at least 2^31 before; that case always
+    /// subtracts, decided by testing bit 31 before the shift (the shifts sit in the branch's
+    /// defer slots, so they happen on both paths).
+    fn divide32(
+        &mut self,
+        x: S,
+        y: S,
+        want_mod: bool,
+        dst: Option<Dest>,
+    ) -> Result<(), Diagnostic> {
+        let Some(d) = dst else { return Ok(()) };
+        let y = match y {
+            S::R(r) => r,
+            S::C(c) => {
+                self.imm32(Dest::Both(RET_LO), c);
+                RET_LO
+            }
+        };
+        let (xr, rem, quo, cnt) = (
+            self.scratch()?,
+            self.scratch()?,
+            self.scratch()?,
+            self.scratch()?,
+        );
+        let br = |cond: BrCond, defer: u8| Insn::Br {
+            cond,
+            target: 0,
+            defer,
+        };
+        let gpr = |bank: Bank, r: u8| Operand::Gpr(bank, r);
+        self.mov(Dest::None, S::R(y))?;
+        let to_zero = self.branch_here(br(BrCond::Eq, 0));
+        self.mov(Dest::Both(xr), x)?;
+        self.imm32(Dest::Both(rem), 0);
+        self.imm32(Dest::Both(quo), 0);
+        self.imm32(Dest::Both(cnt), 32);
+        let top = self.items.len();
+        let to_sub = self.branch_here(Insn::BrBit {
+            src: gpr(Bank::A, rem),
+            bit: 31,
+            set: true,
+            target: 0,
+            defer: 3,
+        });
+        self.dbl(Dest::Both(rem), S::R(rem), S::R(xr), 31)?;
+        self.shf(Dest::Both(xr), S::R(xr), ShfOp::None, ShiftClass::Left, 1)?;
+        self.shf(Dest::Both(quo), S::R(quo), ShfOp::None, ShiftClass::Left, 1)?;
+        self.alu(Dest::None, S::R(rem), AluOp::Sub, S::R(y))?;
+        let to_skip = self.branch_here(br(BrCond::Lo, 0));
+        self.bind(&[to_sub]);
+        self.alu(Dest::Both(rem), S::R(rem), AluOp::Sub, S::R(y))?;
+        self.alu(Dest::Both(quo), S::R(quo), AluOp::Or, S::C(1))?;
+        self.bind(&[to_skip]);
+        self.alu(Dest::Both(cnt), S::R(cnt), AluOp::Sub, S::C(1))?;
+        self.push_branch(br(BrCond::Ne, 0), Target::Here(top));
+        let to_done = self.branch_here(br(BrCond::Always, 1));
+        self.mov(d, S::R(if want_mod { rem } else { quo }))?;
+        self.bind(&[to_zero]);
+        self.mov(d, if want_mod { x } else { S::C(0) })?;
+        self.bind(&[to_done]);
+        Ok(())
+    }
+
     fn variable_shift(
         &mut self,
         op: BinaryOp,
         w64: bool,
         xl: S,
+        xh: S,
         yl: S,
         dl: Option<Dest>,
         dh: Option<Dest>,
     ) -> Result<(), Diagnostic> {
         if w64 {
-            return Err(
-                self.err("64-bit shifts by a register are not supported on the NFP target yet")
-            );
+            return self.variable_shift64(op, xl, xh, yl, dl, dh);
         }
         let _ = dh;
         let Some(dl) = dl else { return Ok(()) };
@@ -895,6 +1141,120 @@ impl<'a> Selector<'a> {
             sc,
             shift: INDIRECT_SHIFT,
         });
+        Ok(())
+    }
+
+    /// `dst = x op (n & 63)` for a 64-bit `x` and an amount in a register: bit 5 of the
+    /// amount picks between shifting across the halves (amounts 0 to 31, a double shift for
+    /// the half that takes bits from the other) and moving one half into the other (32 to
+    /// 63). Indirect shifts take their amount, modulo 32, from the B operand of the ALU
+    /// instruction before them.
+    fn variable_shift64(
+        &mut self,
+        op: BinaryOp,
+        xl: S,
+        xh: S,
+        n: S,
+        dl: Option<Dest>,
+        dh: Option<Dest>,
+    ) -> Result<(), Diagnostic> {
+        let n = self.in_reg(n)?;
+        let lo = self.in_reg(xl)?;
+        let hi = self.in_reg(xh)?;
+        let t = self.scratch()?;
+        let u = self.scratch()?;
+        let (dl, dh) = (dl.unwrap_or(Dest::None), dh.unwrap_or(Dest::None));
+        let amount = |sel: &mut Self, r: u8| {
+            sel.push(Insn::Alu {
+                dst: Dest::None,
+                a: Operand::None,
+                op: AluOp::PassB,
+                b: Operand::Gpr(Bank::B, r),
+            })
+        };
+        let shift = |sel: &mut Self, dst: Dest, a: Operand, b: u8, op: ShfOp, sc: ShiftClass| {
+            sel.push(Insn::Shf {
+                dst,
+                a,
+                op,
+                b: Operand::Gpr(Bank::B, b),
+                sc,
+                shift: INDIRECT_SHIFT,
+            })
+        };
+        let to_big = self.branch_here(Insn::BrBit {
+            src: Operand::Gpr(Bank::A, n),
+            bit: 5,
+            set: true,
+            target: 0,
+            defer: 0,
+        });
+        let arith = if op == BinaryOp::Arsh {
+            ShfOp::Ashr
+        } else {
+            ShfOp::None
+        };
+        match op {
+            BinaryOp::Lsh => {
+                // hi' = (hi << n) | ((lo >> 1) >> (31 - n)), which is right for n = 0 too.
+                self.shf(Dest::Both(t), S::R(lo), ShfOp::None, ShiftClass::Right, 1)?;
+                self.alu(Dest::Both(u), S::C(31), AluOp::Sub, S::R(n))?;
+                amount(self, u);
+                shift(
+                    self,
+                    Dest::Both(t),
+                    Operand::None,
+                    t,
+                    ShfOp::None,
+                    ShiftClass::Right,
+                );
+                amount(self, n);
+                shift(
+                    self,
+                    Dest::Both(u),
+                    Operand::None,
+                    hi,
+                    ShfOp::None,
+                    ShiftClass::Left,
+                );
+                shift(self, dl, Operand::None, lo, ShfOp::None, ShiftClass::Left);
+                self.alu(dh, S::R(u), AluOp::Or, S::R(t))?;
+            }
+            _ => {
+                amount(self, n);
+                shift(
+                    self,
+                    dl,
+                    Operand::Gpr(Bank::A, hi),
+                    lo,
+                    ShfOp::None,
+                    ShiftClass::DoubleRight,
+                );
+                shift(self, dh, Operand::None, hi, arith, ShiftClass::Right);
+            }
+        }
+        let to_done = self.branch_here(Insn::Br {
+            cond: BrCond::Always,
+            target: 0,
+            defer: 0,
+        });
+        self.bind(&[to_big]);
+        amount(self, n);
+        match op {
+            BinaryOp::Lsh => {
+                shift(self, dh, Operand::None, lo, ShfOp::None, ShiftClass::Left);
+                self.mov(dl, S::C(0))?;
+            }
+            BinaryOp::Rsh => {
+                shift(self, dl, Operand::None, hi, ShfOp::None, ShiftClass::Right);
+                self.mov(dh, S::C(0))?;
+            }
+            _ => {
+                shift(self, dl, Operand::None, hi, ShfOp::Ashr, ShiftClass::Right);
+                self.shf(dh, S::R(hi), ShfOp::Ashr, ShiftClass::Right, 31)?;
+            }
+        }
+        self.bind(&[to_done]);
         Ok(())
     }
 
@@ -1251,6 +1611,15 @@ impl<'a> Selector<'a> {
                 };
                 if narrow {
                     self.alu(Dest::None, xl, AluOp::Sub, yl)?;
+                } else if yl == S::C(0) && yh == S::C(0) {
+                    // A test against zero (a null check) is the OR of the halves.
+                    self.alu(Dest::None, xl, AluOp::Or, xh)?;
+                } else if xh == S::C(0) || yh == S::C(0) {
+                    // One high half is zero: the other must be zero too, so OR it in.
+                    let other = if xh == S::C(0) { yh } else { xh };
+                    let t = self.scratch()?;
+                    self.alu(Dest::Both(t), xl, AluOp::Xor, yl)?;
+                    self.alu(Dest::None, S::R(t), AluOp::Or, other)?;
                 } else {
                     let t = self.scratch()?;
                     let u = self.scratch()?;
@@ -1322,31 +1691,16 @@ impl<'a> Selector<'a> {
         if let Target::Stub(k) = taken {
             let start = self.items.len();
             self.scratch_next = 0;
-            self.block_moves(&dests[0])?;
-            self.push_branch(
-                Insn::Br {
-                    cond: BrCond::Always,
-                    target: 0,
-                    defer: 0,
-                },
-                Target::Block(dests[0].block),
-            );
+            self.jump_with_moves(&dests[0])?;
             let stub: Vec<Item> = self.items.drain(start..).collect();
             self.stubs[k].0 = stub;
         }
         self.scratch_next = 0;
-        self.block_moves(&dests[1])?;
         if Some(dests[1].block) != next {
-            self.push_branch(
-                Insn::Br {
-                    cond: BrCond::Always,
-                    target: 0,
-                    defer: 0,
-                },
-                Target::Block(dests[1].block),
-            );
+            self.jump_with_moves(&dests[1])
+        } else {
+            self.block_moves(&dests[1])
         }
-        Ok(())
     }
 
     /// The prologue: parameters from the dispatcher's transfer registers and the

@@ -18,6 +18,7 @@
 //! simulator serves them with the shared runtime (see `sim::nfp`).
 
 pub mod isel;
+pub mod kernel_offload;
 pub mod regalloc;
 pub mod shapes;
 
@@ -171,7 +172,8 @@ pub fn compile_function(
     let types: Vec<u32> = maps.iter().map(|m| m.map_type).collect();
     let slots = slot_offsets(func)?;
     let order = regalloc::reverse_postorder(func);
-    let shapes = shapes::analyze(func, &order, kind, &slots);
+    let ranges = passes::range::RangeAnalysis::compute(func, kind == EntryKind::Xdp);
+    let shapes = shapes::analyze(func, &order, kind, &slots, &ranges);
     let alloc = regalloc::allocate(func, &order, &shapes).map_err(|e| {
         let d = Diagnostic::new(format!(
             "the program needs {} registers at once, {} more than the {} general-purpose registers a context has for values (spilling to local memory is not implemented)",
@@ -234,6 +236,7 @@ pub fn compile_function(
                         .program(name.clone())
                 })?,
                 Target::Stub(k) => stub_starts[k],
+                Target::Here(k) => k + offset,
             };
             item.insn.set_target(addr as u16);
         }

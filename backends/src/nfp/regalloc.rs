@@ -15,6 +15,12 @@
 //! An operand's interval includes the instruction that consumes it, so an instruction's result
 //! never shares a register with its operands and expansions may write the result's halves in
 //! any order. A program that needs more registers than there are is rejected with the count.
+//!
+//! Moves are coalesced by hints: a block parameter and the arguments passed to it prefer one
+//! register, so that when an argument's interval ends before the parameter's starts (a forward
+//! edge) or the parameter's ends before the argument's starts (a loop's back edge), both get
+//! the same register and the parallel move on that edge disappears. The half that is
+//! allocated second takes the register of any hinted partner that is free at its start.
 
 use super::shapes::{Half, Shape};
 use ir::{Block, Function, Inst, Value};
@@ -176,6 +182,21 @@ pub fn allocate(
         }
     }
     halves.sort_by_key(|&(s, e, v, hi)| (s, e, v, hi));
+    // Coalescing hints: each block parameter with every argument bound to it.
+    let mut partners: HashMap<Value, Vec<Value>> = HashMap::new();
+    for &b in order {
+        for inst in func.block_insts(b) {
+            for dest in func.dfg.inst(inst).branch_destinations() {
+                let params = func.dfg.block_params(dest.block);
+                for (p, a) in params.iter().zip(&dest.args) {
+                    if p != a {
+                        partners.entry(*p).or_default().push(*a);
+                        partners.entry(*a).or_default().push(*p);
+                    }
+                }
+            }
+        }
+    }
     let available = (REGISTERS - FIRST_ALLOCATABLE) as usize;
     let mut free: BTreeSet<u8> = (FIRST_ALLOCATABLE..REGISTERS).collect();
     let mut active: Vec<(u32, u8)> = Vec::new();
@@ -189,7 +210,15 @@ pub fn allocate(
                 true
             }
         });
-        let Some(r) = free.iter().next().copied() else {
+        let taken = if hi { &out.hi } else { &out.lo };
+        let hinted = partners
+            .get(&v)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| taken.get(p))
+            .find(|r| free.contains(r))
+            .copied();
+        let Some(r) = hinted.or_else(|| free.iter().next().copied()) else {
             return Err(OutOfRegisters {
                 inst: def_inst.get(&v).copied(),
                 needed: active.len() + 1,

@@ -12,6 +12,12 @@
 //! Block parameters are solved optimistically (a half is a constant until two different
 //! values flow into it) and iterated to a fixed point.
 //!
+//! The range analysis of `passes::range` narrows further: a 64-bit scalar whose unsigned
+//! interval ends below 2^32 (a header field shifted into place, an offset that a bounds check
+//! limited) has a high half of 0, so it takes one register instead of a pair and the 64-bit
+//! arithmetic on it loses its carry chain. The interval holds wherever the value is defined
+//! (SSA values never change), so the narrowing is sound on every path.
+//!
 //! One assumption goes beyond the IR: adding a scalar whose high half is 0 to a pointer keeps
 //! the pointer's region word (no carry out of the offset). The kernel verifier bounds the
 //! offsets added to packet, stack and map-value pointers far below 2^32, so this holds for
@@ -22,6 +28,7 @@ use hw::nfp::abi::{REGION_CTX, REGION_MAP, REGION_PACKET, REGION_STACK};
 use ir::instructions::InstructionData as I;
 use ir::semantics::{self, Width};
 use ir::{BinaryOp, Block, Function, Region, UnaryOp, Value};
+use passes::range::{Fact, RangeAnalysis};
 use std::collections::HashMap;
 
 /// One 32-bit half of a value.
@@ -102,7 +109,20 @@ pub fn analyze(
     rpo: &[Block],
     entry: EntryKind,
     slot_offsets: &[u32],
+    ranges: &RangeAnalysis,
 ) -> HashMap<Value, Shape> {
+    // A scalar the range analysis bounds below 2^32 has a zero high half.
+    let narrow = |v: Value, s: Shape| -> Shape {
+        let fits = matches!(ranges.fact(v), Fact::Scalar(i) if i.umax <= u32::MAX as u64);
+        if fits && s.hi == Half::Reg {
+            Shape {
+                lo: s.lo,
+                hi: Half::Const(0),
+            }
+        } else {
+            s
+        }
+    };
     let mut shapes: HashMap<Value, Shape> = HashMap::new();
     if let Some(eb) = func.entry_block() {
         for (i, p) in func.dfg.block_params(eb).iter().enumerate() {
@@ -123,7 +143,7 @@ pub fn analyze(
             for inst in func.block_insts(b) {
                 let data = func.dfg.inst(inst);
                 if let Some(r) = func.dfg.inst_result(inst) {
-                    let s = shape_of(func, data, &shapes, slot_offsets, entry);
+                    let s = narrow(r, shape_of(func, data, &shapes, slot_offsets, entry));
                     if shapes.get(&r) != Some(&s) {
                         shapes.insert(r, s);
                         changed = true;
@@ -134,10 +154,13 @@ pub fn analyze(
                     for (p, a) in params.iter().zip(&dest.args) {
                         let incoming = shapes.get(a).copied().unwrap_or(Shape::BOTTOM);
                         let old = shapes.get(p).copied().unwrap_or(Shape::BOTTOM);
-                        let new = Shape {
-                            lo: old.lo.join(incoming.lo),
-                            hi: old.hi.join(incoming.hi),
-                        };
+                        let new = narrow(
+                            *p,
+                            Shape {
+                                lo: old.lo.join(incoming.lo),
+                                hi: old.hi.join(incoming.hi),
+                            },
+                        );
                         if new != old {
                             shapes.insert(*p, new);
                             changed = true;
@@ -151,13 +174,14 @@ pub fn analyze(
         }
     }
     // Whatever stayed unknown is unreachable or never received a value: give it registers.
-    for s in shapes.values_mut() {
+    for (v, s) in shapes.iter_mut() {
         if s.lo == Half::Bottom {
             s.lo = Half::Reg;
         }
         if s.hi == Half::Bottom {
             s.hi = Half::Reg;
         }
+        *s = narrow(*v, *s);
     }
     shapes
 }
