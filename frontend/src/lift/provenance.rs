@@ -168,6 +168,13 @@ impl State {
 
     /// Forgets what the stack words overlapping `[lo, hi)` hold: something wrote a number there.
     fn clobber_stack(&mut self, lo: i64, hi: i64) {
+        // Only the frame can hold anything: an address far below it (which the kernel would
+        // refuse to dereference) must not make the analysis walk millions of words.
+        let frame_bottom = -(ir::function::MAX_STACK_SLOT as i64);
+        let (lo, hi) = (lo.max(frame_bottom), hi.min(0));
+        if lo >= hi {
+            return;
+        }
         let keys: Vec<i64> = self
             .stack
             .range(lo.saturating_sub(7)..hi)
