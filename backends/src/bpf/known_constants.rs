@@ -3,18 +3,19 @@
 //! Resolving block parameters on edges writes the same constant on every edge that passes it
 //! (`r6 = 2` before each of a chain of checks that all give up the same way), and hoisting
 //! those moves above their jumps ([`super::hoist_moves`]) puts them one after another on the
-//! fall-through path. This pass follows which registers hold which constants along straight
-//! code, through the fall-through of conditional jumps (which write nothing), forgetting
-//! everything at a label another jump reaches, and deletes a move that would write the value
-//! the register already holds.
+//! fall-through path. This pass follows which registers hold which constants by forward
+//! dataflow over the code's own jumps (a register is known at a join only when every way in
+//! brings the same constant), and deletes a move that would write the value the register
+//! already holds.
 //!
 //! The kernel verifier tracks a register written by a constant move as that exact scalar, so
 //! the state it sees after the deleted move is the one it already had.
 
-use super::branches::MachInsn;
-use super::peephole::{effects, jump_targets};
+use super::branches::{Label, MachInsn};
+use super::peephole::effects;
 use frontend::insn::{Imm64, Insn, Operand, Reg};
 use ir::semantics::{AluOp, Width};
+use std::collections::HashMap;
 
 /// The 64-bit value a move of a constant writes, if `m` is one.
 fn constant_written(m: &MachInsn) -> Option<(Reg, u64)> {
@@ -39,55 +40,122 @@ fn constant_written(m: &MachInsn) -> Option<(Reg, u64)> {
     }
 }
 
-/// Deletes constant moves whose register already holds the constant.
-pub fn optimize(code: Vec<MachInsn>) -> Vec<MachInsn> {
-    let joins = jump_targets(&code);
-    let mut known: [Option<u64>; 11] = [None; 11];
-    let mut out = Vec::with_capacity(code.len());
-    for m in code {
-        match &m {
-            MachInsn::Label(l) if joins.contains(l) => known = [None; 11],
-            MachInsn::Ja(_) | MachInsn::Insn(Insn::Exit) => {
-                out.push(m);
-                known = [None; 11];
-                continue;
-            }
-            _ => {}
-        }
-        if let Some((dst, v)) = constant_written(&m) {
-            let slot = &mut known[dst.0 as usize % 11];
-            if *slot == Some(v) {
-                continue;
-            }
-            *slot = Some(v);
-            out.push(m);
-            continue;
-        }
-        // A copy of a register with a known constant holds that constant.
-        if let MachInsn::Insn(Insn::Alu {
-            op: AluOp::Mov,
-            width: Width::W64,
-            dst,
-            src: Operand::Reg(src),
-        }) = m
-        {
-            let v = known[src.0 as usize % 11];
-            if v.is_some() && known[dst.0 as usize % 11] == v {
-                continue;
-            }
-            known[dst.0 as usize % 11] = v;
-            out.push(m);
-            continue;
-        }
-        let defs = effects(&m).defs;
-        for (r, slot) in known.iter_mut().enumerate() {
-            if defs & (1 << r) != 0 {
-                *slot = None;
-            }
-        }
-        out.push(m);
+/// Which constant each register `r0`-`r10` holds, where known.
+type Known = [Option<u64>; 11];
+
+/// `state` after `m`: a constant move records its value, a copy passes its source's value on,
+/// any other write forgets.
+fn transfer(m: &MachInsn, state: &mut Known) {
+    if let Some((dst, v)) = constant_written(m) {
+        state[dst.0 as usize % 11] = Some(v);
+        return;
     }
-    out
+    if let MachInsn::Insn(Insn::Alu {
+        op: AluOp::Mov,
+        width: Width::W64,
+        dst,
+        src: Operand::Reg(src),
+    }) = *m
+    {
+        state[dst.0 as usize % 11] = state[src.0 as usize % 11];
+        return;
+    }
+    let defs = effects(m).defs;
+    for (r, slot) in state.iter_mut().enumerate() {
+        if defs & (1 << r) != 0 {
+            *slot = None;
+        }
+    }
+}
+
+/// The constants known on entry to each instruction, by forward dataflow over the code's own
+/// control flow: a register is known at a join only when every way in brings the same value.
+/// `None` marks code no path reaches (yet).
+fn known_before(code: &[MachInsn]) -> Vec<Option<Known>> {
+    let n = code.len();
+    let mut label_at: HashMap<Label, usize> = HashMap::new();
+    for (k, m) in code.iter().enumerate() {
+        if let MachInsn::Label(l) = m {
+            label_at.insert(*l, k);
+        }
+    }
+    let mut before: Vec<Option<Known>> = vec![None; n];
+    if n == 0 {
+        return before;
+    }
+    before[0] = Some([None; 11]);
+    let meet = |slot: &mut Option<Known>, incoming: &Known| -> bool {
+        match slot {
+            None => {
+                *slot = Some(*incoming);
+                true
+            }
+            Some(have) => {
+                let mut changed = false;
+                for (h, i) in have.iter_mut().zip(incoming) {
+                    if h.is_some() && h != i {
+                        *h = None;
+                        changed = true;
+                    }
+                }
+                changed
+            }
+        }
+    };
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for k in 0..n {
+            let Some(mut state) = before[k] else { continue };
+            transfer(&code[k], &mut state);
+            let falls = !matches!(code[k], MachInsn::Ja(_) | MachInsn::Insn(Insn::Exit));
+            if falls && k + 1 < n {
+                changed |= meet(&mut before[k + 1], &state);
+            }
+            if let MachInsn::Ja(l) | MachInsn::Jcc { target: l, .. } = code[k] {
+                if let Some(&t) = label_at.get(&l) {
+                    changed |= meet(&mut before[t], &state);
+                }
+            }
+        }
+    }
+    before
+}
+
+/// Deletes constant moves (and copies) whose destination already holds the value on every
+/// path that reaches them.
+pub fn optimize(code: Vec<MachInsn>) -> Vec<MachInsn> {
+    let before = known_before(&code);
+    let redundant = |k: usize, m: &MachInsn| -> bool {
+        let Some(state) = &before[k] else {
+            return false;
+        };
+        if let Some((dst, v)) = constant_written(m) {
+            return state[dst.0 as usize % 11] == Some(v);
+        }
+        match *m {
+            MachInsn::Insn(Insn::Alu {
+                op: AluOp::Mov,
+                width: Width::W64,
+                dst,
+                src: Operand::Reg(src),
+            }) => {
+                let v = state[src.0 as usize % 11];
+                v.is_some() && state[dst.0 as usize % 11] == v
+            }
+            _ => false,
+        }
+    };
+    let keep: Vec<bool> = code
+        .iter()
+        .enumerate()
+        .map(|(k, m)| !redundant(k, m))
+        .collect();
+    code.into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(m, _)| m)
+        .collect()
 }
 
 #[cfg(test)]
@@ -127,16 +195,50 @@ mod tests {
     }
 
     #[test]
-    fn widths_and_joins_are_respected() {
+    fn widths_are_respected() {
         // mov32 -1 is 0xffff_ffff, not the mov64 -1 that follows it.
-        let code = vec![
-            mov_imm(Width::W32, 6, -1),
-            mov_imm(Width::W64, 6, -1),
+        let code = vec![mov_imm(Width::W32, 6, -1), mov_imm(Width::W64, 6, -1)];
+        assert_eq!(optimize(code).len(), 2);
+    }
+
+    #[test]
+    fn a_join_knows_only_what_every_way_in_brings() {
+        // Both ways into label 3 bring r6 = 2 and r7 = something different.
+        let same = vec![
+            mov_imm(Width::W64, 6, 2),
+            mov_imm(Width::W64, 7, 1),
+            jcc(3),
+            mov_imm(Width::W64, 7, 9),
             MachInsn::Label(3),
-            mov_imm(Width::W64, 6, -1),
-            MachInsn::Ja(3),
+            mov_imm(Width::W64, 6, 2),
+            mov_imm(Width::W64, 7, 1),
+            MachInsn::Insn(Insn::Exit),
         ];
-        assert_eq!(optimize(code).len(), 5);
+        let out = optimize(same);
+        assert_eq!(out.len(), 7, "{out:?}");
+        assert!(matches!(
+            out[5],
+            MachInsn::Insn(Insn::Alu {
+                dst: Reg(7),
+                src: Operand::Imm(1),
+                ..
+            })
+        ));
+        // A loop back edge that changes r6 makes it unknown at the loop head.
+        let looped = vec![
+            mov_imm(Width::W64, 6, 2),
+            MachInsn::Label(3),
+            mov_imm(Width::W64, 6, 2),
+            MachInsn::Insn(Insn::Alu {
+                width: Width::W64,
+                op: AluOp::Add,
+                dst: Reg(6),
+                src: Operand::Imm(1),
+            }),
+            jcc(3),
+            MachInsn::Insn(Insn::Exit),
+        ];
+        assert_eq!(optimize(looped.clone()).len(), looped.len());
     }
 
     #[test]

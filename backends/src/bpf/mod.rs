@@ -8,7 +8,8 @@
 //! [`peephole`] removes the register copies allocation and selection leave behind;
 //! [`hoist_moves`] writes an edge's moves before its conditional jump where the other path
 //! does not need their registers, and [`known_constants`] drops the constant moves that
-//! leaves repeated;
+//! leaves repeated; [`shared_exit`] returns constants through one `exit` with `r0` written
+//! early, where that is shorter;
 //! [`branches`] resolves labels into jump offsets and drops jumps to the next instruction.
 //! [`elf`] then writes the functions of a module, with their map, global-data and call
 //! relocations, as an object like the ones clang builds.
@@ -27,6 +28,7 @@ pub mod known_constants;
 pub mod layout;
 pub mod peephole;
 pub mod regalloc;
+pub mod shared_exit;
 
 use branches::{FunctionCode, Reloc};
 use frontend::insn::{CallTarget, Imm64, Insn};
@@ -72,6 +74,7 @@ fn with_allocation(
         .map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
     let code = peephole::optimize(code);
     let code = known_constants::optimize(hoist_moves::optimize(code));
+    let code = shared_exit::optimize(code);
     let code = peephole::optimize(code);
     branches::resolve(code).map_err(|e| diagnostic(module, fref, None, &e.message))
 }
