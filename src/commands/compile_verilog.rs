@@ -1,11 +1,14 @@
 //! `nicc compile OBJ --target verilog -o DIR` and `nicc check OBJ --target verilog`: XDP
 //! programs as packet pipelines. Each program is lifted with calls inlined, optimized by the
 //! `hw` pipeline (or the one asked for) and compiled by `backends::verilog`; the directory gets
-//! the core's Verilog, its Verilator testbench and a README of the ports and the memories the
-//! control plane reaches.
+//! the core's Verilog, its Verilator testbench, the OpenNIC-style shell around it with the shell
+//! testbench (Verilator and Icarus Verilog), and a README of the ports, the AXI4-Lite register
+//! map and the memories the control plane reaches.
 
 use super::compile::CompileArgs;
-use backends::verilog::{compile_program, emit, testbench, CompiledPipeline, PipelineOptions};
+use backends::verilog::{
+    compile_program, emit, shell, testbench, CompiledPipeline, PipelineOptions,
+};
 use frontend::lift::{lift_program, LiftOptions};
 use frontend::object::ProgramKind;
 use frontend::Object;
@@ -94,19 +97,83 @@ pub fn readme(c: &CompiledPipeline) -> String {
     );
     let rows: Vec<(String, &str, u32, String)> = vec![
         ("clk".into(), "in", 1, "clock".into()),
-        ("rst".into(), "in", 1, "synchronous reset of the valid bits".into()),
-        ("in_valid / in_ready".into(), "in / out", 1, "a packet is offered / taken (ready = output ready or last stage empty)".into()),
-        ("in_window".into(), "in", b.window_bytes * 8, format!("the first {} bytes of the packet, byte i in bits 8i+7..8i, zero past the end", b.window_bytes)),
+        (
+            "rst".into(),
+            "in",
+            1,
+            "synchronous reset of the valid bits".into(),
+        ),
+        (
+            "in_valid / in_ready".into(),
+            "in / out",
+            1,
+            "a packet is offered / taken (ready = output ready or last stage empty)".into(),
+        ),
+        (
+            "in_window".into(),
+            "in",
+            b.window_bytes * 8,
+            format!(
+                "the first {} bytes of the packet, byte i in bits 8i+7..8i, zero past the end",
+                b.window_bytes
+            ),
+        ),
         ("in_len".into(), "in", 16, "packet length in bytes".into()),
-        ("in_ingress_ifindex".into(), "in", 32, "xdp_md.ingress_ifindex".into()),
-        ("in_rx_queue".into(), "in", 32, "xdp_md.rx_queue_index".into()),
-        ("out_valid / out_ready".into(), "out / in", 1, "a result is offered / taken".into()),
-        ("out_retval".into(), "out", 64, "the program's return value; bits 31..0 are the XDP verdict".into()),
-        ("out_window".into(), "out", b.window_bytes * 8, "the packet window after the program's stores; bytes past it are unchanged".into()),
-        ("out_len".into(), "out", 16, "packet length after the program".into()),
-        ("ctl_mem, ctl_row".into(), "in", emit::CTL_MEM_BITS + emit::CTL_ROW_BITS, "control port: memory and row".into()),
-        ("ctl_we, ctl_wdata".into(), "in", b.max_row_bytes() * 8 + 1, "control port: write the row at the rising edge (a pipeline write in the same cycle wins)".into()),
-        ("ctl_rdata".into(), "out", b.max_row_bytes() * 8, "control port: the row, combinationally".into()),
+        (
+            "in_ingress_ifindex".into(),
+            "in",
+            32,
+            "xdp_md.ingress_ifindex".into(),
+        ),
+        (
+            "in_rx_queue".into(),
+            "in",
+            32,
+            "xdp_md.rx_queue_index".into(),
+        ),
+        (
+            "out_valid / out_ready".into(),
+            "out / in",
+            1,
+            "a result is offered / taken".into(),
+        ),
+        (
+            "out_retval".into(),
+            "out",
+            64,
+            "the program's return value; bits 31..0 are the XDP verdict".into(),
+        ),
+        (
+            "out_window".into(),
+            "out",
+            b.window_bytes * 8,
+            "the packet window after the program's stores; bytes past it are unchanged".into(),
+        ),
+        (
+            "out_len".into(),
+            "out",
+            16,
+            "packet length after the program".into(),
+        ),
+        (
+            "ctl_mem, ctl_row".into(),
+            "in",
+            emit::CTL_MEM_BITS + emit::CTL_ROW_BITS,
+            "control port: memory and row".into(),
+        ),
+        (
+            "ctl_we, ctl_wdata".into(),
+            "in",
+            b.max_row_bytes() * 8 + 1,
+            "control port: write the row at the rising edge (the pipeline holds for that cycle)"
+                .into(),
+        ),
+        (
+            "ctl_rdata".into(),
+            "out",
+            b.max_row_bytes() * 8,
+            "control port: the row, combinationally".into(),
+        ),
     ];
     for (p, d, w, m) in rows {
         let _ = writeln!(s, "| `{p}` | {d} | {w} | {m} |");
@@ -127,9 +194,62 @@ pub fn readme(c: &CompiledPipeline) -> String {
             "\nA row is the map's value for the key equal to the row number (array maps; per-CPU arrays hold CPU 0's value), little-endian as the program sees it."
         );
     }
+    let sh = shell::shell_name(b);
     let _ = writeln!(
         s,
-        "\n## Files\n\n- `{core}.v`: the core.\n- `tb_{core}.cpp`: the Verilator testbench (`verilator --cc --exe --build {core}.v tb_{core}.cpp --top-module {core}`), reading a stimulus file and writing results (format in `backends/src/verilog/testbench.rs`).\n\nNot generated yet: the OpenNIC-style AXI4-Stream/AXI4-Lite shell around the core."
+        "\n## Shell `{sh}`\n\n\
+         An OpenNIC-style top level for the 250 MHz user box (AXI4-Stream and AXI4-Lite as described in \
+         Xilinx/open-nic-shell's README, \"Shell Interface\"). Parameters: `DATA_WIDTH` (bus width in bits, \
+         default 512, any multiple of 8), `CLOCK_PERIOD_PS` (the clock the core was scheduled for, {} ps), \
+         `FIFO_ADDR_BITS` (log2 of the packet FIFO's depth in beats, default 9), `PASS_DST` (the `tuser_dst` \
+         of passed packets, default 16'h0001: PCIe function 0). One clock (`clk`) and a synchronous, \
+         active-high `rst` serve both interfaces: put a clock converter in front of `s_axil_*` where the \
+         shell's AXI4-Lite runs at 125 MHz.\n",
+        b.clock_period_ps
+    );
+    let _ = writeln!(
+        s,
+        "- `s_axis_*` (in): `tdata`, `tkeep`, `tlast`, `tuser_size`, `tuser_src`, `tuser_dst`, `tvalid`, \
+         `tready`. The packet length is `tuser_size` (bytes past it are zeroed; `tkeep` may be all ones); \
+         the program sees `tuser_src` as `ingress_ifindex` and 0 as `rx_queue_index`; `tuser_dst` is ignored.\n\
+         - `m_axis_*` (out): the same signals; `tkeep` is all ones except on the last beat and agrees with \
+         `tuser_size` (the length after the program), `tuser_src` is the packet's source.\n\
+         - Verdicts: XDP_DROP, XDP_ABORTED, unknown codes and failed redirects: the packet is not sent. \
+         XDP_PASS: `tuser_dst = PASS_DST`. XDP_TX: `tuser_dst = tuser_src` (back out where it came from). \
+         XDP_REDIRECT: `tuser_dst` = bits 15..0 of `bpf_redirect`'s interface index, or of the device map \
+         entry found by `bpf_redirect_map` (its first 16 bits).\n\
+         - The first {} bytes of each packet are the core's window; every beat also waits in a FIFO beside \
+         the core and leaves with the core's window written over the head. Both stream ports pass skid \
+         buffers with registered ready: `m_axis_tready` low stalls egress, the core and then ingress, \
+         and nothing is lost.\n",
+        b.window_bytes
+    );
+    let _ = writeln!(
+        s,
+        "### AXI4-Lite registers\n\n\
+         32-bit registers at byte addresses (bits 11..0 decoded; no `wstrb`, as in OpenNIC). To read a map \
+         row: write MEM and ROW, write {} to COMMAND, read DATA words. To write one: write MEM, ROW and the \
+         DATA words, then {} to COMMAND.\n\n| address | name | access | meaning |\n|---|---|---|---|",
+        shell::COMMAND_READ_ROW,
+        shell::COMMAND_WRITE_ROW
+    );
+    for r in shell::register_map(b) {
+        let _ = writeln!(
+            s,
+            "| {:#05x} | {} | {} | {} |",
+            r.address, r.name, r.access, r.meaning
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## Files\n\n\
+         - `{core}.v`: the core.\n\
+         - `tb_{core}.cpp`: the core's Verilator testbench (`verilator --cc --exe --build {core}.v tb_{core}.cpp --top-module {core}`), reading a stimulus file and writing results (format in `backends/src/verilog/testbench.rs`).\n\
+         - `{sh}.v`: the shell and its skid buffer (simulate or synthesize it with `{core}.v`).\n\
+         - `nicc_shell_tb.v`: the shell testbench, one Verilog text for both simulators (commands in its header): \
+         `verilator --cc --exe --build +define+NICC_SHELL={sh} +define+NICC_DATA_WIDTH=512 --top-module nicc_shell_tb {core}.v {sh}.v nicc_shell_tb.v main.cpp` \
+         with a `main.cpp` that toggles `clk` until `$finish`, or \
+         `iverilog -g2005 -DNICC_SHELL={sh} -DNICC_DATA_WIDTH=512 -s nicc_shell_tb_clock -o sim.vvp {core}.v {sh}.v nicc_shell_tb.v && vvp sim.vvp +stimulus=S +results=R`."
     );
     s
 }
@@ -161,6 +281,10 @@ pub fn compile(args: &CompileArgs) -> Result<String, String> {
                     format!("README_{core}.md")
                 };
                 write(readme_name, &readme(&c))?;
+                let shell_text = shell::shell_verilog(&c.block)
+                    .map_err(|e| format!("program `{}`: no shell: {e}", obj.programs[i].name))?;
+                write(format!("{}.v", shell::shell_name(&c.block)), &shell_text)?;
+                write("nicc_shell_tb.v".to_string(), shell::SHELL_TESTBENCH)?;
                 let _ = writeln!(
                     report,
                     "{}: {} stages, window {} bytes, {} memories, {} register bits -> {}",

@@ -1,49 +1,106 @@
-//! `nicc synth OBJ`: synthesizes a program's Verilog pipeline with Yosys and prints the
-//! resources, the logic depth and the clock they allow.
+//! `nicc synth OBJ...`: synthesizes programs' Verilog pipelines with Yosys and prints the
+//! resources, the logic depth and the clock they allow: one line per program, or with
+//! `--table` one Markdown table over every XDP program of every object given (programs the
+//! pipeline backend refuses are listed under it with the reason).
 
 use std::fmt::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct SynthArgs {
-    /// The BPF ELF object.
-    pub object: PathBuf,
+    /// BPF ELF objects.
+    #[arg(required = true)]
+    pub objects: Vec<PathBuf>,
     /// Synthesize only this program (a function or section name).
     #[arg(long)]
     pub program: Option<String>,
+    /// Print a Markdown table (program, stages, LUTs, flip-flops, BRAM, LUT levels of the
+    /// deepest stage, the delay model's clock).
+    #[arg(long)]
+    pub table: bool,
 }
 
 /// LUTs of an AMD Alveo U50 (872K, as ../shared/design/targets.md gives it), for percentages.
 const U50_LUTS: f64 = 872_000.0;
 
 pub fn synth(args: &SynthArgs) -> Result<String, String> {
-    let obj = super::read_object(&args.object)?;
-    let programs = super::compile_verilog::selected_programs(&obj, args.program.as_deref())?;
     let mut s = String::new();
-    for i in programs {
-        let name = &obj.programs[i].name;
-        let c = match super::compile_verilog::compile_xdp_program(&obj, i, None) {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = writeln!(s, "{name}: not synthesized: {e}");
-                continue;
-            }
-        };
-        let top = backends::verilog::emit::core_name(&c.block);
-        let r = hw::tools::yosys::synth_xilinx(&top, &c.verilog)?;
+    let mut refused = Vec::new();
+    if args.table {
         let _ = writeln!(
             s,
-            "{name}: {} stages; {} LUTs ({:.3}% of an Alveo U50), {} flip-flops, {} BRAM tiles, {} LUT-RAM cells, {} DSPs; deepest stage {} LUT levels; slowest stage by the delay model {:.0} MHz",
-            c.block.stages,
-            r.luts,
-            100.0 * r.luts as f64 / U50_LUTS,
-            r.flip_flops,
-            r.brams,
-            r.lutram_cells,
-            r.dsps,
-            r.lut_levels,
-            c.schedule.fmax_mhz()
+            "| program | stages | LUTs | % U50 | flip-flops | BRAM | LUT-RAM | DSP | LUT levels (deepest stage) | model MHz |\n|---|---|---|---|---|---|---|---|---|---|"
         );
+    }
+    for path in &args.objects {
+        let obj = match super::read_object(path) {
+            Ok(o) => o,
+            Err(e) if args.objects.len() > 1 => {
+                refused.push(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let programs =
+            match super::compile_verilog::selected_programs(&obj, args.program.as_deref()) {
+                Ok(p) => p,
+                Err(e) if args.objects.len() > 1 => {
+                    refused.push(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+        for i in programs {
+            let name = &obj.programs[i].name;
+            let c = match super::compile_verilog::compile_xdp_program(&obj, i, None) {
+                Ok(c) => c,
+                Err(e) => {
+                    refused.push(e);
+                    continue;
+                }
+            };
+            let top = backends::verilog::emit::core_name(&c.block);
+            let r = hw::tools::yosys::synth_xilinx(&top, &c.verilog)?;
+            if args.table {
+                let file = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "| {file} {name} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {:.0} |",
+                    c.block.stages,
+                    r.luts,
+                    100.0 * r.luts as f64 / U50_LUTS,
+                    r.flip_flops,
+                    r.brams,
+                    r.lutram_cells,
+                    r.dsps,
+                    r.lut_levels,
+                    c.schedule.fmax_mhz()
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "{name}: {} stages; {} LUTs ({:.3}% of an Alveo U50), {} flip-flops, {} BRAM tiles, {} LUT-RAM cells, {} DSPs; deepest stage {} LUT levels; slowest stage by the delay model {:.0} MHz",
+                    c.block.stages,
+                    r.luts,
+                    100.0 * r.luts as f64 / U50_LUTS,
+                    r.flip_flops,
+                    r.brams,
+                    r.lutram_cells,
+                    r.dsps,
+                    r.lut_levels,
+                    c.schedule.fmax_mhz()
+                );
+            }
+        }
+    }
+    if !refused.is_empty() {
+        let _ = writeln!(s);
+        for e in refused {
+            let _ = writeln!(s, "not synthesized: {e}");
+        }
     }
     Ok(s)
 }

@@ -48,6 +48,7 @@ pub fn check_schedule(block: &Block, model: &DelayModel) -> ScheduleReport {
     };
     let period = block.clock_period_ps;
     let (section_of, _) = memory_sections(block);
+    let delays = model.node_delays(block);
     let mut finish = vec![0u32; block.nodes.len()];
     for (i, node) in block.nodes.iter().enumerate() {
         if node.kind.is_constant() {
@@ -75,7 +76,7 @@ pub fn check_schedule(block: &Block, model: &DelayModel) -> ScheduleReport {
                 arrival = arrival.max(finish[op as usize]);
             }
         }
-        let d = model.node_delay(block, &node.kind);
+        let d = delays[i];
         finish[i] = arrival + d;
         let s = node.stage as usize;
         report.stage_delay_ps[s] = report.stage_delay_ps[s].max(finish[i]);

@@ -6,8 +6,9 @@
 //! one `reg` array per memory, written at the rising edge by the memory's stage. Memories are
 //! also reachable through a control port (`ctl_*`: select a memory and a row, read the row
 //! combinationally, write it at the rising edge) that the shell exposes over AXI4-Lite and the
-//! testbench uses to seed and read maps; a pipeline write wins over a control write in the
-//! same cycle.
+//! testbench uses to seed and read maps. A control write stalls the pipeline for its cycle
+//! (`advance` is low), so it takes effect between two packets and never collides with a
+//! pipeline write.
 //!
 //! Every operation's expression is written to give exactly what `ir::semantics` (through the
 //! simulator) computes, including the corner cases: division by zero, shift amounts masked to
@@ -57,6 +58,9 @@ pub fn core_name(block: &Block) -> String {
 
 struct Emitter<'a> {
     block: &'a Block,
+    /// `hw::pipeline::significant_bits` of every node: operations are printed as narrow as
+    /// their operands allow.
+    sig: Vec<u32>,
     items: Vec<Item>,
     temps: usize,
 }
@@ -122,6 +126,27 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// The significant bits of `x`, at most `cap` and at least 1.
+    fn bits(&self, x: NodeId, cap: u32) -> u32 {
+        self.sig
+            .get(x as usize)
+            .copied()
+            .unwrap_or(64)
+            .clamp(1, cap.max(1))
+    }
+
+    /// `x < limit` as read from stage `s`, compared on as few bits as `x` and `limit` need
+    /// (a constant 1 when `x` can never reach `limit`).
+    fn below(&mut self, x: NodeId, s: u32, limit: u64) -> Expr {
+        let k = self.bits(x, 64);
+        if k < 64 && (1u64 << k) <= limit {
+            return Expr::lit(1, 1);
+        }
+        let k = k.max(64 - limit.leading_zeros()).min(64);
+        let xn = self.named64(x, s);
+        Expr::bin(BinOp::Lt, Expr::slice(xn, k - 1, 0), Expr::lit(k, limit))
+    }
+
     fn sext64(name: &str, bits: u32) -> Expr {
         if bits >= 64 {
             return Expr::ident(name);
@@ -132,13 +157,67 @@ impl<'a> Emitter<'a> {
         ])
     }
 
-    fn alu(&mut self, op: AluOp, width: Width, a: NodeId, b: NodeId, stage: u32) -> Expr {
+    fn alu(
+        &mut self,
+        id: NodeId,
+        op: AluOp,
+        width: Width,
+        a: NodeId,
+        b: NodeId,
+        stage: u32,
+    ) -> Expr {
         let an = self.named64(a, stage);
         let bn = self.named64(b, stage);
         let (w, shift_bits) = match width {
             Width::W64 => (64, 6),
             Width::W32 => (32, 5),
         };
+        // Narrow carry chains: an add or multiply whose result fits `r < w` bits is computed on
+        // `r` bits; a subtraction of `k`-bit operands on `k + 1` bits, its borrow replicated
+        // into the upper bits (the wrapped result).
+        let r = self.bits(id, w);
+        let (ka, kb) = (self.bits(a, w), self.bits(b, w));
+        let narrow = match op {
+            AluOp::Add | AluOp::Mul if r < w => {
+                let t = self.temp(
+                    r,
+                    Expr::bin(
+                        if op == AluOp::Add {
+                            BinOp::Add
+                        } else {
+                            BinOp::Mul
+                        },
+                        Expr::slice(an.clone(), r - 1, 0),
+                        Expr::slice(bn.clone(), r - 1, 0),
+                    ),
+                );
+                Some(Self::zext64(r, Expr::ident(t)))
+            }
+            AluOp::Sub if ka.max(kb) + 1 < w => {
+                let k = ka.max(kb);
+                let d = self.temp(
+                    k + 1,
+                    Expr::bin(
+                        BinOp::Sub,
+                        Expr::Concat(vec![Expr::lit(1, 0), Expr::slice(an.clone(), k - 1, 0)]),
+                        Expr::Concat(vec![Expr::lit(1, 0), Expr::slice(bn.clone(), k - 1, 0)]),
+                    ),
+                );
+                let wrapped = Expr::Concat(vec![
+                    Expr::repeat(w - k - 1, Expr::slice(d.clone(), k, k)),
+                    Expr::ident(d),
+                ]);
+                if w == 64 {
+                    Some(wrapped)
+                } else {
+                    Some(Self::zext64(w, wrapped))
+                }
+            }
+            _ => None,
+        };
+        if let Some(e) = narrow {
+            return e;
+        }
         let x = || Expr::slice(an.clone(), w - 1, 0);
         let y = || Expr::slice(bn.clone(), w - 1, 0);
         let sh = || Expr::slice(bn.clone(), shift_bits - 1, 0);
@@ -199,7 +278,7 @@ impl<'a> Emitter<'a> {
         Some(match node.kind {
             NodeKind::Const(_) | NodeKind::Zeros | NodeKind::MemWrite { .. } => return None,
             NodeKind::Input(i) => Expr::ident(input_port(i)),
-            NodeKind::Alu { op, width, a, b } => self.alu(op, width, a, b, s),
+            NodeKind::Alu { op, width, a, b } => self.alu(id, op, width, a, b, s),
             NodeKind::Endian { order, bits, a } => {
                 let an = self.named64(a, s);
                 let bits = bits as u32;
@@ -218,10 +297,17 @@ impl<'a> Emitter<'a> {
             NodeKind::Cmp { cond, width, a, b } => {
                 let an = self.named64(a, s);
                 let bn = self.named64(b, s);
-                let w = width.bits();
+                // Compared on the bits either operand can set; when those are fewer than the
+                // width, both operands are non-negative and signed order is unsigned order.
+                let full = width.bits();
+                let w = self.bits(a, full).max(self.bits(b, full));
                 let x = Expr::slice(an, w - 1, 0);
                 let y = Expr::slice(bn, w - 1, 0);
-                let (sx, sy) = (Expr::signed(x.clone()), Expr::signed(y.clone()));
+                let (sx, sy) = if w < full {
+                    (x.clone(), y.clone())
+                } else {
+                    (Expr::signed(x.clone()), Expr::signed(y.clone()))
+                };
                 match cond {
                     JmpCond::Eq => Expr::bin(BinOp::Eq, x, y),
                     JmpCond::Ne => Expr::bin(BinOp::Ne, x, y),
@@ -270,15 +356,11 @@ impl<'a> Emitter<'a> {
                 enable,
             } => self.write_bytes(array, offset, size as u32, value, enable, s),
             NodeKind::MemRead { mem, row } => {
-                let m = &self.block.memories[mem as usize];
+                let m = self.block.memories[mem as usize].clone();
                 let rn = self.named64(row, s);
                 let bits = index_bits(m.rows as u64);
                 Expr::cond(
-                    Expr::bin(
-                        BinOp::Lt,
-                        Expr::ident(rn.clone()),
-                        Expr::lit(64, m.rows as u64),
-                    ),
+                    self.below(row, s, m.rows as u64),
                     Expr::Index {
                         name: format!("mem{mem}"),
                         index: Box::new(Expr::slice(rn, bits - 1, 0)),
@@ -328,7 +410,7 @@ impl<'a> Emitter<'a> {
                 let base =
                     Expr::Concat(vec![Expr::slice(on.clone(), bits - 1, 0), Expr::lit(3, 0)]);
                 Expr::cond(
-                    Expr::bin(BinOp::Lt, Expr::ident(on), Expr::lit(64, n as u64)),
+                    self.below(offset, s, n as u64),
                     Expr::PartSelect {
                         name: padded,
                         base: Box::new(base),
@@ -415,7 +497,7 @@ impl<'a> Emitter<'a> {
                     Expr::bin(BinOp::And, Expr::ident(data), Expr::ident(mask)),
                 );
                 Expr::cond(
-                    Expr::bin(BinOp::Lt, Expr::ident(on), Expr::lit(64, n as u64)),
+                    self.below(offset, s, n as u64),
                     merged,
                     Expr::ident(arr.clone()),
                 )
@@ -432,46 +514,46 @@ pub fn core_module(block: &Block) -> Module {
         Port {
             dir: Dir::Input,
             name: "clk".into(),
-            width: 1,
+            width: 1u32.into(),
         },
         Port {
             dir: Dir::Input,
             name: "rst".into(),
-            width: 1,
+            width: 1u32.into(),
         },
         Port {
             dir: Dir::Input,
             name: "in_valid".into(),
-            width: 1,
+            width: 1u32.into(),
         },
         Port {
             dir: Dir::Output,
             name: "in_ready".into(),
-            width: 1,
+            width: 1u32.into(),
         },
     ];
     for i in Input::ALL {
         ports.push(Port {
             dir: Dir::Input,
             name: input_port(i),
-            width: input_width(block, i),
+            width: input_width(block, i).into(),
         });
     }
     ports.push(Port {
         dir: Dir::Output,
         name: "out_valid".into(),
-        width: 1,
+        width: 1u32.into(),
     });
     ports.push(Port {
         dir: Dir::Input,
         name: "out_ready".into(),
-        width: 1,
+        width: 1u32.into(),
     });
     for o in Output::ALL {
         ports.push(Port {
             dir: Dir::Output,
             name: output_port(o),
-            width: output_width(block, o),
+            width: output_width(block, o).into(),
         });
     }
     let row_bits = block.max_row_bytes() * 8;
@@ -479,31 +561,32 @@ pub fn core_module(block: &Block) -> Module {
         Port {
             dir: Dir::Input,
             name: "ctl_mem".into(),
-            width: CTL_MEM_BITS,
+            width: CTL_MEM_BITS.into(),
         },
         Port {
             dir: Dir::Input,
             name: "ctl_row".into(),
-            width: CTL_ROW_BITS,
+            width: CTL_ROW_BITS.into(),
         },
         Port {
             dir: Dir::Input,
             name: "ctl_we".into(),
-            width: 1,
+            width: 1u32.into(),
         },
         Port {
             dir: Dir::Input,
             name: "ctl_wdata".into(),
-            width: row_bits,
+            width: row_bits.into(),
         },
         Port {
             dir: Dir::Output,
             name: "ctl_rdata".into(),
-            width: row_bits,
+            width: row_bits.into(),
         },
     ]);
     let mut e = Emitter {
         block,
+        sig: hw::pipeline::significant_bits(block),
         items: Vec::new(),
         temps: 0,
     };
@@ -519,6 +602,11 @@ pub fn core_module(block: &Block) -> Module {
         e.items.push(Item::Memory {
             name: format!("mem{k}"),
             width: m.row_bytes * 8,
+            depth: m.rows.max(1),
+        });
+        // Maps start out zero, as the runtime creates them; an FPGA configures the memory so.
+        e.items.push(Item::ZeroMemory {
+            name: format!("mem{k}"),
             depth: m.rows.max(1),
         });
     }
@@ -539,12 +627,18 @@ pub fn core_module(block: &Block) -> Module {
         name: "advance".into(),
         width: 1,
     });
+    // A control-port write holds the whole pipeline for its cycle, so that it lands between
+    // two packets' read-modify-writes and no pipeline write can collide with it.
     e.items.push(Item::Assign(
         Expr::ident("advance"),
         Expr::bin(
-            BinOp::Or,
-            Expr::ident("out_ready"),
-            Expr::bit_not(Expr::ident(format!("v{stages}"))),
+            BinOp::And,
+            Expr::bin(
+                BinOp::Or,
+                Expr::ident("out_ready"),
+                Expr::bit_not(Expr::ident(format!("v{stages}"))),
+            ),
+            Expr::bit_not(Expr::ident("ctl_we")),
         ),
     ));
     e.items.push(Item::Assign(
@@ -667,11 +761,7 @@ pub fn core_module(block: &Block) -> Module {
                     Expr::bin(BinOp::LogicAnd, Expr::ident("advance"), valid),
                     e.operand(enable, s),
                 ),
-                Expr::bin(
-                    BinOp::Lt,
-                    Expr::ident(rn.clone()),
-                    Expr::lit(64, m.rows as u64),
-                ),
+                e.below(row, s, m.rows as u64),
             );
             pipeline_writes.push((cond, rn, e.operand(data, s)));
         }
@@ -726,6 +816,7 @@ pub fn core_module(block: &Block) -> Module {
     });
     Module {
         name: core_name(block),
+        params: vec![],
         doc: vec![
             format!(
                 "Packet pipeline of program `{}`, generated by nicc.",

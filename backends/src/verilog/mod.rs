@@ -2,13 +2,15 @@
 //!
 //! One step per file: `ifconv` (predicated dataflow from the acyclic CFG), `schedule` (stages
 //! for a clock period), `check` (the independent schedule checker), `vast` (the Verilog syntax
-//! tree and printer), `emit` (block to module), `testbench` (the Verilator C++ testbench).
+//! tree and printer), `emit` (block to module), `shell` (the OpenNIC-style AXI4-Stream/AXI4-Lite top level),
+//! `testbench` (the Verilator C++ testbench of the core).
 //! [`compile_program`] runs them in order and validates the block before anything prints it.
 
 pub mod check;
 pub mod emit;
 pub mod ifconv;
 pub mod schedule;
+pub mod shell;
 pub mod testbench;
 pub mod vast;
 

@@ -105,6 +105,7 @@ fn place(
     section_of: &[Option<usize>],
     section_stage: &[u32],
 ) -> Vec<(u32, u32)> {
+    let delays = model.node_delays(block);
     let mut at: Vec<(u32, u32)> = vec![(0, 0); block.nodes.len()];
     for (i, node) in block.nodes.iter().enumerate() {
         if node.kind.is_constant() {
@@ -124,7 +125,7 @@ fn place(
                 .max()
                 .unwrap_or(0)
         };
-        let d = model.node_delay(block, &node.kind);
+        let d = delays[i];
         at[i] = match section_of[i] {
             Some(s) => {
                 let stage = ready.max(section_stage[s]);

@@ -107,6 +107,16 @@ pub enum Expr {
     Repeat(u32, Box<Expr>),
     /// `$signed(e)`.
     Signed(Box<Expr>),
+    /// An unsized decimal integer (`42`), for arithmetic on parameters.
+    Int(u64),
+    /// `name[base +: width]` with a width given by an expression of parameters.
+    Part {
+        name: String,
+        base: Box<Expr>,
+        width: Box<Expr>,
+    },
+    /// `{count{value}}` with a count given by an expression of parameters.
+    Replicate(Box<Expr>, Box<Expr>),
 }
 
 impl Expr {
@@ -145,6 +155,50 @@ impl Expr {
     pub fn repeat(n: u32, a: Expr) -> Expr {
         Expr::Repeat(n, Box::new(a))
     }
+
+    pub fn int(v: u64) -> Expr {
+        Expr::Int(v)
+    }
+
+    /// `name[base +: width]` for any expressions of `base` and `width`.
+    pub fn part(name: impl Into<String>, base: Expr, width: Expr) -> Expr {
+        Expr::Part {
+            name: name.into(),
+            base: Box::new(base),
+            width: Box::new(width),
+        }
+    }
+
+    pub fn replicate(count: Expr, a: Expr) -> Expr {
+        Expr::Replicate(Box::new(count), Box::new(a))
+    }
+
+    pub fn index(name: impl Into<String>, index: Expr) -> Expr {
+        Expr::Index {
+            name: name.into(),
+            index: Box::new(index),
+        }
+    }
+}
+
+/// The width of a declaration or port: a number of bits, or an expression of parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Width {
+    Bits(u32),
+    /// Printed as `[expr-1:0]`.
+    Expr(Expr),
+}
+
+impl From<u32> for Width {
+    fn from(bits: u32) -> Width {
+        Width::Bits(bits)
+    }
+}
+
+impl From<Expr> for Width {
+    fn from(e: Expr) -> Width {
+        Width::Expr(e)
+    }
 }
 
 /// A statement inside an `always` block.
@@ -167,7 +221,17 @@ pub enum Dir {
 pub struct Port {
     pub dir: Dir,
     pub name: String,
-    pub width: u32,
+    pub width: Width,
+}
+
+impl Port {
+    pub fn new(dir: Dir, name: impl Into<String>, width: impl Into<Width>) -> Port {
+        Port {
+            dir,
+            name: name.into(),
+            width: width.into(),
+        }
+    }
 }
 
 /// A module item.
@@ -181,6 +245,36 @@ pub enum Item {
     Reg {
         name: String,
         width: u32,
+    },
+    /// A wire (`reg: false`) or register whose width is an expression of parameters.
+    Decl {
+        reg: bool,
+        name: String,
+        width: Width,
+    },
+    /// `localparam name = value;`
+    LocalParam {
+        name: String,
+        value: Expr,
+    },
+    /// `reg [width-1:0] name [0:depth-1];` with both given by expressions of parameters.
+    MemoryDecl {
+        name: String,
+        width: Width,
+        depth: Expr,
+    },
+    /// Memory `name` of `depth` words, all zero at the start of simulation (and in the FPGA's
+    /// configuration): `integer i; initial for (i = 0; i < depth; i = i + 1) name[i] = 0;`
+    ZeroMemory {
+        name: String,
+        depth: u32,
+    },
+    /// `genvar var; generate for (var = 0; var < count; var = var + 1) begin : label ... end endgenerate`
+    GenerateFor {
+        var: String,
+        count: Expr,
+        label: String,
+        items: Vec<Item>,
     },
     /// `reg [width-1:0] name [0:depth-1];`
     Memory {
@@ -210,6 +304,8 @@ pub struct Module {
     pub name: String,
     /// Lines of the header comment.
     pub doc: Vec<String>,
+    /// Parameters with their defaults: `#(parameter NAME = value, ...)`.
+    pub params: Vec<(String, Expr)>,
     pub ports: Vec<Port>,
     pub items: Vec<Item>,
 }
@@ -219,6 +315,13 @@ fn range(width: u32) -> String {
         String::new()
     } else {
         format!("[{}:0] ", width - 1)
+    }
+}
+
+fn range_of(width: &Width) -> String {
+    match width {
+        Width::Bits(b) => range(*b),
+        Width::Expr(e) => format!("[{}-1:0] ", expr_to_string(e)),
     }
 }
 
@@ -298,6 +401,23 @@ fn write_expr(out: &mut String, e: &Expr) {
             write_expr(out, a);
             out.push(')');
         }
+        Expr::Int(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Expr::Part { name, base, width } => {
+            let _ = write!(out, "{name}[");
+            write_expr(out, base);
+            out.push_str(" +: ");
+            write_expr(out, width);
+            out.push(']');
+        }
+        Expr::Replicate(n, a) => {
+            out.push_str("{(");
+            write_expr(out, n);
+            out.push_str("){");
+            write_expr(out, a);
+            out.push_str("}}");
+        }
     }
 }
 
@@ -331,31 +451,86 @@ pub fn module_to_string(m: &Module) -> String {
     for line in &m.doc {
         let _ = writeln!(out, "// {line}");
     }
-    let _ = writeln!(out, "module {} (", m.name);
+    if m.params.is_empty() {
+        let _ = writeln!(out, "module {} (", m.name);
+    } else {
+        let _ = writeln!(out, "module {} #(", m.name);
+        for (i, (name, value)) in m.params.iter().enumerate() {
+            let comma = if i + 1 < m.params.len() { "," } else { "" };
+            let _ = writeln!(out, "  parameter {name} = {}{comma}", expr_to_string(value));
+        }
+        let _ = writeln!(out, ") (");
+    }
     for (i, p) in m.ports.iter().enumerate() {
         let dir = match p.dir {
             Dir::Input => "input  wire",
             Dir::Output => "output wire",
         };
         let comma = if i + 1 < m.ports.len() { "," } else { "" };
-        let _ = writeln!(out, "  {dir} {}{}{comma}", range(p.width), p.name);
+        let _ = writeln!(out, "  {dir} {}{}{comma}", range_of(&p.width), p.name);
     }
     let _ = writeln!(out, ");");
-    for item in &m.items {
+    write_items(&mut out, &m.items, 1);
+    let _ = writeln!(out, "endmodule");
+    out
+}
+
+fn write_items(out: &mut String, items: &[Item], indent: usize) {
+    let pad = "  ".repeat(indent);
+    for item in items {
         match item {
+            Item::Decl { reg, name, width } => {
+                let kind = if *reg { "reg" } else { "wire" };
+                let _ = writeln!(out, "{pad}{kind} {}{name};", range_of(width));
+            }
+            Item::ZeroMemory { name, depth } => {
+                let _ = writeln!(out, "{pad}integer {name}_init;");
+                let _ = writeln!(
+                    out,
+                    "{pad}initial for ({name}_init = 0; {name}_init < {depth}; {name}_init = {name}_init + 1) {name}[{name}_init] = 0;"
+                );
+            }
+            Item::LocalParam { name, value } => {
+                let _ = writeln!(out, "{pad}localparam {name} = {};", expr_to_string(value));
+            }
+            Item::MemoryDecl { name, width, depth } => {
+                let _ = writeln!(
+                    out,
+                    "{pad}reg {}{name} [0:{}-1];",
+                    range_of(width),
+                    expr_to_string(depth)
+                );
+            }
+            Item::GenerateFor {
+                var,
+                count,
+                label,
+                items,
+            } => {
+                let _ = writeln!(out, "{pad}genvar {var};");
+                let _ = writeln!(out, "{pad}generate");
+                let _ = writeln!(
+                    out,
+                    "{pad}  for ({var} = 0; {var} < {}; {var} = {var} + 1) begin : {label}",
+                    expr_to_string(count)
+                );
+                write_items(out, items, indent + 2);
+                let _ = writeln!(out, "{pad}  end");
+                let _ = writeln!(out, "{pad}endgenerate");
+            }
             Item::Comment(c) => {
-                let _ = writeln!(out, "  // {c}");
+                let _ = writeln!(out, "{pad}// {c}");
             }
             Item::Wire { name, width } => {
-                let _ = writeln!(out, "  wire {}{name};", range(*width));
+                let _ = writeln!(out, "{pad}wire {}{name};", range(*width));
             }
             Item::Reg { name, width } => {
-                let _ = writeln!(out, "  reg {}{name};", range(*width));
+                let _ = writeln!(out, "{pad}reg {}{name};", range(*width));
             }
             Item::Memory { name, width, depth } => {
                 let _ = writeln!(
                     out,
-                    "  reg {}{name} [0:{}];",
+                    "{pad}reg {}{name} [0:{}];",
                     range(*width),
                     depth.saturating_sub(1)
                 );
@@ -363,17 +538,17 @@ pub fn module_to_string(m: &Module) -> String {
             Item::Assign(l, r) => {
                 let _ = writeln!(
                     out,
-                    "  assign {} = {};",
+                    "{pad}assign {} = {};",
                     expr_to_string(l),
                     expr_to_string(r)
                 );
             }
             Item::AlwaysPosedge { clock, body } => {
-                let _ = writeln!(out, "  always @(posedge {clock}) begin");
+                let _ = writeln!(out, "{pad}always @(posedge {clock}) begin");
                 for s in body {
-                    write_stmt(&mut out, s, 2);
+                    write_stmt(out, s, indent + 1);
                 }
-                let _ = writeln!(out, "  end");
+                let _ = writeln!(out, "{pad}end");
             }
             Item::Instance {
                 module,
@@ -382,25 +557,23 @@ pub fn module_to_string(m: &Module) -> String {
                 connections,
             } => {
                 if params.is_empty() {
-                    let _ = writeln!(out, "  {module} {name} (");
+                    let _ = writeln!(out, "{pad}{module} {name} (");
                 } else {
-                    let _ = writeln!(out, "  {module} #(");
+                    let _ = writeln!(out, "{pad}{module} #(");
                     for (i, (p, v)) in params.iter().enumerate() {
                         let comma = if i + 1 < params.len() { "," } else { "" };
-                        let _ = writeln!(out, "    .{p}({}){comma}", expr_to_string(v));
+                        let _ = writeln!(out, "{pad}  .{p}({}){comma}", expr_to_string(v));
                     }
-                    let _ = writeln!(out, "  ) {name} (");
+                    let _ = writeln!(out, "{pad}) {name} (");
                 }
                 for (i, (p, v)) in connections.iter().enumerate() {
                     let comma = if i + 1 < connections.len() { "," } else { "" };
-                    let _ = writeln!(out, "    .{p}({}){comma}", expr_to_string(v));
+                    let _ = writeln!(out, "{pad}  .{p}({}){comma}", expr_to_string(v));
                 }
-                let _ = writeln!(out, "  );");
+                let _ = writeln!(out, "{pad});");
             }
         }
     }
-    let _ = writeln!(out, "endmodule");
-    out
 }
 
 #[cfg(test)]
@@ -425,17 +598,10 @@ mod tests {
         let m = Module {
             name: "m".into(),
             doc: vec!["doc".into()],
+            params: vec![],
             ports: vec![
-                Port {
-                    dir: Dir::Input,
-                    name: "clk".into(),
-                    width: 1,
-                },
-                Port {
-                    dir: Dir::Output,
-                    name: "q".into(),
-                    width: 8,
-                },
+                Port::new(Dir::Input, "clk", 1),
+                Port::new(Dir::Output, "q", 8),
             ],
             items: vec![
                 Item::Reg {

@@ -14,7 +14,9 @@
 //! - `advance = out_ready || !valid[stages]`; `in_ready = advance`. On a rising edge with
 //!   `advance`, every boundary `k >= 1` takes the values (and valid bit) of stage `k - 1`, and
 //!   every memory write whose stage is valid happens. Without `advance` nothing changes: the
-//!   pipeline stalls as a whole.
+//!   pipeline stalls as a whole. The Verilog core also holds `advance` low in a cycle where its
+//!   control port writes a memory (`ctl_we`), so a control write lands between two packets;
+//!   the simulator has no control port and the testbenches write only before traffic starts.
 //! - A packet enters at the edge where `in_valid && in_ready` and leaves at the edge where
 //!   `out_valid && out_ready`; with no stall it leaves `stages` cycles later.
 //!

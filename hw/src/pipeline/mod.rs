@@ -3,10 +3,12 @@
 //! - [`block`]: the block itself and the timing contract every consumer implements.
 //! - [`validate`]: structural checks before printing or simulating.
 //! - [`model`]: delay and resource models, loaded from the data files in `hw/data/`.
+//! - [`width`]: the significant bits of every node, which narrow operations and their delays.
 
 pub mod block;
 pub mod model;
 pub mod validate;
+pub mod width;
 
 pub use block::{
     Block, Input, Logic, Memory, Node, NodeId, NodeKind, Output, RedirectMap, Register, Shape,
@@ -14,3 +16,4 @@ pub use block::{
 };
 pub use model::{DelayModel, OpClass};
 pub use validate::validate;
+pub use width::significant_bits;

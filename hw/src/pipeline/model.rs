@@ -94,6 +94,10 @@ struct ModelFile {
     name: String,
     clock_period_ps: u32,
     delay_ps: BTreeMap<String, u32>,
+    /// Optional width-dependent delays: for a class, `[[bits, ps], ...]` in increasing bits; an
+    /// operation on `b` significant bits costs the first entry with at least `b` bits.
+    #[serde(default)]
+    delay_ps_by_bits: BTreeMap<String, Vec<(u32, u32)>>,
     luts_per_bit: BTreeMap<String, f64>,
 }
 
@@ -104,6 +108,7 @@ pub struct DelayModel {
     /// The clock period the model schedules for by default.
     pub clock_period_ps: u32,
     delay: BTreeMap<OpClass, u32>,
+    delay_by_bits: BTreeMap<OpClass, Vec<(u32, u32)>>,
     luts_per_bit: BTreeMap<OpClass, f64>,
 }
 
@@ -132,6 +137,26 @@ impl DelayModel {
             delay.insert(class, *d);
             luts.insert(class, *l);
         }
+        let mut by_bits = BTreeMap::new();
+        for (key, table) in &file.delay_ps_by_bits {
+            let class = OpClass::ALL
+                .iter()
+                .copied()
+                .find(|c| c.key() == key)
+                .ok_or_else(|| {
+                    format!(
+                        "delay model `{}` prices `{key}` by width, which is no operation class",
+                        file.name
+                    )
+                })?;
+            if table.is_empty() || table.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err(format!(
+                    "delay model `{}`: delay_ps_by_bits.{key} must list widths in increasing order",
+                    file.name
+                ));
+            }
+            by_bits.insert(class, table.clone());
+        }
         for key in file.delay_ps.keys().chain(file.luts_per_bit.keys()) {
             if !OpClass::ALL.iter().any(|c| c.key() == key) {
                 return Err(format!(
@@ -150,6 +175,7 @@ impl DelayModel {
             name: file.name,
             clock_period_ps: file.clock_period_ps,
             delay,
+            delay_by_bits: by_bits,
             luts_per_bit: luts,
         })
     }
@@ -179,9 +205,44 @@ impl DelayModel {
         self.delay.get(&class).copied().unwrap_or(0)
     }
 
-    /// The combinational delay of node `kind` in `block`.
+    /// The delay of `class` on operands of `bits` significant bits.
+    pub fn delay_sized(&self, class: OpClass, bits: u32) -> u32 {
+        match self.delay_by_bits.get(&class) {
+            Some(table) => table
+                .iter()
+                .find(|(b, _)| *b >= bits)
+                .or(table.last())
+                .map_or(0, |&(_, d)| d),
+            None => self.delay(class),
+        }
+    }
+
+    /// The combinational delay of node `kind` in `block` at full width.
     pub fn node_delay(&self, block: &Block, kind: &NodeKind) -> u32 {
         self.delay(OpClass::of(block, kind))
+    }
+
+    /// The combinational delay of every node of `block`, with adders, comparators and
+    /// multipliers priced by the significant bits of their operands
+    /// (`hw::pipeline::significant_bits`), as the Verilog printer narrows them.
+    pub fn node_delays(&self, block: &Block) -> Vec<u32> {
+        let sig = super::width::significant_bits(block);
+        let bits = |id: u32, cap: u32| sig.get(id as usize).copied().unwrap_or(64).min(cap);
+        block
+            .nodes
+            .iter()
+            .map(|n| {
+                let class = OpClass::of(block, &n.kind);
+                let width = match n.kind {
+                    NodeKind::Alu { width, a, b, .. } | NodeKind::Cmp { width, a, b, .. } => {
+                        let cap = width.bits();
+                        bits(a, cap).max(bits(b, cap))
+                    }
+                    _ => 64,
+                };
+                self.delay_sized(class, width.max(1))
+            })
+            .collect()
     }
 
     /// An estimate of the LUTs of a whole block: each node's class times its width.
@@ -211,6 +272,7 @@ fn unreachable_model(error: &str) -> DelayModel {
         name: format!("invalid built-in model: {error}"),
         clock_period_ps: u32::MAX,
         delay: BTreeMap::new(),
+        delay_by_bits: BTreeMap::new(),
         luts_per_bit: BTreeMap::new(),
     }
 }

@@ -2,10 +2,14 @@
 //! generated C++ testbench), Icarus Verilog as a second opinion, and Yosys for synthesis
 //! figures. Each driver probes for its tool and says plainly what is missing.
 //!
-//! - [`stimulus`]: the text formats the generated testbenches read and write.
-//! - [`verilator`]: build and run a Verilator testbench.
+//! - [`stimulus`]: the text formats the generated core testbenches read and write.
+//! - [`shell_stimulus`]: the same for the shell testbench (AXI4-Stream beats, AXI4-Lite).
+//! - [`verilator`]: build and run a Verilator testbench (C++ or Verilog).
+//! - [`icarus`]: build and run a Verilog testbench under Icarus Verilog.
 //! - [`yosys`]: `synth_xilinx` resource counts and logic depth.
 
+pub mod icarus;
+pub mod shell_stimulus;
 pub mod stimulus;
 pub mod verilator;
 pub mod yosys;
