@@ -58,6 +58,8 @@ pub struct Item {
 enum S {
     R(u8),
     C(u32),
+    /// A read transfer register still holding a loaded value (see [`Selector::foldable`]).
+    X(u8),
 }
 
 /// The transfer registers commands use (after the packet metadata).
@@ -82,6 +84,11 @@ pub struct Selector<'a> {
     scratch_next: usize,
     /// How many times each value is an operand (of instructions and branch arguments).
     uses: HashMap<Value, usize>,
+    /// Loaded values every use of which comes before the next memory command or helper call
+    /// of their block, so they can be read from the transfer registers the load filled.
+    foldable: std::collections::HashSet<Value>,
+    /// Loaded values that live in transfer registers (first register of the pair).
+    in_xfer: HashMap<Value, u8>,
     name: String,
     /// How the program was entered: in memory mode `ctx` accesses are plain memory.
     pub entry: EntryKind,
@@ -96,6 +103,54 @@ fn alu_of(op: BinaryOp) -> Option<AluOp> {
         BinaryOp::Xor => AluOp::Xor,
         _ => return None,
     })
+}
+
+/// True when the expansion of `data` may issue a memory command or a helper call, and so
+/// overwrite the read transfer registers.
+fn may_overwrite_xfer(data: &I) -> bool {
+    matches!(
+        data,
+        I::Load { .. }
+            | I::Store { .. }
+            | I::Atomic { .. }
+            | I::CmpXchg { .. }
+            | I::CallHelper { .. }
+            | I::TailCall { .. }
+            | I::Call { .. }
+    )
+}
+
+/// Loads whose value is read only in its own block, before the next instruction that may
+/// overwrite the transfer registers (uses by that instruction itself come before its
+/// command, so they count).
+fn foldable_loads(
+    func: &Function,
+    uses: &HashMap<Value, usize>,
+) -> std::collections::HashSet<Value> {
+    let mut out = std::collections::HashSet::new();
+    for b in func.layout.blocks() {
+        let insts: Vec<Inst> = func.block_insts(b).collect();
+        for (k, &inst) in insts.iter().enumerate() {
+            let I::Load { signed: false, .. } = func.dfg.inst(inst) else {
+                continue;
+            };
+            let Some(r) = func.dfg.inst_result(inst) else {
+                continue;
+            };
+            let mut seen = 0;
+            for &later in &insts[k + 1..] {
+                let data = func.dfg.inst(later);
+                data.for_each_arg(|a| seen += usize::from(a == r));
+                if may_overwrite_xfer(data) {
+                    break;
+                }
+            }
+            if seen > 0 && uses.get(&r).copied() == Some(seen) {
+                out.insert(r);
+            }
+        }
+    }
+    out
 }
 
 /// The byte-enable mask of `c` when every byte of `c` is 0x00 or 0xff.
@@ -133,8 +188,11 @@ impl<'a> Selector<'a> {
                 .inst(inst)
                 .for_each_arg(|a| *uses.entry(a).or_default() += 1);
         }
+        let foldable = foldable_loads(func, &uses);
         Selector {
             uses,
+            foldable,
+            in_xfer: HashMap::new(),
             func,
             shapes,
             alloc,
@@ -196,6 +254,9 @@ impl<'a> Selector<'a> {
 
     fn half(&self, v: Value, hi: bool) -> Result<S, Diagnostic> {
         let s = self.shape(v);
+        if let (Some(&x), Half::Reg) = (self.in_xfer.get(&v), if hi { s.hi } else { s.lo }) {
+            return Ok(S::X(x + u8::from(hi)));
+        }
         match if hi { s.hi } else { s.lo } {
             Half::Const(c) => Ok(S::C(c)),
             _ => {
@@ -254,6 +315,11 @@ impl<'a> Selector<'a> {
     fn in_reg(&mut self, s: S) -> Result<u8, Diagnostic> {
         match s {
             S::R(r) => Ok(r),
+            S::X(_) => {
+                let r = self.scratch()?;
+                self.mov(Dest::Both(r), s)?;
+                Ok(r)
+            }
             S::C(c) => {
                 let r = self.scratch()?;
                 self.imm32(Dest::Both(r), c);
@@ -262,11 +328,31 @@ impl<'a> Selector<'a> {
         }
     }
 
+    /// A register operand for a half: its register, its transfer register, or a scratch
+    /// register holding the constant.
+    fn reg_operand(&mut self, s: S, bank: Bank) -> Result<Operand, Diagnostic> {
+        match s {
+            S::X(x) => Ok(Operand::Xfer(x)),
+            _ => Ok(Operand::Gpr(bank, self.in_reg(s)?)),
+        }
+    }
+
+    /// Register operands for an A and a B port; both cannot be transfer registers, so the
+    /// second is copied to scratch then.
+    fn reg_operands(&mut self, a: S, b: S) -> Result<(Operand, Operand), Diagnostic> {
+        let b = match (a, b) {
+            (S::X(_), S::X(_)) => S::R(self.in_reg(b)?),
+            _ => b,
+        };
+        Ok((self.reg_operand(a, Bank::A)?, self.reg_operand(b, Bank::B)?))
+    }
+
     /// The operand for a half read through `bank`'s port; constants up to 0xff are
     /// immediates when `imm_ok`.
     fn operand(&mut self, s: S, bank: Bank, imm_ok: bool) -> Result<Operand, Diagnostic> {
         match s {
             S::R(r) => Ok(Operand::Gpr(bank, r)),
+            S::X(x) => Ok(Operand::Xfer(x)),
             S::C(c) if c <= 0xff && imm_ok => Ok(Operand::Imm(c as u8)),
             S::C(_) => Ok(Operand::Gpr(bank, self.in_reg(s)?)),
         }
@@ -275,6 +361,11 @@ impl<'a> Selector<'a> {
     /// `alu[dst, a, op, b]` with constants placed as immediates or materialized.
     fn alu(&mut self, dst: Dest, a: S, op: AluOp, b: S) -> Result<(), Diagnostic> {
         let a_imm = matches!(a, S::C(c) if c <= 0xff);
+        // Both operands cannot come from the transfer registers.
+        let b = match (a, b) {
+            (S::X(_), S::X(_)) => S::R(self.in_reg(b)?),
+            _ => b,
+        };
         let oa = self.operand(a, Bank::A, true)?;
         let ob = self.operand(b, Bank::B, !a_imm)?;
         self.push(Insn::Alu {
@@ -315,7 +406,7 @@ impl<'a> Selector<'a> {
         sc: ShiftClass,
         k: u32,
     ) -> Result<(), Diagnostic> {
-        let b = Operand::Gpr(Bank::B, self.in_reg(b)?);
+        let b = self.reg_operand(b, Bank::B)?;
         self.push(Insn::Shf {
             dst,
             a: Operand::None,
@@ -333,8 +424,7 @@ impl<'a> Selector<'a> {
             // Nothing comes in from a zero high half: a plain shift of the low half.
             return self.shf(dst, lo, ShfOp::None, ShiftClass::Right, k);
         }
-        let a = Operand::Gpr(Bank::A, self.in_reg(hi)?);
-        let b = Operand::Gpr(Bank::B, self.in_reg(lo)?);
+        let (a, b) = self.reg_operands(hi, lo)?;
         self.push(Insn::Shf {
             dst,
             a,
@@ -355,7 +445,7 @@ impl<'a> Selector<'a> {
         shift: u8,
         zero: bool,
     ) -> Result<(), Diagnostic> {
-        let src = Operand::Gpr(Bank::B, self.in_reg(src)?);
+        let src = self.reg_operand(src, Bank::B)?;
         self.push(Insn::LdField {
             dst: Dest::Both(dst),
             bmask,
@@ -375,8 +465,7 @@ impl<'a> Selector<'a> {
     }
 
     fn mul32(&mut self, a: S, b: S, lo: Option<Dest>, hi: Option<Dest>) -> Result<(), Diagnostic> {
-        let oa = Operand::Gpr(Bank::A, self.in_reg(a)?);
-        let ob = Operand::Gpr(Bank::B, self.in_reg(b)?);
+        let (oa, ob) = self.reg_operands(a, b)?;
         self.push(Insn::Mul {
             step: MulStep::Start,
             dst: Dest::None,
@@ -446,7 +535,8 @@ impl<'a> Selector<'a> {
     /// The moves of `call` and an unconditional branch to its block, with up to three of the
     /// moves in the branch's defer slots (they execute while the branch resolves, so the taken
     /// branch costs no shadow cycles for them).
-    fn jump_with_moves(&mut self, call: &BlockCall) -> Result<(), Diagnostic> {
+    /// With `share`, a jump whose moves a stub already holds becomes a branch to that stub.
+    fn jump_with_moves(&mut self, call: &BlockCall, share: bool) -> Result<(), Diagnostic> {
         let start = self.items.len();
         self.block_moves(call)?;
         let moves: Vec<Item> = self.items.drain(start..).collect();
@@ -459,6 +549,7 @@ impl<'a> Selector<'a> {
                     )
             });
         let defer = if deferrable { moves.len() as u8 } else { 0 };
+        let start = self.items.len();
         if defer == 0 {
             self.items.extend(moves.iter().cloned());
         }
@@ -471,9 +562,33 @@ impl<'a> Selector<'a> {
             Target::Block(call.block),
         );
         if defer > 0 {
-            self.items.extend(moves);
+            self.items.extend(moves.iter().cloned());
+        }
+        // When a stub already holds exactly these moves and this jump, branch to it instead.
+        if share && !moves.is_empty() {
+            if let Some(k) = self.stub_like(&self.items[start..]) {
+                self.items.truncate(start);
+                self.push_branch(
+                    Insn::Br {
+                        cond: BrCond::Always,
+                        target: 0,
+                        defer: 0,
+                    },
+                    Target::Stub(k),
+                );
+            }
         }
         Ok(())
+    }
+
+    /// The stub whose items are `items` (same instructions and targets), if there is one.
+    fn stub_like(&self, items: &[Item]) -> Option<usize> {
+        self.stubs.iter().position(|(s, _)| {
+            s.len() == items.len()
+                && s.iter()
+                    .zip(items)
+                    .all(|(x, y)| x.insn == y.insn && x.target == y.target && x.reloc == y.reloc)
+        })
     }
 
     fn has_moves(&self, call: &BlockCall) -> bool {
@@ -786,7 +901,7 @@ impl<'a> Selector<'a> {
             )),
             I::Jump { dest } => {
                 if Some(dest.block) != next {
-                    self.jump_with_moves(&dest)
+                    self.jump_with_moves(&dest, true)
                 } else {
                     self.block_moves(&dest)
                 }
@@ -1054,6 +1169,10 @@ impl<'a> Selector<'a> {
         let Some(d) = dst else { return Ok(()) };
         let y = match y {
             S::R(r) => r,
+            S::X(_) => {
+                self.mov(Dest::Both(RET_LO), y)?;
+                RET_LO
+            }
             S::C(c) => {
                 self.imm32(Dest::Both(RET_LO), c);
                 RET_LO
@@ -1158,7 +1277,15 @@ impl<'a> Selector<'a> {
         dl: Option<Dest>,
         dh: Option<Dest>,
     ) -> Result<(), Diagnostic> {
-        let n = self.in_reg(n)?;
+        // The amount goes to the return register (free inside an expansion) so that the
+        // four scratch registers suffice even when every operand needs copying.
+        let n = match n {
+            S::R(r) => r,
+            _ => {
+                self.mov(Dest::Both(RET_LO), n)?;
+                RET_LO
+            }
+        };
         let lo = self.in_reg(xl)?;
         let hi = self.in_reg(xh)?;
         let t = self.scratch()?;
@@ -1522,6 +1649,12 @@ impl<'a> Selector<'a> {
             }
         }
         self.command_at(region, size, base, offset, MemAction::Read)?;
+        if !signed && self.foldable.contains(&r) {
+            // Every use reads the transfer registers before the next command overwrites
+            // them: no move into a general-purpose register.
+            self.in_xfer.insert(r, X);
+            return Ok(());
+        }
         self.load_from_xfer(r, size, signed)
     }
 
@@ -1689,15 +1822,25 @@ impl<'a> Selector<'a> {
             }
         }
         if let Target::Stub(k) = taken {
+            let branch = self.items.len() - 1;
             let start = self.items.len();
             self.scratch_next = 0;
-            self.jump_with_moves(&dests[0])?;
+            self.jump_with_moves(&dests[0], false)?;
             let stub: Vec<Item> = self.items.drain(start..).collect();
-            self.stubs[k].0 = stub;
+            // Many edges carry the same moves to the same block (every early `return
+            // XDP_PASS` sets the return value and jumps to the exit block): such edges share
+            // one stub.
+            match self.stub_like(&stub).filter(|e| *e < k) {
+                Some(existing) => {
+                    self.stubs.pop();
+                    self.items[branch].target = Some(Target::Stub(existing));
+                }
+                None => self.stubs[k].0 = stub,
+            }
         }
         self.scratch_next = 0;
         if Some(dests[1].block) != next {
-            self.jump_with_moves(&dests[1])
+            self.jump_with_moves(&dests[1], true)
         } else {
             self.block_moves(&dests[1])
         }
