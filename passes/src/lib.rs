@@ -11,6 +11,7 @@
 //! - [`range`]: intervals, packet pointers and proven packet lengths per program point.
 //! - [`bounds_check`]: packet bounds-check elimination and the table of proven accesses.
 //! - [`redundant_mem`]: redundant load and dead store elimination (stack, packet, context).
+//! - [`merge_loads`]: adjacent narrow loads assembled by shifts and ors become one wide load.
 //! - [`redundant_params`]: block parameters that receive one value on every edge.
 //! - [`egraph`]: the e-graph optimizer with one cost model per target.
 
@@ -19,6 +20,7 @@ pub mod cfg;
 pub mod const_fold;
 pub mod dce;
 pub mod egraph;
+pub mod merge_loads;
 pub mod pass;
 pub mod pipeline;
 pub mod range;

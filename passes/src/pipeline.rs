@@ -18,6 +18,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(crate::const_fold::ConstantFolding),
         Box::new(crate::redundant_mem::RedundantMemory),
         Box::new(crate::redundant_params::RedundantParams),
+        Box::new(crate::merge_loads::MergeLoads),
         Box::new(crate::bounds_check::BoundsCheckElimination),
         Box::new(crate::egraph::EgraphOptimizer::default()),
     ]
@@ -78,6 +79,10 @@ pub fn pipeline(name: &str) -> Option<Pipeline> {
                 // Reusing repeated `data`/`data_end` loads makes checks of the same packet
                 // share one base value, which bounds-check elimination needs to compare them.
                 "redundant-mem",
+                // Byte loads that clang assembles into a 16- or 32-bit field become one wide
+                // load before the e-graph, which cannot merge memory accesses; after the
+                // redundant loads are gone, so that each byte load has its one use.
+                "merge-loads",
                 // Only checks with constant offsets are folded, which the kernel verifier
                 // already considered redundant, so the output stays acceptable.
                 "bounds-check",
