@@ -56,6 +56,18 @@ impl Diagnostic {
         self.help = Some(help.into());
         self
     }
+
+    /// Fills in what a backend does not know about the program it rejected: the program and
+    /// section names and, when the diagnostic names an instruction (a slot of the linked
+    /// program) and BTF line info covers it, the C source line. What is already set stays.
+    pub fn with_source(mut self, program: &crate::object::Program) -> Self {
+        self.program.get_or_insert_with(|| program.name.clone());
+        self.section.get_or_insert_with(|| program.section.clone());
+        if self.line.is_none() {
+            self.line = self.insn.and_then(|i| program.line_at(i).cloned());
+        }
+        self
+    }
 }
 
 impl fmt::Display for Diagnostic {

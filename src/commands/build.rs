@@ -88,6 +88,10 @@ pub struct BuildRow {
     /// Why it was rejected or does not apply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The whole compiler-style diagnostic behind `reason` (place, C source line, help),
+    /// when the rejection came with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnostic: Option<String>,
     /// Target figures: `bpf_insns_before/after`, `code_bytes`, `words`, `registers`,
     /// `stages`, `fmax_mhz`...
     pub figures: BTreeMap<String, f64>,
@@ -181,6 +185,7 @@ fn row(obj: &Object, index: usize, target: BuildTarget) -> BuildRow {
         target,
         status: Status::Accepted,
         reason: None,
+        diagnostic: None,
         figures: BTreeMap::new(),
         artifacts: Vec::new(),
         millis: 0.0,
@@ -190,6 +195,14 @@ fn row(obj: &Object, index: usize, target: BuildTarget) -> BuildRow {
 fn reject(mut r: BuildRow, reason: impl Into<String>) -> BuildRow {
     r.status = Status::Rejected;
     r.reason = Some(reason.into());
+    r
+}
+
+/// A rejection by a compiler stage: its first line is the reason in the table, the whole
+/// diagnostic goes into the JSON report.
+fn reject_with_diagnostic(r: BuildRow, diagnostic: &str) -> BuildRow {
+    let mut r = reject(r, first_line(diagnostic));
+    r.diagnostic = Some(diagnostic.trim_end().to_string());
     r
 }
 
@@ -254,7 +267,7 @@ fn build_bpf(job: &Job<'_>) -> Vec<BuildRow> {
                 })
                 .collect()
         }
-        Err(e) => rows().map(|r| reject(r, first_line(&e))).collect(),
+        Err(e) => rows().map(|r| reject_with_diagnostic(r, &e)).collect(),
     }
 }
 
@@ -308,7 +321,7 @@ fn build_native(job: &Job<'_>) -> Vec<BuildRow> {
                             Err(e) => out.push(reject(r, e)),
                         }
                     }
-                    Err(e) => out.push(reject(r, first_line(&e))),
+                    Err(e) => out.push(reject_with_diagnostic(r, &e)),
                 }
             }
         }
@@ -363,7 +376,7 @@ fn build_nfp(job: &Job<'_>, index: usize) -> BuildRow {
             );
             r
         }
-        Err(e) => reject(r, first_line(&e)),
+        Err(e) => reject_with_diagnostic(r, &e),
     }
 }
 
@@ -385,7 +398,7 @@ fn build_verilog(job: &Job<'_>, index: usize) -> BuildRow {
                 .insert("fmax_mhz".into(), c.schedule.fmax_mhz().round());
             r
         }
-        Err(e) => reject(r, first_line(&e)),
+        Err(e) => reject_with_diagnostic(r, &e),
     }
 }
 
