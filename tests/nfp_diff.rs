@@ -9,6 +9,7 @@
 
 mod support;
 
+use backends::nfp::link::compile_linked;
 use backends::nfp::{compile_function, EntryKind, NfpProgram};
 use frontend::conformance::{self, ConformanceTest};
 use frontend::lift::{lift_program, LiftOptions};
@@ -40,22 +41,37 @@ fn object_of(name: &str, insns: Vec<frontend::insn::RawInsn>, kind: ProgramKind)
     }
 }
 
-/// Lifts program `i` with calls inlined, runs the `nfp` pipeline and compiles it.
+/// Lifts program `i` with calls inlined, runs the `nfp` pipeline and compiles it; an XDP
+/// program that makes tail calls gets the object's other XDP programs linked in.
 fn compile(obj: &Object, i: usize, kind: EntryKind) -> Result<NfpProgram, String> {
-    let mut module = lift_program(obj, i, &LiftOptions { inline_calls: true })
-        .map_err(|d| format!("not lifted: {}", d.message))?;
-    let pipe = pipeline("nfp").ok_or("no nfp pipeline")?;
-    PassManager::new()
-        .run(&pipe, &mut module, &mut PassContext::new(pipe.target))
-        .map_err(|e| format!("pipeline: {e}"))?;
-    let entry = module.programs[0].func;
-    compile_function(&module, entry, kind).map_err(|d| {
+    let lift = |p: usize| -> Result<ir::Module, frontend::Diagnostic> {
+        let mut module = lift_program(obj, p, &LiftOptions { inline_calls: true })?;
+        let pipe = pipeline("nfp").ok_or(frontend::Diagnostic::new("no nfp pipeline"))?;
+        PassManager::new()
+            .run(&pipe, &mut module, &mut PassContext::new(pipe.target))
+            .map_err(|e| frontend::Diagnostic::new(format!("pipeline: {e}")))?;
+        Ok(module)
+    };
+    let describe = |d: frontend::Diagnostic| {
         let at = d
             .insn
             .map(|i| format!(" (BPF instruction {i})"))
             .unwrap_or_default();
         format!("{}{at}", d.message)
-    })
+    };
+    if kind == EntryKind::Xdp {
+        let candidates: Vec<usize> = obj
+            .programs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.kind == ProgramKind::Xdp)
+            .map(|(k, _)| k)
+            .collect();
+        return compile_linked(&lift, i, &candidates).map_err(describe);
+    }
+    let module = lift(i).map_err(|d| format!("not lifted: {}", d.message))?;
+    let entry = module.programs[0].func;
+    compile_function(&module, entry, kind).map_err(describe)
 }
 
 #[test]

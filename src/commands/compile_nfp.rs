@@ -9,9 +9,11 @@
 
 use super::check::CheckArgs;
 use super::compile::CompileArgs;
-use backends::nfp::{compile_function, EntryKind, NfpProgram};
+use backends::nfp::link::compile_linked;
+use backends::nfp::NfpProgram;
 use frontend::lift::{lift_program, LiftOptions};
 use frontend::object::ProgramKind;
+use frontend::Diagnostic;
 use frontend::Object;
 use hw::nfp::abi::{MapPlacement, Relocation};
 use passes::pass::PassContext;
@@ -35,31 +37,40 @@ pub struct Description {
     pub relocations: Vec<Relocation>,
 }
 
-/// Lifts program `index` of `obj` with calls inlined, runs `pipeline_name` and compiles it.
+/// Lifts program `index` of `obj` with calls inlined, runs `pipeline_name` and compiles it;
+/// when it makes tail calls, the object's other XDP programs are linked into the same code
+/// store as their possible targets.
 pub fn compile_program(
     obj: &Object,
     index: usize,
     pipeline_name: &str,
 ) -> Result<NfpProgram, String> {
-    let name = &obj.programs[index].name;
-    let mut module =
-        lift_program(obj, index, &LiftOptions { inline_calls: true }).map_err(|d| d.to_string())?;
     let pipe = pipeline(pipeline_name).ok_or_else(|| {
         format!(
             "there is no pipeline `{pipeline_name}`; the pipelines are: {}",
             PIPELINE_NAMES.join(", ")
         )
     })?;
-    PassManager::new()
-        .run(&pipe, &mut module, &mut PassContext::new(pipe.target))
-        .map_err(|e| format!("{name}: pipeline {pipeline_name}: {e}"))?;
-    let entry = module
+    let lift = |i: usize| -> Result<ir::Module, Diagnostic> {
+        let name = obj
+            .programs
+            .get(i)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let mut module = lift_program(obj, i, &LiftOptions { inline_calls: true })?;
+        PassManager::new()
+            .run(&pipe, &mut module, &mut PassContext::new(pipe.target))
+            .map_err(|e| Diagnostic::new(format!("pipeline {pipeline_name}: {e}")).program(name))?;
+        Ok(module)
+    };
+    let candidates: Vec<usize> = obj
         .programs
-        .first()
-        .map(|p| p.func)
-        .ok_or_else(|| format!("{name}: nothing was lifted"))?;
-    compile_function(&module, entry, EntryKind::Xdp)
-        .map_err(|d| d.object(obj.name.clone()).to_string())
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.kind == ProgramKind::Xdp)
+        .map(|(i, _)| i)
+        .collect();
+    compile_linked(&lift, index, &candidates).map_err(|d| d.object(obj.name.clone()).to_string())
 }
 
 fn xdp_programs(obj: &Object, name: Option<&str>) -> Result<Vec<usize>, String> {

@@ -22,7 +22,9 @@
 use super::regalloc::{Allocation, SCRATCH};
 use super::shapes::{EntryKind, Half, Shape};
 use frontend::Diagnostic;
-use hw::nfp::abi::{REGION_PACKET, REGION_STACK, STACK_SIZE, XFER_FIRST_FREE, XFER_META};
+use hw::nfp::abi::{
+    REGION_MAP, REGION_PACKET, REGION_STACK, STACK_SIZE, XFER_FIRST_FREE, XFER_META,
+};
 use hw::nfp::insn::*;
 use hw::nfp::regs::{Bank, Dest, Operand};
 use ir::instructions::InstructionData as I;
@@ -36,6 +38,8 @@ pub enum Target {
     Block(Block),
     Stub(usize),
     Exit,
+    /// The entry of another program of the object (a tail call), by program index.
+    Program(usize),
     /// An item of the selector's own list (a label inside one instruction's expansion, such
     /// as the loop of the division routine).
     Here(usize),
@@ -89,6 +93,8 @@ pub struct Selector<'a> {
     foldable: std::collections::HashSet<Value>,
     /// Loaded values that live in transfer registers (first register of the pair).
     in_xfer: HashMap<Value, u8>,
+    /// The object's programs a tail call may land in (linked into the same code store).
+    pub tail_targets: Vec<usize>,
     name: String,
     /// How the program was entered: in memory mode `ctx` accesses are plain memory.
     pub entry: EntryKind,
@@ -153,6 +159,9 @@ fn foldable_loads(
     out
 }
 
+/// The kernel's helper id of `bpf_tail_call`.
+pub const TAIL_CALL_HELPER: u32 = 12;
+
 /// The byte-enable mask of `c` when every byte of `c` is 0x00 or 0xff.
 fn byte_mask(c: u32) -> Option<u8> {
     let mut m = 0u8;
@@ -193,6 +202,7 @@ impl<'a> Selector<'a> {
             uses,
             foldable,
             in_xfer: HashMap::new(),
+            tail_targets: Vec::new(),
             func,
             shapes,
             alloc,
@@ -893,9 +903,7 @@ impl<'a> Selector<'a> {
                 }
                 Ok(())
             }
-            I::TailCall { .. } => {
-                Err(self.err("tail calls are not supported on the NFP target yet"))
-            }
+            I::TailCall { ctx, map, index } => self.tail_call(ctx, map, index),
             I::Call { .. } => Err(self.err(
                 "bpf-to-bpf calls must be inlined for the NFP target (compile with calls inlined)",
             )),
@@ -1709,6 +1717,49 @@ impl<'a> Selector<'a> {
             mode: AddrMode::Region,
             token: (id >> 7) as u8,
         });
+        Ok(())
+    }
+
+    /// `bpf_tail_call`: the lookup engine checks the program array and the tail-call limit
+    /// and answers with the object program index to continue in (all ones when the call
+    /// fails); a compare-and-branch per linked program jumps to that program's first word.
+    /// A failed call falls through, as in BPF.
+    fn tail_call(&mut self, ctx: Value, map: ir::MapRef, index: Value) -> Result<(), Diagnostic> {
+        let m = cranelift_codegen::entity::EntityRef::index(map) as u32;
+        let halves = [
+            self.lo(ctx)?,
+            self.hi(ctx)?,
+            S::C(0),
+            S::C(REGION_MAP + m),
+            self.lo(index)?,
+            self.hi(index)?,
+        ];
+        for (i, h) in halves.into_iter().enumerate() {
+            self.mov(Dest::Xfer(X + i as u8), h)?;
+        }
+        self.push(Insn::Cmd {
+            level: MemLevel::Lookup,
+            action: MemAction::Helper,
+            xfer: X,
+            count: 3,
+            a: Operand::None,
+            b: Operand::Imm(TAIL_CALL_HELPER as u8),
+            sig: 1,
+            swap: CtxSwap::Swap,
+            mode: AddrMode::Region,
+            token: 0,
+        });
+        for p in self.tail_targets.clone() {
+            self.alu(Dest::None, S::X(X), AluOp::Sub, S::C(p as u32))?;
+            self.push_branch(
+                Insn::Br {
+                    cond: BrCond::Eq,
+                    target: 0,
+                    defer: 0,
+                },
+                Target::Program(p),
+            );
+        }
         Ok(())
     }
 

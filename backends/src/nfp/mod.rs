@@ -19,6 +19,7 @@
 
 pub mod isel;
 pub mod kernel_offload;
+pub mod link;
 pub mod regalloc;
 pub mod shapes;
 
@@ -53,6 +54,9 @@ pub struct NfpProgram {
     /// Where each map of the module lives.
     pub maps: Vec<MapPlacement>,
     pub entry: EntryKind,
+    /// Branches into other programs (tail calls): (word, object program index), resolved by
+    /// [`link::link_programs`].
+    pub program_branches: Vec<(usize, usize)>,
     /// Registers the allocator used at most at once (out of 26).
     pub registers: usize,
     /// Local-memory address registers the stack window uses.
@@ -146,6 +150,18 @@ pub fn compile_function(
     entry: ir::FuncRef,
     kind: EntryKind,
 ) -> Result<NfpProgram, Diagnostic> {
+    compile_function_with(module, entry, kind, &[])
+}
+
+/// [`compile_function`] where a tail call may land in any of the object's programs
+/// `tail_targets` (indices into the object's programs), which [`link::link_programs`] places
+/// in the same code store.
+pub fn compile_function_with(
+    module: &ir::Module,
+    entry: ir::FuncRef,
+    kind: EntryKind,
+    tail_targets: &[usize],
+) -> Result<NfpProgram, Diagnostic> {
     let Some(func) = module.functions.get(entry) else {
         return Err(Diagnostic::new(format!("function {entry} does not exist")));
     };
@@ -189,6 +205,7 @@ pub fn compile_function(
     })?;
     let mut sel = Selector::new(func, &shapes, &alloc, &levels, &types);
     sel.entry = kind;
+    sel.tail_targets = tail_targets.to_vec();
     let mut block_items: HashMap<ir::Block, usize> = HashMap::new();
     let mut body: Vec<(ir::Block, usize)> = Vec::new();
     for (i, &b) in order.iter().enumerate() {
@@ -226,6 +243,7 @@ pub fn compile_function(
         entry: kind,
         registers: alloc.max_live,
         lm_windows: sel.lm_used.iter().filter(|u| **u).count(),
+        program_branches: Vec::new(),
     };
     for (i, mut item) in items.into_iter().enumerate() {
         if let Some(t) = item.target {
@@ -237,6 +255,10 @@ pub fn compile_function(
                 })?,
                 Target::Stub(k) => stub_starts[k],
                 Target::Here(k) => k + offset,
+                Target::Program(p) => {
+                    out.program_branches.push((i, p));
+                    0
+                }
             };
             item.insn.set_target(addr as u16);
         }
