@@ -18,6 +18,47 @@ use crate::types::Type;
 use cranelift_entity::packed_option::PackedOption;
 use cranelift_entity::{EntityRef, PrimaryMap, SecondaryMap};
 
+/// Values to be replaced by others, collected while a pass runs and applied at once with
+/// [`DataFlowGraph::apply_substitution`]. A replacement may itself be replaced later; lookups
+/// follow the chain to its end.
+#[derive(Clone, Debug, Default)]
+pub struct ValueSubstitution {
+    map: SecondaryMap<Value, PackedOption<Value>>,
+    len: usize,
+}
+
+impl ValueSubstitution {
+    pub fn new() -> ValueSubstitution {
+        ValueSubstitution::default()
+    }
+
+    /// Records that `old` is to be replaced by `new` (or by what `new` is replaced by). A
+    /// replacement that would lead back to `old` is ignored, so chains never loop.
+    pub fn insert(&mut self, old: Value, new: Value) {
+        let new = self.resolve(new);
+        if new != old && self.map[old].is_none() {
+            self.map[old] = new.into();
+            self.len += 1;
+        }
+    }
+
+    /// What `v` stands for once every recorded replacement is made.
+    pub fn resolve(&self, mut v: Value) -> Value {
+        while let Some(next) = self.map.get(v).and_then(|p| p.expand()) {
+            v = next;
+        }
+        v
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// Where a value is defined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ValueDef {
@@ -209,6 +250,27 @@ impl DataFlowGraph {
         count
     }
 
+    /// Applies every replacement of `subst` to every operand in one sweep over the
+    /// instructions; returns how many operands changed. Passes that replace many values
+    /// collect them first: calling [`DataFlowGraph::replace_uses`] once per value costs a sweep
+    /// each, which is quadratic on large functions.
+    pub fn apply_substitution(&mut self, subst: &ValueSubstitution) -> usize {
+        if subst.is_empty() {
+            return 0;
+        }
+        let mut count = 0;
+        for data in self.insts.values_mut() {
+            data.map_args(|v| {
+                let r = subst.resolve(v);
+                if r != v {
+                    count += 1;
+                }
+                r
+            });
+        }
+        count
+    }
+
     /// Creates a value at index `index` (filling the numbers below it with detached values)
     /// with the given definition. The slot must not already hold a defined value.
     fn value_at(&mut self, index: usize, ty: Type, def: ValueDef) -> Value {
@@ -308,6 +370,37 @@ mod tests {
         assert_eq!(dfg.value_type(dfg.first_result(add)), Type::I64);
         let ret = dfg.make_inst(InstructionData::Return { value: p });
         assert_eq!(dfg.inst_result(ret), None);
+    }
+
+    #[test]
+    fn a_substitution_follows_chains_and_applies_in_one_sweep() {
+        let mut dfg = DataFlowGraph::new();
+        let b = dfg.make_block();
+        let (p, q, r) = (
+            dfg.append_block_param(b, Type::I64),
+            dfg.append_block_param(b, Type::I64),
+            dfg.append_block_param(b, Type::I64),
+        );
+        let add = dfg.make_inst(InstructionData::Binary {
+            op: BinaryOp::Add,
+            width: Width::W64,
+            args: [p, q],
+        });
+        let mut subst = ValueSubstitution::new();
+        subst.insert(p, q);
+        subst.insert(q, r);
+        // A replacement leading back to its own value would loop; it is dropped.
+        subst.insert(r, p);
+        assert_eq!(
+            (subst.resolve(p), subst.resolve(q), subst.resolve(r)),
+            (r, r, r)
+        );
+        assert_eq!(subst.len(), 2);
+        assert_eq!(dfg.apply_substitution(&subst), 2);
+        let InstructionData::Binary { args, .. } = dfg.inst(add) else {
+            unreachable!("still an add")
+        };
+        assert_eq!(*args, [r, r]);
     }
 
     #[test]

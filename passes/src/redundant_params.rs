@@ -21,7 +21,7 @@
 
 use crate::cfg::{ControlFlowGraph, DominatorTree};
 use crate::pass::{Pass, PassContext, PassError};
-use ir::dfg::ValueDef;
+use ir::dfg::{ValueDef, ValueSubstitution};
 use ir::instructions::InstructionData;
 use ir::{Block, Function, Inst, Module, Value};
 
@@ -64,6 +64,10 @@ pub fn remove_redundant_params(func: &mut Function) -> usize {
         let entry = func.entry_block();
         let blocks: Vec<Block> = func.layout.blocks().collect();
         let mut round = 0;
+        // Replacements are applied once per round: one sweep over the function per removed
+        // parameter made this quadratic on large programs. Until then, arguments are read
+        // through the substitution.
+        let mut subst = ValueSubstitution::new();
         for block in blocks {
             if Some(block) == entry || !dom.is_reachable(block) {
                 continue;
@@ -76,7 +80,8 @@ pub fn remove_redundant_params(func: &mut Function) -> usize {
             }
             let params = func.dfg.block_params(block).to_vec();
             for (pos, &param) in params.iter().enumerate().rev() {
-                let Some(replacement) = redundant(func, &dom, block, pos, param, &branches) else {
+                let Some(replacement) = redundant(func, &dom, &subst, block, pos, param, &branches)
+                else {
                     continue;
                 };
                 let new = match replacement {
@@ -104,10 +109,11 @@ pub fn remove_redundant_params(func: &mut Function) -> usize {
                     }
                 }
                 func.dfg.remove_block_param(block, pos);
-                func.dfg.replace_uses(param, new);
+                subst.insert(param, new);
                 round += 1;
             }
         }
+        func.dfg.apply_substitution(&subst);
         removed += round;
         if round == 0 {
             return removed;
@@ -119,6 +125,7 @@ pub fn remove_redundant_params(func: &mut Function) -> usize {
 fn redundant(
     func: &Function,
     dom: &DominatorTree,
+    subst: &ValueSubstitution,
     block: Block,
     pos: usize,
     param: Value,
@@ -128,7 +135,7 @@ fn redundant(
     for &branch in branches {
         for dest in func.dfg.inst(branch).branch_destinations() {
             if dest.block == block {
-                args.push(*dest.args.get(pos)?);
+                args.push(subst.resolve(*dest.args.get(pos)?));
             }
         }
     }

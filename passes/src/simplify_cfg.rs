@@ -223,6 +223,8 @@ pub fn merge_blocks(func: &mut Function) -> usize {
     // (recomputing the graph per merge made this quadratic: 65 s for 23,000 instructions).
     let cfg = ControlFlowGraph::compute(func);
     let mut merged_into: SecondaryMap<Block, Option<Block>> = SecondaryMap::new();
+    // The merged blocks' parameters are replaced by their arguments in one sweep at the end.
+    let mut subst = ir::dfg::ValueSubstitution::new();
     let resolve = |merged_into: &SecondaryMap<Block, Option<Block>>, mut b: Block| {
         while let Some(next) = merged_into[b] {
             b = next;
@@ -250,7 +252,7 @@ pub fn merge_blocks(func: &mut Function) -> usize {
             continue;
         }
         for (param, arg) in params.iter().zip(&dest.args) {
-            func.dfg.replace_uses(*param, *arg);
+            subst.insert(*param, *arg);
         }
         for pos in (0..params.len()).rev() {
             func.dfg.remove_block_param(block, pos);
@@ -265,6 +267,7 @@ pub fn merge_blocks(func: &mut Function) -> usize {
         merged_into[block] = Some(pred);
         merged += 1;
     }
+    func.dfg.apply_substitution(&subst);
     merged
 }
 
