@@ -23,6 +23,7 @@ fn program(insns: Vec<Insn>) -> NfpProgram {
         entry: EntryKind::Xdp,
         registers: 0,
         lm_windows: 0,
+        program_branches: Vec::new(),
     }
 }
 

@@ -987,7 +987,7 @@ impl<'a> Selector<'a> {
         match op {
             BinaryOp::Lsh | BinaryOp::Rsh | BinaryOp::Arsh => {
                 let S::C(k) = yl else {
-                    return self.variable_shift(op, w64, xl, xh, yl, dl, dh);
+                    return self.variable_shift(op, w64, (xl, xh), yl, dl, dh);
                 };
                 if !w64 {
                     let k = k & 31;
@@ -1235,8 +1235,7 @@ impl<'a> Selector<'a> {
         &mut self,
         op: BinaryOp,
         w64: bool,
-        xl: S,
-        xh: S,
+        (xl, xh): (S, S),
         yl: S,
         dl: Option<Dest>,
         dh: Option<Dest>,

@@ -56,13 +56,11 @@ pub fn kernel_offload_verdict(obj: &Object, index: usize) -> Result<(), String> 
             Insn::LoadAbs { .. } | Insn::LoadInd { .. } => {
                 return Err(at("legacy packet load".into()))
             }
-            Insn::Atomic { op, fetch, .. } => {
-                if op != AtomicOp::Add || fetch {
-                    return Err(at(format!(
-                        "atomic {op:?}{}",
-                        if fetch { " with fetch" } else { "" }
-                    )));
-                }
+            Insn::Atomic { op, fetch, .. } if op != AtomicOp::Add || fetch => {
+                return Err(at(format!(
+                    "atomic {op:?}{}",
+                    if fetch { " with fetch" } else { "" }
+                )));
             }
             Insn::Imm64 { imm, .. } => match imm {
                 Imm64::MapIdx(m) | Imm64::MapIdxValue { index: m, .. } => {
@@ -72,11 +70,9 @@ pub fn kernel_offload_verdict(obj: &Object, index: usize) -> Result<(), String> 
                 Imm64::BtfId { .. } => return Err(at("kernel variable address".into())),
                 _ => {}
             },
-            Insn::Call(CallTarget::Helper(id)) => {
-                if !KERNEL_NFP_HELPERS.contains(&id) {
-                    let name = crate::native::abi::helper_name(id as u32).unwrap_or("unknown");
-                    return Err(at(format!("helper {id} ({name})")));
-                }
+            Insn::Call(CallTarget::Helper(id)) if !KERNEL_NFP_HELPERS.contains(&id) => {
+                let name = crate::native::abi::helper_name(id as u32).unwrap_or("unknown");
+                return Err(at(format!("helper {id} ({name})")));
             }
             Insn::Call(CallTarget::Kfunc(_)) => return Err(at("kernel function call".into())),
             Insn::Call(CallTarget::Register(_)) => {
