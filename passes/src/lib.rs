@@ -13,6 +13,7 @@
 //! - [`redundant_mem`]: redundant load and dead store elimination (stack, packet, context).
 //! - [`merge_loads`]: adjacent narrow loads assembled by shifts and ors become one wide load.
 //! - [`redundant_params`]: block parameters that receive one value on every edge.
+//! - [`source_order`]: pure instructions listed again in the source's order after the e-graph.
 //! - [`egraph`]: the e-graph optimizer with one cost model per target.
 
 pub mod bounds_check;
@@ -27,6 +28,7 @@ pub mod range;
 pub mod redundant_mem;
 pub mod redundant_params;
 pub mod simplify_cfg;
+pub mod source_order;
 #[cfg(test)]
 mod testing;
 

@@ -19,6 +19,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(crate::redundant_mem::RedundantMemory),
         Box::new(crate::redundant_params::RedundantParams),
         Box::new(crate::merge_loads::MergeLoads),
+        Box::new(crate::source_order::SourceOrder),
         Box::new(crate::bounds_check::BoundsCheckElimination),
         Box::new(crate::egraph::EgraphOptimizer::default()),
     ]
@@ -101,6 +102,9 @@ pub fn pipeline(name: &str) -> Option<Pipeline> {
                 // Merging blocks and threading jumps that lost their parameters.
                 "simplify-cfg",
                 "dce",
+                // Last: the e-graph lists pure instructions after the loads they follow, which
+                // keeps many values live at once; clang's order needs fewer registers.
+                "source-order",
             ],
         ),
         "native" | "nfp" | "hw" => (

@@ -162,6 +162,30 @@ fn invert_cond(c: JmpCond) -> Option<JmpCond> {
     })
 }
 
+/// The shortest instruction writing the 64-bit constant `c` into `dst`: a sign-extending
+/// 64-bit move, a zero-extending 32-bit move for constants in `[2^31, 2^32)` (one slot
+/// instead of the two of `lddw`), or `lddw`.
+fn move_constant(dst: Reg, c: i64) -> MachInsn {
+    match (i32::try_from(c), u32::try_from(c)) {
+        (Ok(imm), _) => MachInsn::Insn(Insn::Alu {
+            width: Width::W64,
+            op: AluOp::Mov,
+            dst,
+            src: Operand::Imm(imm),
+        }),
+        (Err(_), Ok(low)) => MachInsn::Insn(Insn::Alu {
+            width: Width::W32,
+            op: AluOp::Mov,
+            dst,
+            src: Operand::Imm(low as i32),
+        }),
+        (Err(_), Err(_)) => MachInsn::Insn(Insn::Imm64 {
+            dst,
+            imm: Imm64::Value(c as u64),
+        }),
+    }
+}
+
 /// The immediate encoding `c` as the second operand of an operation at `width`, if one
 /// exists: 64-bit operations sign-extend the 32-bit immediate, 32-bit ones use its bits.
 fn imm_for(width: Width, c: i64) -> Option<i32> {
@@ -200,18 +224,7 @@ impl<'a> Selector<'a> {
     /// Puts the value of `remat` into `dst`.
     fn materialize(&self, out: &mut Vec<MachInsn>, remat: Remat, dst: Reg) {
         match remat {
-            Remat::Const(c) => match i32::try_from(c) {
-                Ok(imm) => out.push(MachInsn::Insn(Insn::Alu {
-                    width: Width::W64,
-                    op: AluOp::Mov,
-                    dst,
-                    src: Operand::Imm(imm),
-                })),
-                Err(_) => out.push(MachInsn::Insn(Insn::Imm64 {
-                    dst,
-                    imm: Imm64::Value(c as u64),
-                })),
-            },
+            Remat::Const(c) => out.push(move_constant(dst, c)),
             Remat::MapRef(map) => out.push(MachInsn::LoadMap { dst, map }),
             Remat::MapValue(map, offset) => out.push(MachInsn::LoadMapValue {
                 dst,
@@ -978,6 +991,37 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn materialized_constants_hold_their_value() {
+        // Every form `materialize` picks writes the constant's 64 bits, per ir::semantics.
+        for c in [
+            0i64,
+            -1,
+            i32::MAX as i64,
+            i32::MIN as i64,
+            1 << 31,
+            u32::MAX as i64,
+            1 << 32,
+            i64::MIN,
+        ] {
+            // The engines sign-extend an ALU immediate to 64 bits before the operation.
+            let written = match move_constant(Reg::R1, c) {
+                MachInsn::Insn(Insn::Alu {
+                    width,
+                    op: AluOp::Mov,
+                    src: Operand::Imm(imm),
+                    ..
+                }) => ir::semantics::alu(AluOp::Mov, width, 0, imm as i64 as u64),
+                MachInsn::Insn(Insn::Imm64 {
+                    imm: Imm64::Value(v),
+                    ..
+                }) => v,
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(written, c as u64, "{c}");
         }
     }
 
