@@ -341,415 +341,596 @@ pub fn call(
     id: i32,
     a: [u64; 5],
 ) -> Result<HelperOutcome, Fault> {
-    // The name is only needed for error messages; formatting it on every call cost more than
-    // many helpers themselves, so it is made on first use.
-    let name = std::cell::LazyCell::new(|| helper_name(id));
-    let cpu = rt.config.cpu;
+    // Every helper is a function of its own, so that this dispatch is a jump and each
+    // helper's code (and its stack frame) is only what that helper needs. Names are formatted
+    // only for error messages: formatting one on every call cost more than most helpers.
     match id {
         // bpf_map_lookup_elem, bpf_map_lookup_percpu_elem
-        1 | 195 => {
-            let m = rt.map_of_pointer(a[0])?;
-            let t = rt.maps()[m].map_type();
-            if matches!(
-                t,
-                MapType::ProgArray
-                    | MapType::PerfEventArray
-                    | MapType::Ringbuf
-                    | MapType::Queue
-                    | MapType::Stack
-                    | MapType::Cpumap
-            ) || (id == 195 && !t.is_per_cpu())
-            {
-                return Err(wrong_map(&name, t, &rt.maps()[m].def.name));
-            }
-            let key_size = rt.maps()[m].def.key_size as usize;
-            with_bytes::<KEY_BUF, _>(rt, st, a[1], key_size, |rt, _, key| {
-                let lookup_cpu = if id == 195 { a[2] } else { cpu as u64 };
-                if lookup_cpu >= rt.config.cpus as u64 {
-                    return ret(0);
-                }
-                let Some(map) = rt.map_mut(m) else {
-                    return ret(0);
-                };
-                match map.lookup(key) {
-                    None => ret(0),
-                    Some(Found::Value(slot)) => ret(rt.value_pointer(m, slot, lookup_cpu as u32)),
-                    Some(Found::Map(inner)) if (inner as usize) < rt.maps().len() => {
-                        ret(make_addr(REGION_MAP + inner, 0))
-                    }
-                    Some(Found::Map(_)) => ret(0),
-                }
-            })
-        }
+        1 | 195 => map_lookup_elem(rt, st, id, a),
         // bpf_map_update_elem
-        2 => {
-            let m = rt.map_of_pointer(a[0])?;
-            let (t, ks, vs, ro) = {
-                let d = &rt.maps()[m];
-                (
-                    d.map_type(),
-                    d.def.key_size as usize,
-                    d.def.value_size as usize,
-                    d.read_only(),
-                )
-            };
-            let mname = || rt.maps()[m].def.name.clone();
-            if !matches!(
-                t,
-                MapType::Array
-                    | MapType::PercpuArray
-                    | MapType::Hash
-                    | MapType::PercpuHash
-                    | MapType::LruHash
-                    | MapType::LruPercpuHash
-                    | MapType::LpmTrie
-            ) {
-                return Err(wrong_map(&name, t, &mname()));
-            }
-            if ro {
-                return Err(Fault::new(format!(
-                    "{} on read-only map `{}` (the verifier rejects writes to it)",
-                    &*name,
-                    mname()
-                )));
-            }
-            let rc = with_bytes::<KEY_BUF, _>(rt, st, a[1], ks, |rt, st, key| {
-                with_bytes::<VALUE_BUF, _>(rt, st, a[2], vs, |rt, _, value| {
-                    rt.map_mut(m)
-                        .map(|map| map.update(key, value, a[3], cpu))
-                        .unwrap_or(-EINVAL)
-                })
-            })??;
-            Ok(ret(rc as u64))
-        }
+        2 => map_update_elem(rt, st, id, a),
         // bpf_map_delete_elem
-        3 => {
-            let m = rt.map_of_pointer(a[0])?;
-            let d = &rt.maps()[m];
-            let (t, ks, ro) = (d.map_type(), d.def.key_size as usize, d.read_only());
-            if !matches!(
-                t,
-                MapType::Array
-                    | MapType::PercpuArray
-                    | MapType::Hash
-                    | MapType::PercpuHash
-                    | MapType::LruHash
-                    | MapType::LruPercpuHash
-                    | MapType::LpmTrie
-            ) || ro
-            {
-                return Err(wrong_map(&name, t, &rt.maps()[m].def.name));
-            }
-            let rc = with_bytes::<KEY_BUF, _>(rt, st, a[1], ks, |rt, _, key| {
-                rt.map_mut(m).map(|map| map.delete(key)).unwrap_or(-EINVAL)
-            })?;
-            Ok(ret(rc as u64))
-        }
+        3 => map_delete_elem(rt, st, id, a),
         // bpf_map_push_elem, bpf_map_pop_elem, bpf_map_peek_elem
-        87..=89 => {
-            let m = rt.map_of_pointer(a[0])?;
-            let d = &rt.maps()[m];
-            let (t, vs, mname) = (d.map_type(), d.def.value_size as usize, d.def.name.clone());
-            if !matches!(t, MapType::Queue | MapType::Stack) {
-                return Err(wrong_map(&name, t, &mname));
-            }
-            if id == 87 {
-                let value = rt.read_bytes(st, a[1], vs)?;
-                let rc = rt
-                    .map_mut(m)
-                    .map(|map| map.push(&value, a[2]))
-                    .unwrap_or(-EINVAL);
-                return Ok(ret(rc as u64));
-            }
-            // Check the destination before taking the element, so a fault leaves the map as is.
-            rt.access(st, a[1], vs, super::memory::Access::Write, |_| ())?;
-            match rt.map_mut(m).map(|map| map.pop(id == 88)) {
-                Some(Ok(v)) => {
-                    rt.write_bytes(st, a[1], &v)?;
-                    Ok(ret(0))
-                }
-                Some(Err(e)) => Ok(ret(e as u64)),
-                None => Ok(neg(EINVAL)),
-            }
-        }
+        87..=89 => queue_elem(rt, st, id, a),
         // Clocks: ktime_get_ns, ktime_get_boot_ns, ktime_get_coarse_ns, ktime_get_tai_ns.
         5 | 125 | 160 | 208 => Ok(ret(rt.clock_read())),
         // bpf_trace_printk
-        6 => {
-            let size = a[1] as u32 as usize;
-            if size == 0 {
-                return Ok(neg(EINVAL));
-            }
-            let fmt = rt.read_bytes(st, a[0], size)?;
-            if fmt.last() != Some(&0) {
-                return Ok(neg(EINVAL));
-            }
-            let mut view = Reader { rt, st };
-            match printk::format(&fmt, &a[2..5], &mut view) {
-                Ok(line) => {
-                    let n = line.len().min(1023);
-                    rt.outputs_mut().trace.push(line);
-                    Ok(ret(n as u64))
-                }
-                Err(printk::Refused) => Ok(neg(EINVAL)),
-            }
-        }
+        6 => trace_printk(rt, st, id, a),
         // bpf_get_prandom_u32
         7 => Ok(ret(rt.next_random() as u64)),
         // bpf_get_smp_processor_id
-        8 => Ok(ret(cpu as u64)),
+        8 => Ok(ret(rt.config.cpu as u64)),
         // bpf_tail_call
-        12 => {
-            let m = rt.map_of_pointer(a[1])?;
-            let map = &rt.maps()[m];
-            if map.map_type() != MapType::ProgArray {
-                return Err(wrong_map(&name, map.map_type(), &map.def.name));
-            }
-            let index = a[2] as u32;
-            if index >= map.def.max_entries {
-                return Ok(HelperOutcome::TailCallFailed);
-            }
-            if st.tail_calls >= MAX_TAIL_CALL_CNT {
-                return Ok(HelperOutcome::TailCallFailed);
-            }
-            st.tail_calls += 1;
-            Ok(match map.array_u32(index) {
-                Some(p) => HelperOutcome::TailCall(p as usize),
-                None => HelperOutcome::TailCallFailed,
-            })
-        }
+        12 => tail_call(rt, st, id, a),
         // bpf_get_numa_node_id
         42 => Ok(ret(0)),
         // bpf_redirect
-        23 => {
-            if a[1] != 0 {
-                return Ok(ret(XDP_ABORTED));
-            }
-            st.redirect = Some(Redirect::Ifindex(a[0] as u32));
-            Ok(ret(XDP_REDIRECT))
-        }
+        23 => redirect(rt, st, id, a),
         // bpf_redirect_map
-        51 => {
-            let m = rt.map_of_pointer(a[0])?;
-            let map = &rt.maps()[m];
-            let t = map.map_type();
-            let flag_mask = match t {
-                MapType::Devmap | MapType::DevmapHash => BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS,
-                MapType::Cpumap | MapType::Xskmap => 0,
-                _ => return Err(wrong_map(&name, t, &map.def.name)),
-            };
-            let action_mask = 3u64;
-            let flags = a[2];
-            if flags & !(action_mask | flag_mask) != 0 {
-                return Ok(ret(XDP_ABORTED));
-            }
-            let key = a[1] as u32;
-            let broadcast = flags & BPF_F_BROADCAST != 0;
-            let map = &rt.maps()[m];
-            let found = map.peek_value(&key.to_le_bytes());
-            if found.is_none() && !broadcast {
-                st.redirect = None;
-                return Ok(ret(flags & action_mask));
-            }
-            let found = if broadcast { None } else { found };
-            match &mut st.redirect {
-                // The record of the previous redirect through this map is refilled in place,
-                // so a program that redirects every packet allocates nothing.
-                Some(Redirect::Map {
-                    map: recorded,
-                    map_index,
-                    key: k,
-                    flags: f,
-                    value,
-                }) if *map_index == m && *recorded == map.def.name => {
-                    *k = key;
-                    *f = flags;
-                    match (found, value) {
-                        (Some(v), Some(old)) => {
-                            old.clear();
-                            old.extend_from_slice(v);
-                        }
-                        (found, value) => *value = found.map(<[u8]>::to_vec),
-                    }
-                }
-                slot => {
-                    *slot = Some(Redirect::Map {
-                        map: map.def.name.clone(),
-                        map_index: m,
-                        key,
-                        flags,
-                        value: found.map(<[u8]>::to_vec),
-                    })
-                }
-            }
-            Ok(ret(XDP_REDIRECT))
-        }
+        51 => redirect_map(rt, st, id, a),
         // bpf_perf_event_output, bpf_xdp_output
-        25 | 121 => {
-            check_ctx(st, a[0], id)?;
-            let m = rt.map_of_pointer(a[1])?;
-            let map = &rt.maps()[m];
-            if map.map_type() != MapType::PerfEventArray {
-                return Err(wrong_map(&name, map.map_type(), &map.def.name));
-            }
-            let max = map.def.max_entries as u64;
-            let flags = a[2];
-            if flags & !(BPF_F_CTXLEN_MASK | BPF_F_INDEX_MASK) != 0 {
-                return Ok(neg(EINVAL));
-            }
-            let ctx_len = ((flags & BPF_F_CTXLEN_MASK) >> 32) as usize;
-            let pkt_len = st.xdp.as_ref().map_or(0, |x| x.packet().len());
-            if ctx_len > pkt_len {
-                return Ok(neg(EFAULT));
-            }
-            let mut index = flags & BPF_F_INDEX_MASK;
-            if index == BPF_F_CURRENT_CPU {
-                index = cpu as u64;
-            }
-            if index >= max {
-                return Ok(neg(E2BIG));
-            }
-            let mut data = rt.read_bytes(st, a[3], a[4] as u32 as usize)?;
-            if let Some(x) = st.xdp.as_ref() {
-                data.extend_from_slice(&x.packet()[..ctx_len]);
-            }
-            let mname = rt.maps()[m].def.name.clone();
-            rt.outputs_mut().perf.push(PerfRecord {
-                map: mname,
-                cpu: index as u32,
-                data,
-            });
-            Ok(if rt.config.perf_event_readers {
-                ret(0)
-            } else {
-                neg(ENOENT)
-            })
-        }
+        25 | 121 => perf_event_output(rt, st, id, a),
         // bpf_csum_diff
-        28 => {
-            let (from_size, to_size) = (a[1] as u32 as usize, a[3] as u32 as usize);
-            if (from_size | to_size) & 3 != 0 || from_size + to_size > 512 {
-                return Ok(neg(EINVAL));
-            }
-            let from = rt.read_bytes(st, a[0], from_size)?;
-            let to = rt.read_bytes(st, a[2], to_size)?;
-            Ok(ret(csum_diff(&from, &to, a[4] as u32) as u64))
-        }
+        28 => csum_diff_helper(rt, st, id, a),
         // bpf_xdp_adjust_head, bpf_xdp_adjust_meta, bpf_xdp_adjust_tail
-        44 | 54 | 65 => {
-            check_ctx(st, a[0], id)?;
-            let Some(x) = st.xdp.as_mut() else {
-                return Ok(neg(EINVAL));
-            };
-            let off = a[1] as u32 as i32;
-            let rc = match id {
-                44 => x.adjust_head(off),
-                54 => x.adjust_meta(off),
-                _ => x.adjust_tail(off),
-            };
-            Ok(ret(rc as u64))
-        }
+        44 | 54 | 65 => xdp_adjust(rt, st, id, a),
         // bpf_fib_lookup
-        69 => {
-            check_ctx(st, a[0], id)?;
-            let plen = a[2] as u32 as usize;
-            if plen < FIB_LOOKUP_SIZE {
-                return Ok(neg(EINVAL));
-            }
-            let mut params = rt.read_bytes(st, a[1], FIB_LOOKUP_SIZE)?;
-            let rc = rt.config.fib.lookup(&mut params, a[3] as u32 as u64);
-            rt.write_bytes(st, a[1], &params)?;
-            Ok(ret(rc as u64))
-        }
+        69 => fib_lookup(rt, st, id, a),
         // bpf_ringbuf_output
-        130 => {
-            let m = ringbuf_map(rt, a[0], &name)?;
-            if a[3] & !3 != 0 {
-                return Ok(neg(EINVAL));
-            }
-            let data = rt.read_bytes(st, a[1], a[2] as u32 as usize)?;
-            if !ringbuf_take(rt, m, data.len() as u64) {
-                return Ok(neg(EAGAIN));
-            }
-            let mname = rt.maps()[m].def.name.clone();
-            rt.outputs_mut()
-                .ringbuf
-                .push(RingbufRecord { map: mname, data });
-            Ok(ret(0))
-        }
+        130 => ringbuf_output(rt, st, id, a),
         // bpf_ringbuf_reserve
-        131 => {
-            let m = ringbuf_map(rt, a[0], &name)?;
-            let size = a[1];
-            if a[2] != 0 || size > u32::MAX as u64 || !ringbuf_take(rt, m, size) {
-                return Ok(ret(0));
-            }
-            st.ringbuf.push(PendingRecord {
-                map: m,
-                data: vec![0u8; size as usize],
-                open: true,
-            });
-            Ok(ret(make_addr(
-                REGION_RINGBUF + st.ringbuf.len() as u32 - 1,
-                0,
-            )))
-        }
+        131 => ringbuf_reserve(rt, st, id, a),
         // bpf_ringbuf_submit, bpf_ringbuf_discard
-        132 | 133 => {
-            let (rid, off) = split_addr(a[0]);
-            let rec = match Region::of(rid) {
-                Region::Ringbuf(n) if off == 0 => st.ringbuf.get_mut(n).filter(|r| r.open),
-                _ => None,
-            };
-            let Some(rec) = rec else {
-                return Err(Fault::new(format!(
-                    "{} needs a pointer returned by bpf_ringbuf_reserve that was not yet submitted or discarded, got {:#x}", &*name,
-                    a[0]
-                )));
-            };
-            rec.open = false;
-            if id == 132 {
-                let data = std::mem::take(&mut rec.data);
-                let map = rec.map;
-                let mname = rt.maps()[map].def.name.clone();
-                rt.outputs_mut()
-                    .ringbuf
-                    .push(RingbufRecord { map: mname, data });
-            }
-            Ok(ret(0))
-        }
+        132 | 133 => ringbuf_commit(rt, st, id, a),
         // bpf_xdp_get_buff_len
-        188 => {
-            check_ctx(st, a[0], id)?;
-            Ok(ret(st.xdp.as_ref().map_or(0, |x| x.packet().len()) as u64))
-        }
+        188 => xdp_get_buff_len(rt, st, id, a),
         // bpf_xdp_load_bytes, bpf_xdp_store_bytes
-        189 | 190 => {
-            check_ctx(st, a[0], id)?;
-            let (off, len) = (a[1] as u32 as usize, a[3] as u32 as usize);
-            let Some(x) = st.xdp.as_ref() else {
-                return Ok(neg(EINVAL));
-            };
-            let (data, n) = (x.data, x.packet().len());
-            if off.checked_add(len).is_none_or(|e| e > n) {
-                return Ok(neg(EINVAL));
-            }
-            if id == 189 {
-                let bytes = x.buf[data + off..data + off + len].to_vec();
-                rt.write_bytes(st, a[2], &bytes)?;
-            } else {
-                let bytes = rt.read_bytes(st, a[2], len)?;
-                if let Some(x) = st.xdp.as_mut() {
-                    x.buf[data + off..data + off + len].copy_from_slice(&bytes);
-                }
-            }
-            Ok(ret(0))
-        }
+        189 | 190 => xdp_load_store_bytes(rt, st, id, a),
         _ => Err(Fault::new(format!(
             "helper {} (id {id}) is not implemented by the interpreter",
-            &*name
+            helper_name(id)
         ))),
     }
+}
+
+/// bpf_map_lookup_elem, bpf_map_lookup_percpu_elem
+#[inline(never)]
+fn map_lookup_elem(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let name = std::cell::LazyCell::new(|| helper_name(id));
+    let cpu = rt.config.cpu;
+    let m = rt.map_of_pointer(a[0])?;
+    let t = rt.maps()[m].map_type();
+    if matches!(
+        t,
+        MapType::ProgArray
+            | MapType::PerfEventArray
+            | MapType::Ringbuf
+            | MapType::Queue
+            | MapType::Stack
+            | MapType::Cpumap
+    ) || (id == 195 && !t.is_per_cpu())
+    {
+        return Err(wrong_map(&name, t, &rt.maps()[m].def.name));
+    }
+    let key_size = rt.maps()[m].def.key_size as usize;
+    with_bytes::<KEY_BUF, _>(rt, st, a[1], key_size, |rt, _, key| {
+        let lookup_cpu = if id == 195 { a[2] } else { cpu as u64 };
+        if lookup_cpu >= rt.config.cpus as u64 {
+            return ret(0);
+        }
+        let Some(map) = rt.map_mut(m) else {
+            return ret(0);
+        };
+        match map.lookup(key) {
+            None => ret(0),
+            Some(Found::Value(slot)) => ret(rt.value_pointer(m, slot, lookup_cpu as u32)),
+            Some(Found::Map(inner)) if (inner as usize) < rt.maps().len() => {
+                ret(make_addr(REGION_MAP + inner, 0))
+            }
+            Some(Found::Map(_)) => ret(0),
+        }
+    })
+}
+
+/// bpf_map_update_elem
+#[inline(never)]
+fn map_update_elem(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let name = std::cell::LazyCell::new(|| helper_name(id));
+    let cpu = rt.config.cpu;
+    let m = rt.map_of_pointer(a[0])?;
+    let (t, ks, vs, ro) = {
+        let d = &rt.maps()[m];
+        (
+            d.map_type(),
+            d.def.key_size as usize,
+            d.def.value_size as usize,
+            d.read_only(),
+        )
+    };
+    let mname = || rt.maps()[m].def.name.clone();
+    if !matches!(
+        t,
+        MapType::Array
+            | MapType::PercpuArray
+            | MapType::Hash
+            | MapType::PercpuHash
+            | MapType::LruHash
+            | MapType::LruPercpuHash
+            | MapType::LpmTrie
+    ) {
+        return Err(wrong_map(&name, t, &mname()));
+    }
+    if ro {
+        return Err(Fault::new(format!(
+            "{} on read-only map `{}` (the verifier rejects writes to it)",
+            &*name,
+            mname()
+        )));
+    }
+    let rc = with_bytes::<KEY_BUF, _>(rt, st, a[1], ks, |rt, st, key| {
+        with_bytes::<VALUE_BUF, _>(rt, st, a[2], vs, |rt, _, value| {
+            rt.map_mut(m)
+                .map(|map| map.update(key, value, a[3], cpu))
+                .unwrap_or(-EINVAL)
+        })
+    })??;
+    Ok(ret(rc as u64))
+}
+
+/// bpf_map_delete_elem
+#[inline(never)]
+fn map_delete_elem(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let name = std::cell::LazyCell::new(|| helper_name(id));
+    let m = rt.map_of_pointer(a[0])?;
+    let d = &rt.maps()[m];
+    let (t, ks, ro) = (d.map_type(), d.def.key_size as usize, d.read_only());
+    if !matches!(
+        t,
+        MapType::Array
+            | MapType::PercpuArray
+            | MapType::Hash
+            | MapType::PercpuHash
+            | MapType::LruHash
+            | MapType::LruPercpuHash
+            | MapType::LpmTrie
+    ) || ro
+    {
+        return Err(wrong_map(&name, t, &rt.maps()[m].def.name));
+    }
+    let rc = with_bytes::<KEY_BUF, _>(rt, st, a[1], ks, |rt, _, key| {
+        rt.map_mut(m).map(|map| map.delete(key)).unwrap_or(-EINVAL)
+    })?;
+    Ok(ret(rc as u64))
+}
+
+/// bpf_map_push_elem, bpf_map_pop_elem, bpf_map_peek_elem
+#[cold]
+#[inline(never)]
+fn queue_elem(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let name = std::cell::LazyCell::new(|| helper_name(id));
+    let m = rt.map_of_pointer(a[0])?;
+    let d = &rt.maps()[m];
+    let (t, vs, mname) = (d.map_type(), d.def.value_size as usize, d.def.name.clone());
+    if !matches!(t, MapType::Queue | MapType::Stack) {
+        return Err(wrong_map(&name, t, &mname));
+    }
+    if id == 87 {
+        let value = rt.read_bytes(st, a[1], vs)?;
+        let rc = rt
+            .map_mut(m)
+            .map(|map| map.push(&value, a[2]))
+            .unwrap_or(-EINVAL);
+        return Ok(ret(rc as u64));
+    }
+    // Check the destination before taking the element, so a fault leaves the map as is.
+    rt.access(st, a[1], vs, super::memory::Access::Write, |_| ())?;
+    match rt.map_mut(m).map(|map| map.pop(id == 88)) {
+        Some(Ok(v)) => {
+            rt.write_bytes(st, a[1], &v)?;
+            Ok(ret(0))
+        }
+        Some(Err(e)) => Ok(ret(e as u64)),
+        None => Ok(neg(EINVAL)),
+    }
+}
+
+/// bpf_trace_printk
+#[cold]
+#[inline(never)]
+fn trace_printk(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    _id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let size = a[1] as u32 as usize;
+    if size == 0 {
+        return Ok(neg(EINVAL));
+    }
+    let fmt = rt.read_bytes(st, a[0], size)?;
+    if fmt.last() != Some(&0) {
+        return Ok(neg(EINVAL));
+    }
+    let mut view = Reader { rt, st };
+    match printk::format(&fmt, &a[2..5], &mut view) {
+        Ok(line) => {
+            let n = line.len().min(1023);
+            rt.outputs_mut().trace.push(line);
+            Ok(ret(n as u64))
+        }
+        Err(printk::Refused) => Ok(neg(EINVAL)),
+    }
+}
+
+/// bpf_tail_call
+#[cold]
+#[inline(never)]
+fn tail_call(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let name = std::cell::LazyCell::new(|| helper_name(id));
+    let m = rt.map_of_pointer(a[1])?;
+    let map = &rt.maps()[m];
+    if map.map_type() != MapType::ProgArray {
+        return Err(wrong_map(&name, map.map_type(), &map.def.name));
+    }
+    let index = a[2] as u32;
+    if index >= map.def.max_entries {
+        return Ok(HelperOutcome::TailCallFailed);
+    }
+    if st.tail_calls >= MAX_TAIL_CALL_CNT {
+        return Ok(HelperOutcome::TailCallFailed);
+    }
+    st.tail_calls += 1;
+    Ok(match map.array_u32(index) {
+        Some(p) => HelperOutcome::TailCall(p as usize),
+        None => HelperOutcome::TailCallFailed,
+    })
+}
+
+/// bpf_redirect
+#[inline(never)]
+fn redirect(
+    _rt: &mut Runtime,
+    st: &mut ExecState,
+    _id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    if a[1] != 0 {
+        return Ok(ret(XDP_ABORTED));
+    }
+    st.redirect = Some(Redirect::Ifindex(a[0] as u32));
+    Ok(ret(XDP_REDIRECT))
+}
+
+/// bpf_redirect_map
+#[inline(never)]
+fn redirect_map(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let name = std::cell::LazyCell::new(|| helper_name(id));
+    let m = rt.map_of_pointer(a[0])?;
+    let map = &rt.maps()[m];
+    let t = map.map_type();
+    let flag_mask = match t {
+        MapType::Devmap | MapType::DevmapHash => BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS,
+        MapType::Cpumap | MapType::Xskmap => 0,
+        _ => return Err(wrong_map(&name, t, &map.def.name)),
+    };
+    let action_mask = 3u64;
+    let flags = a[2];
+    if flags & !(action_mask | flag_mask) != 0 {
+        return Ok(ret(XDP_ABORTED));
+    }
+    let key = a[1] as u32;
+    let broadcast = flags & BPF_F_BROADCAST != 0;
+    let map = &rt.maps()[m];
+    let found = map.peek_value(&key.to_le_bytes());
+    if found.is_none() && !broadcast {
+        st.redirect = None;
+        return Ok(ret(flags & action_mask));
+    }
+    let found = if broadcast { None } else { found };
+    match &mut st.redirect {
+        // The record of the previous redirect through this map is refilled in place,
+        // so a program that redirects every packet allocates nothing.
+        Some(Redirect::Map {
+            map: recorded,
+            map_index,
+            key: k,
+            flags: f,
+            value,
+        }) if *map_index == m && *recorded == map.def.name => {
+            *k = key;
+            *f = flags;
+            match (found, value) {
+                (Some(v), Some(old)) => {
+                    old.clear();
+                    old.extend_from_slice(v);
+                }
+                (found, value) => *value = found.map(<[u8]>::to_vec),
+            }
+        }
+        slot => {
+            *slot = Some(Redirect::Map {
+                map: map.def.name.clone(),
+                map_index: m,
+                key,
+                flags,
+                value: found.map(<[u8]>::to_vec),
+            })
+        }
+    }
+    Ok(ret(XDP_REDIRECT))
+}
+
+/// bpf_perf_event_output, bpf_xdp_output
+#[cold]
+#[inline(never)]
+fn perf_event_output(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let name = std::cell::LazyCell::new(|| helper_name(id));
+    let cpu = rt.config.cpu;
+    check_ctx(st, a[0], id)?;
+    let m = rt.map_of_pointer(a[1])?;
+    let map = &rt.maps()[m];
+    if map.map_type() != MapType::PerfEventArray {
+        return Err(wrong_map(&name, map.map_type(), &map.def.name));
+    }
+    let max = map.def.max_entries as u64;
+    let flags = a[2];
+    if flags & !(BPF_F_CTXLEN_MASK | BPF_F_INDEX_MASK) != 0 {
+        return Ok(neg(EINVAL));
+    }
+    let ctx_len = ((flags & BPF_F_CTXLEN_MASK) >> 32) as usize;
+    let pkt_len = st.xdp.as_ref().map_or(0, |x| x.packet().len());
+    if ctx_len > pkt_len {
+        return Ok(neg(EFAULT));
+    }
+    let mut index = flags & BPF_F_INDEX_MASK;
+    if index == BPF_F_CURRENT_CPU {
+        index = cpu as u64;
+    }
+    if index >= max {
+        return Ok(neg(E2BIG));
+    }
+    let mut data = rt.read_bytes(st, a[3], a[4] as u32 as usize)?;
+    if let Some(x) = st.xdp.as_ref() {
+        data.extend_from_slice(&x.packet()[..ctx_len]);
+    }
+    let mname = rt.maps()[m].def.name.clone();
+    rt.outputs_mut().perf.push(PerfRecord {
+        map: mname,
+        cpu: index as u32,
+        data,
+    });
+    Ok(if rt.config.perf_event_readers {
+        ret(0)
+    } else {
+        neg(ENOENT)
+    })
+}
+
+/// bpf_csum_diff
+#[inline(never)]
+fn csum_diff_helper(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    _id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let (from_size, to_size) = (a[1] as u32 as usize, a[3] as u32 as usize);
+    if (from_size | to_size) & 3 != 0 || from_size + to_size > 512 {
+        return Ok(neg(EINVAL));
+    }
+    // Both buffers together are at most 512 bytes, so both fit on the host stack.
+    let sum = with_bytes::<512, _>(rt, st, a[0], from_size, |rt, st, from| {
+        with_bytes::<512, _>(rt, st, a[2], to_size, |_, _, to| {
+            csum_diff(from, to, a[4] as u32)
+        })
+    })??;
+    Ok(ret(sum as u64))
+}
+
+/// bpf_xdp_adjust_head, bpf_xdp_adjust_meta, bpf_xdp_adjust_tail
+#[inline(never)]
+fn xdp_adjust(
+    _rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    check_ctx(st, a[0], id)?;
+    let Some(x) = st.xdp.as_mut() else {
+        return Ok(neg(EINVAL));
+    };
+    let off = a[1] as u32 as i32;
+    let rc = match id {
+        44 => x.adjust_head(off),
+        54 => x.adjust_meta(off),
+        _ => x.adjust_tail(off),
+    };
+    Ok(ret(rc as u64))
+}
+
+/// bpf_fib_lookup
+#[cold]
+#[inline(never)]
+fn fib_lookup(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    check_ctx(st, a[0], id)?;
+    let plen = a[2] as u32 as usize;
+    if plen < FIB_LOOKUP_SIZE {
+        return Ok(neg(EINVAL));
+    }
+    let mut params = [0u8; FIB_LOOKUP_SIZE];
+    rt.access(st, a[1], FIB_LOOKUP_SIZE, Access::Read, |b| {
+        params.copy_from_slice(b)
+    })?;
+    let rc = rt.config.fib.lookup(&mut params, a[3] as u32 as u64);
+    rt.write_bytes(st, a[1], &params)?;
+    Ok(ret(rc as u64))
+}
+
+/// bpf_ringbuf_output
+#[cold]
+#[inline(never)]
+fn ringbuf_output(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let name = std::cell::LazyCell::new(|| helper_name(id));
+    let m = ringbuf_map(rt, a[0], &name)?;
+    if a[3] & !3 != 0 {
+        return Ok(neg(EINVAL));
+    }
+    let data = rt.read_bytes(st, a[1], a[2] as u32 as usize)?;
+    if !ringbuf_take(rt, m, data.len() as u64) {
+        return Ok(neg(EAGAIN));
+    }
+    let mname = rt.maps()[m].def.name.clone();
+    rt.outputs_mut()
+        .ringbuf
+        .push(RingbufRecord { map: mname, data });
+    Ok(ret(0))
+}
+
+/// bpf_ringbuf_reserve
+#[cold]
+#[inline(never)]
+fn ringbuf_reserve(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let name = std::cell::LazyCell::new(|| helper_name(id));
+    let m = ringbuf_map(rt, a[0], &name)?;
+    let size = a[1];
+    if a[2] != 0 || size > u32::MAX as u64 || !ringbuf_take(rt, m, size) {
+        return Ok(ret(0));
+    }
+    st.ringbuf.push(PendingRecord {
+        map: m,
+        data: vec![0u8; size as usize],
+        open: true,
+    });
+    Ok(ret(make_addr(
+        REGION_RINGBUF + st.ringbuf.len() as u32 - 1,
+        0,
+    )))
+}
+
+/// bpf_ringbuf_submit, bpf_ringbuf_discard
+#[cold]
+#[inline(never)]
+fn ringbuf_commit(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    let name = std::cell::LazyCell::new(|| helper_name(id));
+    let (rid, off) = split_addr(a[0]);
+    let rec = match Region::of(rid) {
+        Region::Ringbuf(n) if off == 0 => st.ringbuf.get_mut(n).filter(|r| r.open),
+        _ => None,
+    };
+    let Some(rec) = rec else {
+        return Err(Fault::new(format!(
+            "{} needs a pointer returned by bpf_ringbuf_reserve that was not yet submitted or discarded, got {:#x}", &*name,
+            a[0]
+        )));
+    };
+    rec.open = false;
+    if id == 132 {
+        let data = std::mem::take(&mut rec.data);
+        let map = rec.map;
+        let mname = rt.maps()[map].def.name.clone();
+        rt.outputs_mut()
+            .ringbuf
+            .push(RingbufRecord { map: mname, data });
+    }
+    Ok(ret(0))
+}
+
+/// bpf_xdp_get_buff_len
+#[inline(never)]
+fn xdp_get_buff_len(
+    _rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    check_ctx(st, a[0], id)?;
+    Ok(ret(st.xdp.as_ref().map_or(0, |x| x.packet().len()) as u64))
+}
+
+/// bpf_xdp_load_bytes, bpf_xdp_store_bytes
+#[cold]
+#[inline(never)]
+fn xdp_load_store_bytes(
+    rt: &mut Runtime,
+    st: &mut ExecState,
+    id: i32,
+    a: [u64; 5],
+) -> Result<HelperOutcome, Fault> {
+    check_ctx(st, a[0], id)?;
+    let (off, len) = (a[1] as u32 as usize, a[3] as u32 as usize);
+    let Some(x) = st.xdp.as_ref() else {
+        return Ok(neg(EINVAL));
+    };
+    let (data, n) = (x.data, x.packet().len());
+    if off.checked_add(len).is_none_or(|e| e > n) {
+        return Ok(neg(EINVAL));
+    }
+    if id == 189 {
+        let bytes = x.buf[data + off..data + off + len].to_vec();
+        rt.write_bytes(st, a[2], &bytes)?;
+    } else {
+        let bytes = rt.read_bytes(st, a[2], len)?;
+        if let Some(x) = st.xdp.as_mut() {
+            x.buf[data + off..data + off + len].copy_from_slice(&bytes);
+        }
+    }
+    Ok(ret(0))
 }
 
 fn ringbuf_map(rt: &Runtime, ptr: u64, helper: &str) -> Result<usize, Fault> {
