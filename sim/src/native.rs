@@ -25,9 +25,24 @@
 //!
 //! Host addresses handed to native code must stay put while a packet runs. They do: the frame
 //! buffer (4096 bytes), the stacks (eight 512-byte frames) and array map storage are allocated
-//! once and never resized during a run. Map values returned by lookups (whose storage a hash
-//! map insert may move) are never given to native code as host addresses: they go through the
-//! runtime on every access.
+//! once and never resized during a run, and hash-like maps preallocate their value slab as the
+//! kernel preallocates elements ([`crate::runtime::MapState::storage_is_stable`]), so the
+//! value a lookup returns is reached inline through `ctx->value_regions` from then on. Only the
+//! values of a hash map too large to preallocate may move (an insert grows the slab): their
+//! entries are emptied after every helper that may insert, and native code then goes through
+//! the runtime until the next lookup fills the entry again.
+//!
+//! # Helper calls
+//!
+//! A helper call is one indirect call into [`cb_helper`], which hands the arguments to
+//! [`crate::runtime::helpers::call`], the same code every engine runs. That path allocates
+//! nothing for the helpers XDP programs call per packet (map lookup, update and delete,
+//! redirects, head/meta/tail adjustment, checksums, clocks): keys are read onto the host stack,
+//! hash keys hash with a multiply-rotate hasher, and a lookup result is registered in the
+//! value-region table once. Lookups in array maps of up to
+//! [`abi::LOOKUP_CACHE_MAX_ENTRIES`] entries make no call after the first for a key: native
+//! code reads the result from `ctx->lookup_cache`, the counterpart of the kernel's inlined
+//! `array_map_gen_lookup`.
 //!
 //! # Executable memory
 //!

@@ -5,7 +5,13 @@
 //! Values live in flat byte slabs addressed by (slot, CPU), so that a pointer a lookup returns
 //! stays valid for the whole run, as the kernel's preallocated elements do: a deleted hash
 //! element's memory goes back to a free list and is reused by a later insert, exactly the
-//! reuse a program holding a stale pointer would observe in the kernel.
+//! reuse a program holding a stale pointer would observe in the kernel. Hash-like maps
+//! allocate the slab for every element they can hold when they are created (up to
+//! `MAX_PREALLOCATED_BYTES`), so value storage never moves and the JIT keeps host addresses
+//! of values across calls, as a kernel program keeps the pointer a lookup returned.
+//!
+//! Lookups, updates and deletes take the key as a borrowed slice and allocate nothing; only
+//! inserting a new key into a hash map copies it (for the index and for the slot).
 //!
 //! LRU hashes follow the kernel's replacement exactly (see [`super::lru`]): an element's value
 //! slot belongs to one preallocated LRU node for good, a program's update of an existing key in
