@@ -118,7 +118,70 @@ fn kernel_vs_kernel(
 
 pub fn bench_opt(args: &BenchOptArgs) -> Result<String, String> {
     let rows = bench_rows(args)?;
-    Ok(format_rows(&rows))
+    let wins = strategy_wins(args);
+    let mut out = format_rows(&rows);
+    // The summary stays the last line; the allocation figures go just before it.
+    let summary_at = out.trim_end().rfind('\n').map_or(0, |k| k + 1);
+    out.insert_str(summary_at, &format_wins(&wins));
+    Ok(out)
+}
+
+/// For every allocation strategy of the BPF backend: in how many functions of the folder's
+/// objects its code is strictly the shortest, and how many functions end in a tie.
+#[derive(Clone, Debug, Default)]
+pub struct StrategyWins {
+    pub functions: usize,
+    pub strict: Vec<(&'static str, usize)>,
+    pub ties: usize,
+}
+
+/// Compiles every function of every object with each allocation strategy (outside the
+/// timed part of [`bench_rows`]).
+pub fn strategy_wins(args: &BenchOptArgs) -> StrategyWins {
+    let mut wins = StrategyWins {
+        strict: backends::bpf::ALLOCATORS
+            .iter()
+            .map(|(name, _)| (*name, 0))
+            .collect(),
+        ..StrategyWins::default()
+    };
+    for path in objects(&args.dir) {
+        let Ok(obj) = frontend::elf::read_file(&path) else {
+            continue;
+        };
+        let Ok(module) = super::opt::optimized_module(&obj, &args.pipeline, false) else {
+            continue;
+        };
+        for fref in module.functions.keys() {
+            let lengths = backends::bpf::strategy_lengths(&module, fref);
+            let Some(best) = lengths.iter().filter_map(|(_, n)| *n).min() else {
+                continue;
+            };
+            wins.functions += 1;
+            let at_best: Vec<usize> = (0..lengths.len())
+                .filter(|&k| lengths[k].1 == Some(best))
+                .collect();
+            match at_best.as_slice() {
+                [k] => wins.strict[*k].1 += 1,
+                _ => wins.ties += 1,
+            }
+        }
+    }
+    wins
+}
+
+fn format_wins(wins: &StrategyWins) -> String {
+    let strict: Vec<String> = wins
+        .strict
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    format!(
+        "allocation strategies over {} functions: strictly shortest code: {}; tied: {}\n",
+        wins.functions,
+        strict.join(", "),
+        wins.ties
+    )
 }
 
 /// Every program's row, for [`bench_opt`] and for tests.

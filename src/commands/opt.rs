@@ -87,6 +87,23 @@ pub fn optimize_original(
     Ok((bytes, programs, ir_before, ir_after))
 }
 
+/// Lifts `obj` and runs pipeline `pipeline_name` over it: the module `nicc opt` re-emits.
+pub fn optimized_module(
+    obj: &frontend::Object,
+    pipeline_name: &str,
+    inline_calls: bool,
+) -> Result<ir::Module, String> {
+    let pipe =
+        pipeline(pipeline_name).ok_or_else(|| format!("there is no pipeline `{pipeline_name}`"))?;
+    let opts = frontend::lift::LiftOptions { inline_calls };
+    let mut module = frontend::lift::lift_object(obj, &opts).map_err(|d| d.to_string())?;
+    let mut ctx = PassContext::new(target_of_pipeline(pipeline_name));
+    PassManager::new()
+        .run(&pipe, &mut module, &mut ctx)
+        .map_err(|e| e.to_string())?;
+    Ok(module)
+}
+
 pub fn opt(args: &OptArgs) -> Result<String, String> {
     let obj = super::read_object(&args.object)?;
     let original = std::fs::read(&args.object).ok();

@@ -4,7 +4,8 @@
 //! The pipeline for one function is: [`layout`] fixes the block order and numbers the
 //! instructions; [`regalloc`] (a linear scan) and [`coalescing_alloc`] (precise live ranges,
 //! block parameters coalesced with their arguments) give every SSA value a register of
-//! `r1`-`r9`, a spill slot or rematerialization, and the shorter resulting code is kept; [`isel`] turns IR instructions into BPF instructions with labels;
+//! `r1`-`r9`, a spill slot or rematerialization (the linear scan also in a variant that
+//! spills the values with the fewest uses), and the shortest resulting code is kept; [`isel`] turns IR instructions into BPF instructions with labels;
 //! [`peephole`] removes the register copies allocation and selection leave behind;
 //! [`hoist_moves`] writes an edge's moves before its conditional jump where the other path
 //! does not need their registers, and [`known_constants`] drops the constant moves that
@@ -47,15 +48,49 @@ pub fn compile_function(module: &Module, fref: FuncRef) -> Result<FunctionCode, 
     if order.blocks.is_empty() {
         return Err(diagnostic(module, fref, None, "the function has no blocks"));
     }
-    // Both allocators, keeping the shorter code: coalescing removes most edge copies, while
-    // the linear scan's eviction spills less where registers run short.
-    let coalesced = with_allocation(module, fref, func, &order, coalescing_alloc::allocate);
-    let linear = with_allocation(module, fref, func, &order, regalloc::allocate);
-    match (coalesced, linear) {
-        (Ok(a), Ok(b)) if b.insns.len() < a.insns.len() => Ok(b),
-        (Ok(a), _) => Ok(a),
-        (Err(_), b) => b,
+    let mut best: Option<Result<FunctionCode, Diagnostic>> = None;
+    for (_, allocator) in ALLOCATORS {
+        let code = with_allocation(module, fref, func, &order, allocator);
+        best = match (best, code) {
+            (None, code) => Some(code),
+            (Some(Ok(a)), Ok(b)) if b.insns.len() < a.insns.len() => Some(Ok(b)),
+            (Some(Ok(a)), _) => Some(Ok(a)),
+            (Some(Err(_)), code) => Some(code),
+        };
     }
+    best.unwrap_or_else(|| Err(diagnostic(module, fref, None, "no register allocator ran")))
+}
+
+/// A register allocator the backend can try.
+type Allocator =
+    fn(&ir::Function, &layout::LinearOrder) -> Result<regalloc::Allocation, regalloc::AllocError>;
+
+/// Every allocation strategy, in order of preference on ties: coalescing removes most edge
+/// copies; the linear scan's eviction spills less where registers run short; spilling the
+/// values with the fewest uses costs fewer reloads where a parser's pointers are read often.
+pub const ALLOCATORS: [(&str, Allocator); 3] = [
+    ("coalescing", coalescing_alloc::allocate),
+    ("linear-scan", regalloc::allocate),
+    ("linear-scan-by-uses", regalloc::allocate_by_uses),
+];
+
+/// The length of the code each strategy of [`ALLOCATORS`] gives for one function (`None`
+/// where it fails), so reports can say how often each wins.
+pub fn strategy_lengths(module: &Module, fref: FuncRef) -> Vec<(&'static str, Option<usize>)> {
+    let Some(func) = module.functions.get(fref) else {
+        return Vec::new();
+    };
+    let order = layout::LinearOrder::new(func);
+    if order.blocks.is_empty() {
+        return Vec::new();
+    }
+    ALLOCATORS
+        .iter()
+        .map(|&(name, allocator)| {
+            let code = with_allocation(module, fref, func, &order, allocator);
+            (name, code.ok().map(|c| c.insns.len()))
+        })
+        .collect()
 }
 
 /// Selects, cleans up and resolves one function's code with the given register allocator.
@@ -64,10 +99,7 @@ fn with_allocation(
     fref: FuncRef,
     func: &ir::Function,
     order: &layout::LinearOrder,
-    allocator: fn(
-        &ir::Function,
-        &layout::LinearOrder,
-    ) -> Result<regalloc::Allocation, regalloc::AllocError>,
+    allocator: Allocator,
 ) -> Result<FunctionCode, Diagnostic> {
     let alloc = allocator(func, order).map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
     let code = isel::select(func, order, &alloc)

@@ -132,7 +132,40 @@ struct Interval {
 
 /// Allocates every value of `func`.
 pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, AllocError> {
+    allocate_with(func, order, SpillChoice::FurthestEnd)
+}
+
+/// The linear scan choosing as victim the value with the fewest uses, since a spilled value
+/// costs one load per use: the furthest-ending value of the classic heuristic is often a
+/// pointer read at every step of a parser, while a helper's result kept for one late use
+/// costs one store and one load.
+pub fn allocate_by_uses(func: &Function, order: &LinearOrder) -> Result<Allocation, AllocError> {
+    allocate_with(func, order, SpillChoice::FewestUses)
+}
+
+/// Which value the linear scan spills when registers run out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SpillChoice {
+    /// The interval ending last (Poletto and Sarkar).
+    FurthestEnd,
+    /// The interval with the fewest uses, ties to the one ending last.
+    FewestUses,
+}
+
+fn allocate_with(
+    func: &Function,
+    order: &LinearOrder,
+    choice: SpillChoice,
+) -> Result<Allocation, AllocError> {
     let dfg = &func.dfg;
+    let mut use_count: HashMap<Value, usize> = HashMap::new();
+    for &b in &order.blocks {
+        for &i in &order.insts[&b] {
+            dfg.inst(i)
+                .for_each_arg(|v| *use_count.entry(v).or_insert(0) += 1);
+        }
+    }
+    let uses_of = |v: &Value| use_count.get(v).copied().unwrap_or(0);
     let mut locs: HashMap<Value, Loc> = HashMap::new();
     // Rematerializable values first: they take no register and no interval.
     for &b in &order.blocks {
@@ -237,13 +270,27 @@ pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, Allo
         }
         // Evict the active interval that ends last, if it ends after this one and its
         // register (or the count it frees) lets this interval have a register.
-        let victim = active
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.0 > iv.end)
-            .filter(|(_, a)| allowed.contains(&a.2) || !free.is_empty())
-            .max_by_key(|(_, a)| (a.0, a.1))
-            .map(|(k, _)| k);
+        let victim = match choice {
+            SpillChoice::FurthestEnd => active
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.0 > iv.end)
+                .filter(|(_, a)| allowed.contains(&a.2) || !free.is_empty())
+                .max_by_key(|(_, a)| (a.0, a.1))
+                .map(|(k, _)| k),
+            // An active value is evicted only when it has fewer uses than this one; a spilled
+            // value keeps its slot for its whole life, so any active value may go.
+            SpillChoice::FewestUses => active
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| allowed.contains(&a.2) || !free.is_empty())
+                .filter(|(_, a)| {
+                    uses_of(&a.1) < uses_of(&iv.value)
+                        || (uses_of(&a.1) == uses_of(&iv.value) && a.0 > iv.end)
+                })
+                .min_by_key(|(_, a)| (uses_of(&a.1), std::cmp::Reverse(a.0), a.1))
+                .map(|(k, _)| k),
+        };
         match victim {
             Some(k) => {
                 let (_, v, r) = active.remove(k);
