@@ -9,6 +9,7 @@
 
 use super::check::CheckArgs;
 use super::compile::CompileArgs;
+use backends::nfp::kernel_offload::kernel_offload_verdict;
 use backends::nfp::link::compile_linked;
 use backends::nfp::NfpProgram;
 use frontend::lift::{lift_program, LiftOptions};
@@ -162,6 +163,11 @@ pub struct CheckResult {
     pub registers: Option<usize>,
     pub maps: Vec<MapPlacement>,
     pub reason: Option<String>,
+    /// BPF instruction slots of the program.
+    pub bpf_instructions: usize,
+    /// What the Linux kernel's own NFP offload would say: `None` when it takes the program,
+    /// else the first rule the program breaks (`backends::nfp::kernel_offload`).
+    pub kernel_offload_refuses: Option<String>,
 }
 
 pub fn check(args: &CheckArgs) -> Result<String, String> {
@@ -170,6 +176,8 @@ pub fn check(args: &CheckArgs) -> Result<String, String> {
     let mut results = Vec::new();
     for &i in &programs {
         let p = &obj.programs[i];
+        let bpf_instructions = p.insns.len();
+        let kernel_offload_refuses = kernel_offload_verdict(&obj, i).err();
         results.push(match compile_program(&obj, i, "nfp") {
             Ok(prog) => CheckResult {
                 program: p.name.clone(),
@@ -179,6 +187,8 @@ pub fn check(args: &CheckArgs) -> Result<String, String> {
                 registers: Some(prog.registers),
                 maps: prog.maps,
                 reason: None,
+                bpf_instructions,
+                kernel_offload_refuses,
             },
             Err(e) => CheckResult {
                 program: p.name.clone(),
@@ -188,6 +198,8 @@ pub fn check(args: &CheckArgs) -> Result<String, String> {
                 registers: None,
                 maps: Vec::new(),
                 reason: Some(e),
+                bpf_instructions,
+                kernel_offload_refuses,
             },
         });
     }
@@ -198,13 +210,24 @@ pub fn check(args: &CheckArgs) -> Result<String, String> {
     }
     let mut out = String::new();
     for r in &results {
+        let _ = writeln!(
+            out,
+            "{}: the kernel's own NFP offload {}",
+            r.program,
+            match &r.kernel_offload_refuses {
+                None => "would take it".to_string(),
+                Some(why) => format!("would refuse it: {why}"),
+            }
+        );
         if r.fits {
+            let words = r.words.unwrap_or(0);
             let _ = writeln!(
                 out,
-                "{}: fits: {} of {} code-store words, {} of 26 registers",
+                "{}: fits: {} of {} code-store words ({:.2} per BPF instruction), {} of 26 registers",
                 r.program,
-                r.words.unwrap_or(0),
+                words,
                 r.code_store,
+                words as f64 / r.bpf_instructions.max(1) as f64,
                 r.registers.unwrap_or(0)
             );
             for m in &r.maps {
