@@ -194,7 +194,7 @@ pub fn merge_loads(func: &mut Function) -> usize {
             insts.iter().enumerate().map(|(k, &i)| (i, k)).collect();
         let mut uses = use_counts(func);
         for &root in &insts {
-            if !func.layout.inst_block(root).is_some_and(|b| b == block) {
+            if func.layout.inst_block(root) != Some(block) {
                 continue;
             }
             let InstructionData::Binary {

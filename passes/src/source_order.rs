@@ -100,11 +100,10 @@ fn schedule(func: &Function, insts: &[Inst]) -> Vec<Inst> {
         }
     }
     // The terminator follows everything.
-    for k in 0..n - 1 {
-        if users[k].is_empty() {
-            preds[n - 1].push(k);
-            users[k].push(n - 1);
-        }
+    let sinks: Vec<usize> = (0..n - 1).filter(|&k| users[k].is_empty()).collect();
+    for k in sinks {
+        preds[n - 1].push(k);
+        users[k].push(n - 1);
     }
     // Priorities: the source instruction index, or the smallest of the users' (users come
     // later in the block, so a backward walk sees them first).

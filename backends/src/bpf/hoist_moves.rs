@@ -147,7 +147,7 @@ fn hoist_once(code: &[MachInsn]) -> Option<Vec<MachInsn>> {
                     width,
                     cond: inv,
                     dst,
-                    src: src.clone(),
+                    src,
                     target: dest,
                 });
                 out.extend_from_slice(&code[ja_at + 1..]);
@@ -167,7 +167,7 @@ fn hoist_once(code: &[MachInsn]) -> Option<Vec<MachInsn>> {
                         width,
                         cond,
                         dst,
-                        src: src.clone(),
+                        src,
                         target: dest,
                     });
                     out.extend_from_slice(&code[k + 1..]);

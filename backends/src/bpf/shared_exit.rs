@@ -175,16 +175,15 @@ fn rewrite_stub(
     };
     let r0 = bit(Reg::R0);
     let mut skipped = 0usize;
-    loop {
-        let Some(p) = code
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| matches!(m, MachInsn::Ja(l) | MachInsn::Jcc { target: l, .. } if *l == stub))
-            .map(|(k, _)| k)
-            .nth(skipped)
-        else {
-            break;
-        };
+    while let Some(p) = code
+        .iter()
+        .enumerate()
+        .filter(
+            |(_, m)| matches!(m, MachInsn::Ja(l) | MachInsn::Jcc { target: l, .. } if *l == stub),
+        )
+        .map(|(k, _)| k)
+        .nth(skipped)
+    {
         let after = live_after(&code);
         let before = |k: usize| -> RegSet {
             code.get(k).map_or(0, |m| {
