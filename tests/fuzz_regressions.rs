@@ -11,22 +11,72 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
-/// Sets the size of section `name` in the section header table of a 64-bit little-endian ELF.
-fn set_section_size(elf: &mut [u8], name: &str, size: u64) {
+fn u32_at(b: &[u8], at: usize) -> usize {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize
+}
+
+/// The NUL-terminated string at `at`.
+fn c_str(b: &[u8], at: usize) -> &[u8] {
+    let end = at + b[at..].iter().position(|c| *c == 0).unwrap();
+    &b[at..end]
+}
+
+/// The offset of the header of section `name`, and its index, in a 64-bit little-endian ELF.
+fn section_header(elf: &[u8], name: &str) -> (usize, usize) {
     let shoff = u64_at(elf, 0x28) as usize;
     let (entsize, count, strndx) = (u16_at(elf, 0x3a), u16_at(elf, 0x3c), u16_at(elf, 0x3e));
     let strtab = u64_at(elf, shoff + strndx * entsize + 0x18) as usize;
-    for i in 0..count {
-        let h = shoff + i * entsize;
-        let name_off = u32::from_le_bytes(elf[h..h + 4].try_into().unwrap()) as usize;
-        let start = strtab + name_off;
-        let end = start + elf[start..].iter().position(|b| *b == 0).unwrap();
-        if &elf[start..end] == name.as_bytes() {
-            elf[h + 0x20..h + 0x28].copy_from_slice(&size.to_le_bytes());
+    (0..count)
+        .map(|i| (shoff + i * entsize, i))
+        .find(|&(h, _)| c_str(elf, strtab + u32_at(elf, h)) == name.as_bytes())
+        .unwrap_or_else(|| panic!("no section {name}"))
+}
+
+/// Sets the size of section `name` in the section header table of a 64-bit little-endian ELF.
+fn set_section_size(elf: &mut [u8], name: &str, size: u64) {
+    let (h, _) = section_header(elf, name);
+    elf[h + 0x20..h + 0x28].copy_from_slice(&size.to_le_bytes());
+}
+
+/// Moves the contents of section `name` to `bytes`, appended at the end of the file.
+fn replace_section_contents(elf: &mut Vec<u8>, name: &str, bytes: &[u8]) {
+    while elf.len() % 8 != 0 {
+        elf.push(0);
+    }
+    let offset = elf.len() as u64;
+    elf.extend_from_slice(bytes);
+    let (h, _) = section_header(elf, name);
+    elf[h + 0x18..h + 0x20].copy_from_slice(&offset.to_le_bytes());
+    set_section_size(elf, name, bytes.len() as u64);
+}
+
+/// Sets the size of function symbol `name` (in `.symtab`).
+fn set_symbol_size(elf: &mut [u8], name: &str, size: u64) {
+    let (h, _) = section_header(elf, ".symtab");
+    let (off, len) = (
+        u64_at(elf, h + 0x18) as usize,
+        u64_at(elf, h + 0x20) as usize,
+    );
+    let shoff = u64_at(elf, 0x28) as usize;
+    let link = u32_at(elf, h + 0x28);
+    let strtab = u64_at(elf, shoff + link * u16_at(elf, 0x3a) + 0x18) as usize;
+    for sym in (off..off + len).step_by(24) {
+        if c_str(elf, strtab + u32_at(elf, sym)) == name.as_bytes() {
+            elf[sym + 16..sym + 24].copy_from_slice(&size.to_le_bytes());
             return;
         }
     }
-    panic!("no section {name}");
+    panic!("no symbol {name}");
+}
+
+/// `count` instructions `r0 = 0` and then `exit`, as section bytes.
+fn straight_line_code(count: usize) -> Vec<u8> {
+    let mut code = Vec::with_capacity((count + 1) * 8);
+    for _ in 0..count {
+        code.extend_from_slice(&[0xb7, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    code.extend_from_slice(&[0x95, 0, 0, 0, 0, 0, 0, 0]);
+    code
 }
 
 /// elf_reader: a `.bss` whose header claims 4 GB made the reader allocate (and clone) that
@@ -111,4 +161,28 @@ fn a_helper_pointer_above_the_frame_does_not_abort_the_lifter() {
     patch_add_imm(&mut bytes, 0x02, -4, 64);
     let programs = lift_and_optimize(&bytes, "above-frame.o");
     assert!(programs > 0, "the object's programs lifted");
+}
+
+/// Limits: a program longer than the kernel would ever load (1,000,000 instructions) is
+/// refused by the reader, naming the program and the limit, before any stage spends time on
+/// it; one just under the limit still reads.
+#[test]
+fn a_program_longer_than_the_kernel_accepts_is_refused_by_the_reader() {
+    let path = support::corpus().join("elf/build/packet_start_ok.o");
+    let original = std::fs::read(&path).expect("corpus object");
+    let limit = frontend::elf::MAX_PROGRAM_SLOTS;
+    let with_code = |count: usize| {
+        let mut bytes = original.clone();
+        let code = straight_line_code(count);
+        replace_section_contents(&mut bytes, "xdp", &code);
+        set_symbol_size(&mut bytes, "read_write_packet_start", code.len() as u64);
+        bytes
+    };
+    let err = frontend::elf::read_object(&with_code(limit), "too-long.o").expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("program `read_write_packet_start`"), "{text}");
+    assert!(text.contains("more than 1000000 instructions"), "{text}");
+    assert!(text.contains("help:"), "{text}");
+    let obj = frontend::elf::read_object(&with_code(limit - 1), "just-fits.o").expect("reads");
+    assert_eq!(obj.programs[0].insns.len(), limit);
 }

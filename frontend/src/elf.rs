@@ -48,6 +48,11 @@ const OPCODE_CALL: u8 = 0x85;
 /// calling one big subprogram could otherwise make us allocate far more than its size.
 const MAX_LINKED_SLOTS: usize = 1 << 24;
 
+/// The most instructions one linked program may have: the kernel refuses more from any user
+/// (`BPF_COMPLEXITY_LIMIT_INSNS`, 1,000,000 in include/linux/bpf.h), so nothing after the
+/// reader has to cope with more.
+pub const MAX_PROGRAM_SLOTS: usize = 1_000_000;
+
 /// Reads an object file from disk; the file name (without directories) names it in messages.
 pub fn read_file(path: &Path) -> Result<Object, Diagnostic> {
     let name = path
@@ -1199,6 +1204,17 @@ impl<'a> Elf<'a> {
             }
             *budget -= f.len;
             let start = insns.len();
+            if start + f.len > MAX_PROGRAM_SLOTS {
+                return Err(self
+                    .err(format!(
+                        "program `{}` links to more than {MAX_PROGRAM_SLOTS} instructions (the \
+                         kernel's BPF_COMPLEXITY_LIMIT_INSNS), so no kernel would load it",
+                        entry.name
+                    ))
+                    .section(entry_section.clone())
+                    .program(entry.name.clone())
+                    .help("split the program with tail calls, or move work out of it"));
+            }
             let end = f.start + f.len;
             insns.extend_from_slice(&rel.insns[f.start..end]);
             functions.push(Function {

@@ -56,6 +56,9 @@ impl EgraphStats {
     }
 }
 
+/// Why blocks are skipped once a function has built [`RunnerLimits::function_nodes`] e-nodes.
+pub const FUNCTION_BUDGET_SPENT: &str = "function e-node budget spent";
+
 /// Optimizes every block of every function of `module` for `target`, each saturation run
 /// bounded by `limits`.
 pub fn optimize_module(
@@ -75,7 +78,15 @@ pub fn optimize_module(
         stats.functions += 1;
         let outside = values_used_outside_their_block(func);
         let blocks: Vec<ir::Block> = func.layout.blocks().collect();
+        let mut nodes_built = 0;
         for block in blocks {
+            if nodes_built >= limits.function_nodes {
+                *stats
+                    .blocks_skipped
+                    .entry(FUNCTION_BUDGET_SPENT.to_string())
+                    .or_default() += 1;
+                continue;
+            }
             let (outcome, counts) = optimize_block(func, block, target, limits, &rules, &outside);
             let report = match &outcome {
                 BlockOutcome::NothingToDo => continue,
@@ -100,6 +111,7 @@ pub fn optimize_module(
                 .or_default() += 1;
             stats.iterations += report.iterations;
             stats.max_nodes = stats.max_nodes.max(report.nodes);
+            nodes_built += report.nodes;
         }
     }
     stats

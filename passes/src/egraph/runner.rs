@@ -11,12 +11,17 @@ use egg::{Rewrite, Runner};
 use std::fmt;
 use std::time::Duration;
 
-/// The limits of one saturation run (one basic block).
+/// The limits of one saturation run (one basic block), and of all the runs of one function.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunnerLimits {
     pub iterations: usize,
     pub nodes: usize,
     pub time: Duration,
+    /// E-nodes all the runs of one function may build together. Each run is bounded, but a
+    /// hostile program of many blocks that each blow up would still take hours; once the
+    /// budget is spent the remaining blocks keep their code as it is (still correct, just not
+    /// optimized). Counted in nodes, not time, so the output stays deterministic.
+    pub function_nodes: usize,
 }
 
 impl Default for RunnerLimits {
@@ -25,6 +30,7 @@ impl Default for RunnerLimits {
             iterations: 8,
             nodes: 10_000,
             time: Duration::from_secs(2),
+            function_nodes: 2_000_000,
         }
     }
 }

@@ -408,3 +408,58 @@ proptest! {
         }
     }
 }
+
+/// A function whose blocks would together build more e-nodes than
+/// `RunnerLimits::function_nodes` allows: the first block is optimized, the others are left as
+/// they are and counted as skipped, and the function still verifies and computes the same.
+#[test]
+fn the_function_budget_leaves_later_blocks_alone() {
+    let text = "
+function %f(i64) {
+block0(v0: i64):
+    v1 = iconst 3
+    v2 = add.w64 v0, v1
+    v3 = add.w64 v2, v1
+    jump block1(v3)
+block1(v4: i64):
+    v5 = iconst 5
+    v6 = add.w64 v4, v5
+    v7 = add.w64 v6, v5
+    jump block2(v7)
+block2(v8: i64):
+    v9 = iconst 7
+    v10 = add.w64 v8, v9
+    v11 = add.w64 v10, v9
+    return v11
+}
+";
+    let original = parse(text);
+    let limits = RunnerLimits {
+        function_nodes: 1,
+        ..RunnerLimits::default()
+    };
+    let mut module = original.clone();
+    let stats = optimize_module(&mut module, CostTarget::BpfInsnCount, &limits);
+    ir::verifier::verify_module(&module).unwrap_or_else(|e| panic!("invalid after: {e}"));
+    assert_eq!(stats.blocks_rewritten, 1, "{stats:?}");
+    assert_eq!(
+        stats.blocks_skipped.get(FUNCTION_BUDGET_SPENT),
+        Some(&2),
+        "{stats:?}"
+    );
+    // Only block0's two adds were folded into one.
+    assert_eq!(pure_count(&module), pure_count(&original) - 1);
+    for (fref, func) in original.functions.iter() {
+        for x in [0u64, 1, 41, u64::MAX] {
+            assert_eq!(eval(func, &[x]), eval(&module.functions[fref], &[x]));
+        }
+    }
+    // With the default budget every block is rewritten.
+    let mut module = original.clone();
+    let stats = optimize_module(
+        &mut module,
+        CostTarget::BpfInsnCount,
+        &RunnerLimits::default(),
+    );
+    assert_eq!(stats.blocks_rewritten, 3, "{stats:?}");
+}
