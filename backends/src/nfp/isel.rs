@@ -1102,10 +1102,7 @@ impl<'a> Selector<'a> {
                         }
                         return self.divide32(xl, yl, op == BinaryOp::Mod, dl);
                     }
-                    return Err(self.err(
-                        "64-bit division or modulo whose operands may exceed 32 bits is not supported on the NFP target (the division routine is 32-bit)",
-                    )
-                    .help("divide 32-bit values (the kernel's NFP offload does not divide by a register at all)"));
+                    return self.divide64((xl, xh), (yl, yh), op == BinaryOp::Mod, (dl, dh));
                 };
                 let k = c.trailing_zeros();
                 if op == BinaryOp::Div {
@@ -1227,6 +1224,117 @@ impl<'a> Selector<'a> {
         self.mov(d, S::R(if want_mod { rem } else { quo }))?;
         self.bind(&[to_zero]);
         self.mov(d, if want_mod { x } else { S::C(0) })?;
+        self.bind(&[to_done]);
+        Ok(())
+    }
+
+    /// Unsigned 64-bit division or modulo: the loop of [`Self::divide32`] on register pairs
+    /// (64 iterations; the dividend shifts into the remainder a bit at a time). Registers:
+    /// the four scratch registers hold the dividend and the remainder (or the quotient), the
+    /// result's own pair holds the quotient (or the remainder), the return registers hold the
+    /// counter and a divisor half that is neither a register nor an 8-bit constant.
+    fn divide64(
+        &mut self,
+        (xl, xh): (S, S),
+        (yl, yh): (S, S),
+        want_mod: bool,
+        (dl, dh): (Option<Dest>, Option<Dest>),
+    ) -> Result<(), Diagnostic> {
+        let (Some(Dest::Both(rl)), Some(Dest::Both(rh))) = (dl, dh) else {
+            return Err(self.err(
+                "64-bit division or modulo whose result has a constant half is not supported on the NFP target",
+            ));
+        };
+        let mut ret_lo_free = true;
+        let mut divisor = |sel: &mut Self, y: S| -> Result<S, Diagnostic> {
+            match y {
+                S::R(_) | S::X(_) => Ok(y),
+                S::C(c) if c <= 0xff => Ok(y),
+                S::C(c) if ret_lo_free => {
+                    ret_lo_free = false;
+                    sel.imm32(Dest::Both(RET_LO), c);
+                    Ok(S::R(RET_LO))
+                }
+                S::C(_) => Err(sel.err(
+                    "64-bit division by a constant whose halves both exceed 8 bits is not supported on the NFP target",
+                )),
+            }
+        };
+        let (yl, yh) = (divisor(self, yl)?, divisor(self, yh)?);
+        let (x_lo, x_hi) = (self.scratch()?, self.scratch()?);
+        let (t_lo, t_hi) = (self.scratch()?, self.scratch()?);
+        // The remainder in the result pair for modulo, the quotient there for division.
+        let ((r_lo, r_hi), (q_lo, q_hi)) = if want_mod {
+            ((rl, rh), (t_lo, t_hi))
+        } else {
+            ((t_lo, t_hi), (rl, rh))
+        };
+        let cnt = RET_HI;
+        let br = |cond: BrCond, defer: u8| Insn::Br {
+            cond,
+            target: 0,
+            defer,
+        };
+        self.alu(Dest::None, yl, AluOp::Or, yh)?;
+        let to_zero = self.branch_here(br(BrCond::Eq, 0));
+        self.mov(Dest::Both(x_lo), xl)?;
+        self.mov(Dest::Both(x_hi), xh)?;
+        for r in [r_lo, r_hi, q_lo, q_hi] {
+            self.imm32(Dest::Both(r), 0);
+        }
+        self.imm32(Dest::Both(cnt), 64);
+        let top = self.items.len();
+        let to_big = self.branch_here(Insn::BrBit {
+            src: Operand::Gpr(Bank::A, r_hi),
+            bit: 31,
+            set: true,
+            target: 0,
+            defer: 3,
+        });
+        self.dbl(Dest::Both(r_hi), S::R(r_hi), S::R(r_lo), 31)?;
+        self.dbl(Dest::Both(r_lo), S::R(r_lo), S::R(x_hi), 31)?;
+        self.dbl(Dest::Both(x_hi), S::R(x_hi), S::R(x_lo), 31)?;
+        let shift_rest = |sel: &mut Self| -> Result<(), Diagnostic> {
+            sel.shf(
+                Dest::Both(x_lo),
+                S::R(x_lo),
+                ShfOp::None,
+                ShiftClass::Left,
+                1,
+            )?;
+            sel.dbl(Dest::Both(q_hi), S::R(q_hi), S::R(q_lo), 31)?;
+            sel.shf(
+                Dest::Both(q_lo),
+                S::R(q_lo),
+                ShfOp::None,
+                ShiftClass::Left,
+                1,
+            )
+        };
+        shift_rest(self)?;
+        self.alu(Dest::None, S::R(r_lo), AluOp::Sub, yl)?;
+        self.alu(Dest::None, S::R(r_hi), AluOp::SubC, yh)?;
+        let to_skip = self.branch_here(br(BrCond::Lo, 0));
+        let to_sub = self.branch_here(br(BrCond::Always, 0));
+        self.bind(&[to_big]);
+        shift_rest(self)?;
+        self.bind(&[to_sub]);
+        self.alu(Dest::Both(r_lo), S::R(r_lo), AluOp::Sub, yl)?;
+        self.alu(Dest::Both(r_hi), S::R(r_hi), AluOp::SubC, yh)?;
+        self.alu(Dest::Both(q_lo), S::R(q_lo), AluOp::Or, S::C(1))?;
+        self.bind(&[to_skip]);
+        self.alu(Dest::Both(cnt), S::R(cnt), AluOp::Sub, S::C(1))?;
+        self.push_branch(br(BrCond::Ne, 0), Target::Here(top));
+        let to_done = self.branch_here(br(BrCond::Always, 0));
+        self.bind(&[to_zero]);
+        // A zero divisor: the quotient is 0, the remainder the dividend.
+        if want_mod {
+            self.mov(Dest::Both(rl), xl)?;
+            self.mov(Dest::Both(rh), xh)?;
+        } else {
+            self.imm32(Dest::Both(rl), 0);
+            self.imm32(Dest::Both(rh), 0);
+        }
         self.bind(&[to_done]);
         Ok(())
     }
