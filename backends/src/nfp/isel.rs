@@ -18,6 +18,12 @@
 //!   is placed in, in the 40-bit mode with the pointer's region word as the high part.
 //! - **The exit** is a branch to [`EXIT_TARGET`] with the return value in registers 0 and 1,
 //!   moved there in the branch's defer slots.
+//! - **Tail calls** ask the lookup engine which program to continue in and branch to that
+//!   program's first word (the programs are linked by [`super::link`]).
+//! - **Routines** (loops inside one instruction's expansion, with [`Target::Here`] labels):
+//!   division and modulo by a register, 32- and 64-bit; shifts of 64-bit values by a register
+//!   branch on bit 5 of the amount. Registers 0 and 1 are free inside an expansion (they only
+//!   matter at the exit), so routines use them beside the four scratch registers.
 
 use super::regalloc::{Allocation, SCRATCH};
 use super::shapes::{EntryKind, Half, Shape};
@@ -1086,8 +1092,8 @@ impl<'a> Selector<'a> {
                 Ok(())
             }
             BinaryOp::Div | BinaryOp::Mod => {
-                // Division by a power of two is a shift, modulo a mask; the kernel's NFP JIT
-                // also accepts only constant divisors.
+                // Division by a power of two is a shift, modulo a mask; any other divisor
+                // (the kernel's NFP JIT takes only constants) runs the shift-subtract routine.
                 let narrow = !w64 || (xh == S::C(0) && yh == S::C(0));
                 let pow2 = match (yl, yh) {
                     (S::C(c), S::C(h)) if !w64 || h == 0 => {

@@ -4,18 +4,23 @@
 //! inlined) and produces the code-store words the simulator executes:
 //!
 //! 1. [`shapes`]: which 32-bit halves of each 64-bit value are compile-time constants
-//!    (region words of pointers, zero high halves of 32-bit results);
+//!    (region words of pointers, zero high halves of 32-bit results and of values the range
+//!    analysis of `passes::range` bounds below 2^32);
 //! 2. [`regalloc`]: linear-scan allocation of the remaining halves onto the general-purpose
-//!    registers (written to both banks);
+//!    registers (written to both banks), with block parameters and their arguments coalesced;
 //! 3. [`isel`]: instruction selection with symbolic branch targets, parallel moves for block
-//!    arguments, the prologue;
+//!    arguments (in defer slots, shared between edges that carry the same moves), loaded
+//!    values read straight from transfer registers, counter updates as one memory add, the
+//!    division and 64-bit shift routines, the prologue;
 //! 4. layout here: branch targets become addresses, every instruction is encoded, and the
-//!    limits of the target (code store, map memory) are checked, with the excess named.
+//!    limits of the target (code store, map memory) are checked, with the excess named;
+//! 5. [`link`]: programs a tail call may reach are placed in the same code store.
 //!
-//! Maps are placed in the chip's memories by size: small ones (global data, counters) in the
-//! cluster local scratch, medium ones in the internal memory, the rest in external memory.
-//! Map operations and helpers are commands to the memory unit's lookup engine; the
-//! simulator serves them with the shared runtime (see `sim::nfp`).
+//! [`kernel_offload`] says what the Linux kernel's own NFP offload would accept, for the
+//! coverage comparison. Maps are placed in the chip's memories by size: small ones (global
+//! data, counters) in the cluster local scratch, medium ones in the internal memory, the rest
+//! in external memory. Map operations and helpers are commands to the memory unit's lookup
+//! engine; the simulator serves them with the shared runtime (see `sim::nfp`).
 
 pub mod isel;
 pub mod kernel_offload;
