@@ -43,6 +43,11 @@ fn invalid_objects_are_refused_with_helpful_messages() {
             "{} is invalid and must be refused",
             path.display()
         );
+        assert!(
+            !message.contains("error:") || message.contains("help:"),
+            "{}: no help line in {message}",
+            path.display()
+        );
         let name = path.file_name().unwrap().to_string_lossy();
         let _ = writeln!(all, "=== {name}\n{}\n", message.trim_end());
     }
@@ -77,6 +82,12 @@ fn negative_conformance_tests_are_refused_with_helpful_messages() {
             }
         };
         assert!(!message.trim().is_empty());
+        // A refusal by the interpreter is a compiler-style error: it says what to do.
+        assert!(
+            !message.starts_with("interpreter:") || message.contains("help:"),
+            "{}: no help line in {message}",
+            t.name
+        );
         let _ = writeln!(all, "=== {}\n{}\n", t.name, relative(message.trim_end()));
     }
     assert_eq!(files.len(), 60);

@@ -1335,9 +1335,7 @@ impl<'a> Elf<'a> {
                 .section(section)
                 .insn(slot)
                 .line(program.line_at(e.index).cloned())
-                .help(
-                    "rebuild with clang -target bpf; this instruction is not part of the BPF ISA",
-                ));
+                .help(e.kind.help()));
         }
         program.lines.dedup();
         Ok(program)

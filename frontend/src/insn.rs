@@ -304,6 +304,37 @@ pub struct DecodeError {
     pub kind: DecodeErrorKind,
 }
 
+impl DecodeErrorKind {
+    /// What a user can do about the error, for the `help:` line of a diagnostic.
+    pub fn help(&self) -> &'static str {
+        match self {
+            DecodeErrorKind::Truncated { .. } => {
+                "a code section holds whole 8-byte instructions; the object is truncated or \
+                 damaged, rebuild it"
+            }
+            DecodeErrorKind::UnknownOpcode { .. } => {
+                "the opcode is not in the BPF instruction set (RFC 9669); rebuild with clang \
+                 -target bpf, or fix the hand-written bytecode"
+            }
+            DecodeErrorKind::BadRegister { .. } => {
+                "BPF has eleven registers, r0 to r10; the instruction is damaged"
+            }
+            DecodeErrorKind::ReservedField { .. } => {
+                "the kernel refuses instructions whose unused fields are not zero; clear the \
+                 field (clang never sets it)"
+            }
+            DecodeErrorKind::BadField { .. } => {
+                "the field selects no operation the BPF instruction set defines (RFC 9669); \
+                 fix the instruction"
+            }
+            DecodeErrorKind::MissingImm64Tail | DecodeErrorKind::BadImm64Tail => {
+                "a 64-bit immediate load takes two slots, the second holding only the upper 32 \
+                 bits of the immediate; the code is truncated or damaged"
+            }
+        }
+    }
+}
+
 const CLASS_LD: u8 = 0x00;
 const CLASS_LDX: u8 = 0x01;
 const CLASS_ST: u8 = 0x02;

@@ -97,6 +97,7 @@ fn program_code(
             .section(prog.section.clone())
             .insn(e.index)
             .line(prog.line_at(e.index).cloned())
+            .help(e.kind.help())
     })?;
     let insns = Arc::new(insns);
     rt.decoded[index] = Some(Decoded {
@@ -529,7 +530,9 @@ pub fn run_with_memory_in(
     mem: &mut [u8],
 ) -> Result<u64, Diagnostic> {
     let code = decode_all(insns).map_err(|e| {
-        Diagnostic::new(format!("cannot decode instruction: {}", e.kind)).insn(e.index)
+        Diagnostic::new(format!("cannot decode instruction: {}", e.kind))
+            .insn(e.index)
+            .help(e.kind.help())
     })?;
     if code.is_empty() {
         return Err(Diagnostic::new("the program has no instructions"));

@@ -76,6 +76,7 @@ impl<'a> ProgCtx<'a> {
                 .program(prog.name.clone())
                 .insn(e.index)
                 .line(prog.line_at(e.index).cloned())
+                .help(e.kind.help())
         })?;
         Ok(ProgCtx { obj, prog, insns })
     }
