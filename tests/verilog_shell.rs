@@ -326,11 +326,12 @@ fn judge(plan: &Plan, n: usize, got: &ShellResult) -> Result<String, String> {
     ))
 }
 
+/// Files of a simulation (name, text) and macro definitions (name, value).
+type Files = Vec<(String, String)>;
+type Defines = Vec<(&'static str, String)>;
+
 /// The files of a shell simulation and the macros the testbench needs.
-fn design(
-    c: &CompiledPipeline,
-    data_width: u32,
-) -> (Vec<(String, String)>, Vec<(&'static str, String)>) {
+fn design(c: &CompiledPipeline, data_width: u32) -> (Files, Defines) {
     let files = vec![
         ("core.v".to_string(), c.verilog.clone()),
         (

@@ -333,11 +333,14 @@ pub fn shell_module(block: &Block) -> Result<Module, String> {
     let mut ports = vec![input("clk", 1), input("rst", 1)];
     for (dir_in, prefix) in [(true, "s_axis"), (false, "m_axis")] {
         let p = |n: &str| format!("{prefix}_{n}");
-        let (i, o): (fn(&str, Width) -> Port, fn(&str, Width) -> Port) = if dir_in {
-            (|n, w| input(n, w), |n, w| output(n, w))
+        // The slave port takes the signals in and gives `tready` out; the master the reverse.
+        let (i, o) = if dir_in {
+            (Dir::Input, Dir::Output)
         } else {
-            (|n, w| output(n, w), |n, w| input(n, w))
+            (Dir::Output, Dir::Input)
         };
+        let i = |n: &str, w: Width| Port::new(i, n, w);
+        let o = |n: &str, w: Width| Port::new(o, n, w);
         ports.push(i(&p("tvalid"), 1.into()));
         ports.push(i(&p("tdata"), dw()));
         ports.push(i(&p("tkeep"), bb()));
