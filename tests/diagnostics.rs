@@ -93,3 +93,58 @@ fn negative_conformance_tests_are_refused_with_helpful_messages() {
     assert_eq!(files.len(), 60);
     insta::assert_snapshot!(all);
 }
+
+/// Target limits are compiler errors too: every XDP program of the corpus's `build/` folder
+/// (built with BTF line info) that the NFP or the pipeline target refuses is refused with the
+/// program, the instruction, the C source line and what to do.
+#[test]
+fn target_rejections_name_the_c_source_line() {
+    let dir = support::corpus().join("elf/build");
+    let files = support::files_under(&dir, &|p| p.extension().is_some_and(|e| e == "o"));
+    let mut all = String::new();
+    let mut refused = 0;
+    for path in &files {
+        let Ok(obj) = frontend::elf::read_file(path) else {
+            continue;
+        };
+        for (i, p) in obj.programs.iter().enumerate() {
+            if p.kind != frontend::object::ProgramKind::Xdp || p.lines.is_empty() {
+                continue;
+            }
+            // A program the lifter refuses is covered by the frontend's own diagnostics.
+            if frontend::lift::lift_program(&obj, i, &Default::default()).is_err() {
+                continue;
+            }
+            let results = [
+                (
+                    "nfp",
+                    nicc::commands::compile_nfp::compile_program(&obj, i, "nfp").err(),
+                ),
+                (
+                    "verilog",
+                    nicc::commands::compile_verilog::compile_xdp_program(&obj, i, None).err(),
+                ),
+            ];
+            for (target, err) in results {
+                let Some(message) = err else {
+                    continue;
+                };
+                refused += 1;
+                let place = format!("{} on {target}", p.name);
+                assert!(message.contains("help:"), "{place}: no help in {message}");
+                if message.contains("instruction ") {
+                    assert!(
+                        message.contains(".c:"),
+                        "{place}: the instruction's C line is missing in {message}"
+                    );
+                }
+                let _ = writeln!(all, "=== {place}\n{}\n", relative(message.trim_end()));
+            }
+        }
+    }
+    assert!(
+        refused > 0,
+        "the build folder has programs the targets refuse"
+    );
+    insta::assert_snapshot!(all);
+}

@@ -60,7 +60,11 @@ impl Diagnostic {
     /// Fills in what a backend does not know about the program it rejected: the program and
     /// section names and, when the diagnostic names an instruction (a slot of the linked
     /// program) and BTF line info covers it, the C source line. What is already set stays.
+    /// A diagnostic about another program (a tail-call target, say) is left as it is.
     pub fn with_source(mut self, program: &crate::object::Program) -> Self {
+        if self.program.as_ref().is_some_and(|p| *p != program.name) {
+            return self;
+        }
         self.program.get_or_insert_with(|| program.name.clone());
         self.section.get_or_insert_with(|| program.section.clone());
         if self.line.is_none() {

@@ -71,7 +71,11 @@ pub fn compile_program(
         .filter(|(_, p)| p.kind == ProgramKind::Xdp)
         .map(|(i, _)| i)
         .collect();
-    compile_linked(&lift, index, &candidates).map_err(|d| d.object(obj.name.clone()).to_string())
+    compile_linked(&lift, index, &candidates).map_err(|d| {
+        d.object(obj.name.clone())
+            .with_source(&obj.programs[index])
+            .to_string()
+    })
 }
 
 fn xdp_programs(obj: &Object, name: Option<&str>) -> Result<Vec<usize>, String> {

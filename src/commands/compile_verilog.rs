@@ -44,10 +44,20 @@ pub fn compile_xdp_program(
         .map_err(|e| e.to_string())?;
     let entry = module.programs[0].func;
     compile_program(&module, entry, &p.name, &PipelineOptions::default()).map_err(|r| {
-        format!(
-            "{}: program `{}` (section {}) does not fit the pipeline target: {r}",
-            obj.name, p.name, p.section
-        )
+        let mut d = frontend::Diagnostic::new(format!(
+            "program `{}` does not fit the pipeline target: {}",
+            p.name, r.message
+        ))
+        .object(obj.name.clone());
+        if r.insn != u32::MAX {
+            d = d.insn(r.insn as usize);
+        }
+        d.with_source(p)
+            .help(
+                "rewrite the construct named here, or compile this program for a target that \
+                 takes it (native, nfp); `nicc check --target verilog` lists what fits",
+            )
+            .to_string()
     })
 }
 
