@@ -39,6 +39,10 @@ fn remap_func_refs(func: &mut Function, map: &dyn Fn(FuncRef) -> FuncRef) {
     }
 }
 
+/// The most IR instructions a function may grow to by inlining: about what the kernel would
+/// take as BPF (1,000,000 instructions, `BPF_COMPLEXITY_LIMIT_INSNS`).
+pub const MAX_INLINED_INSTS: usize = 1_000_000;
+
 fn calls_in(func: &Function) -> Vec<(Inst, FuncRef)> {
     func.insts()
         .filter_map(|i| match func.dfg.inst(i) {
@@ -90,10 +94,25 @@ pub fn inline_calls(funcs: &mut Vec<Function>) -> Result<(), String> {
             }
         }
     }
+    // Every call site gets its own copy of the callee, so a chain of functions that each
+    // call the next twice doubles at every level: the size is checked before each copy.
+    let mut size: Vec<usize> = funcs.iter().map(|f| f.insts().count()).collect();
     for f in order {
         for (inst, callee) in calls_in(&funcs[f]) {
+            let grown = size[f] + size[callee.index()];
+            if grown > MAX_INLINED_INSTS {
+                return Err(format!(
+                    "inlining the calls of {} would make it more than {MAX_INLINED_INSTS} IR \
+                     instructions (each call site gets its own copy of {}); compile it for a \
+                     target that keeps calls (bpf, native), or call big subprograms from fewer \
+                     places",
+                    funcs[f].name,
+                    funcs[callee.index()].name
+                ));
+            }
             let body = funcs[callee.index()].clone();
             inline_one(&mut funcs[f], inst, &body);
+            size[f] = grown;
         }
     }
     // Keep the entry and whatever is reachable through function addresses.
@@ -225,4 +244,45 @@ fn inline_one(caller: &mut Function, call: Inst, callee: &Function) {
     });
     caller.layout.append_inst(jump, call_block);
     caller.srclocs[jump] = call_loc;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IR text of `fn0` calling `fn1` twice, `fn1` calling `fn2` twice, and so on down to a
+    /// leaf `fn{depth}`.
+    fn doubling_chain(depth: usize) -> Vec<Function> {
+        let mut text = String::new();
+        for i in 0..depth {
+            let n = i + 1;
+            text.push_str(&format!(
+                "function fn{i} %f{i}(i64) {{\nblock0(v0: i64):\n    v1 = call fn{n}(v0)\n    \
+                 v2 = call fn{n}(v1)\n    return v2\n}}\n"
+            ));
+        }
+        text.push_str(&format!(
+            "function fn{depth} %f{depth}(i64) {{\nblock0(v0: i64):\n    return v0\n}}\n"
+        ));
+        let module = ir::parse::parse_module(&text).expect("parses");
+        module.functions.values().cloned().collect()
+    }
+
+    /// Forty levels would be 2^40 copies of the leaf if nothing stopped it; the size check
+    /// refuses it before the copies are made, naming the function.
+    #[test]
+    fn a_doubling_call_chain_is_refused_before_it_grows() {
+        let mut funcs = doubling_chain(40);
+        let err = inline_calls(&mut funcs).expect_err("refused");
+        assert!(err.contains("more than 1000000 IR instructions"), "{err}");
+    }
+
+    /// A short chain still inlines completely: one function with no call left.
+    #[test]
+    fn a_short_doubling_chain_inlines_completely() {
+        let mut funcs = doubling_chain(5);
+        inline_calls(&mut funcs).expect("inlines");
+        assert_eq!(funcs.len(), 1);
+        assert!(calls_in(&funcs[0]).is_empty());
+    }
 }
