@@ -9,12 +9,13 @@
 //! already holds.
 //!
 //! The kernel verifier tracks a register written by a constant move as that exact scalar, so
-//! the state it sees after the deleted move is the one it already had.
+//! the state it sees after the deleted move is the one it already had. A 64-bit test against
+//! zero also tells the pass (and the verifier) that the register is zero on one edge.
 
 use super::branches::{Label, MachInsn};
 use super::peephole::effects;
 use frontend::insn::{Imm64, Insn, Operand, Reg};
-use ir::semantics::{AluOp, Width};
+use ir::semantics::{AluOp, JmpCond, Width};
 use std::collections::HashMap;
 
 /// The 64-bit value a move of a constant writes, if `m` is one.
@@ -68,6 +69,30 @@ fn transfer(m: &MachInsn, state: &mut Known) {
     }
 }
 
+/// The states after `m` on its taken edge and on its fall-through. A 64-bit test of a
+/// register against zero tells that the register is zero where the test says so: for a
+/// scalar the verifier learns the same, and a pointer that may be NULL becomes the scalar
+/// zero on its NULL branch (`mark_ptr_or_null_reg` in the kernel's verifier). Tests against
+/// other constants teach nothing here, because a pointer compared with them stays a pointer.
+fn after_zero_test(m: &MachInsn, state: &Known) -> (Known, Known) {
+    let (mut taken, mut fall) = (*state, *state);
+    if let MachInsn::Jcc {
+        width: Width::W64,
+        cond,
+        dst,
+        src: Operand::Imm(0),
+        ..
+    } = *m
+    {
+        match cond {
+            JmpCond::Eq => taken[dst.0 as usize % 11] = Some(0),
+            JmpCond::Ne => fall[dst.0 as usize % 11] = Some(0),
+            _ => {}
+        }
+    }
+    (taken, fall)
+}
+
 /// The constants known on entry to each instruction, by forward dataflow over the code's own
 /// control flow: a register is known at a join only when every way in brings the same value.
 /// `None` marks code no path reaches (yet).
@@ -109,12 +134,13 @@ fn known_before(code: &[MachInsn]) -> Vec<Option<Known>> {
             let Some(mut state) = before[k] else { continue };
             transfer(&code[k], &mut state);
             let falls = !matches!(code[k], MachInsn::Ja(_) | MachInsn::Insn(Insn::Exit));
+            let (taken, fall) = after_zero_test(&code[k], &state);
             if falls && k + 1 < n {
-                changed |= meet(&mut before[k + 1], &state);
+                changed |= meet(&mut before[k + 1], &fall);
             }
             if let MachInsn::Ja(l) | MachInsn::Jcc { target: l, .. } = code[k] {
                 if let Some(&t) = label_at.get(&l) {
-                    changed |= meet(&mut before[t], &state);
+                    changed |= meet(&mut before[t], &taken);
                 }
             }
         }
@@ -161,7 +187,6 @@ pub fn optimize(code: Vec<MachInsn>) -> Vec<MachInsn> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ir::semantics::JmpCond;
 
     fn mov_imm(width: Width, dst: u8, imm: i32) -> MachInsn {
         MachInsn::Insn(Insn::Alu {
@@ -192,6 +217,41 @@ mod tests {
             MachInsn::Label(7),
         ];
         assert_eq!(optimize(code).len(), 4);
+    }
+
+    #[test]
+    fn a_zero_test_makes_its_register_known_zero_where_it_says_so() {
+        // if r1 == 0 goto 5; r1 = 1; goto 6; 5: r1 = 0; 6: exit. The move of zero after the
+        // taken test goes; the 32-bit test teaches nothing about the upper half.
+        let zero_test = |width, cond| MachInsn::Jcc {
+            width,
+            cond,
+            dst: Reg(1),
+            src: Operand::Imm(0),
+            target: 5,
+        };
+        let code = |width, cond| {
+            vec![
+                zero_test(width, cond),
+                mov_imm(Width::W64, 1, 1),
+                MachInsn::Ja(6),
+                MachInsn::Label(5),
+                mov_imm(Width::W64, 1, 0),
+                MachInsn::Label(6),
+                MachInsn::Insn(Insn::Exit),
+            ]
+        };
+        assert_eq!(optimize(code(Width::W64, JmpCond::Eq)).len(), 6);
+        assert_eq!(optimize(code(Width::W32, JmpCond::Eq)).len(), 7);
+        assert_eq!(optimize(code(Width::W64, JmpCond::Ne)).len(), 7);
+        // On the fall-through of `!= 0` the register is zero.
+        let fall = vec![
+            zero_test(Width::W64, JmpCond::Ne),
+            mov_imm(Width::W64, 1, 0),
+            MachInsn::Label(5),
+            MachInsn::Insn(Insn::Exit),
+        ];
+        assert_eq!(optimize(fall).len(), 3);
     }
 
     #[test]
