@@ -27,8 +27,7 @@ pub fn synth(args: &SynthArgs) -> Result<String, String> {
     let mut s = String::new();
     let mut refused = Vec::new();
     if args.table {
-        let _ = writeln!(
-            s,
+        println!(
             "| program | stages | LUTs | % U50 | flip-flops | BRAM | LUT-RAM | DSP | LUT levels (deepest stage) | model MHz |\n|---|---|---|---|---|---|---|---|---|---|"
         );
     }
@@ -66,8 +65,9 @@ pub fn synth(args: &SynthArgs) -> Result<String, String> {
                     .file_name()
                     .map(|f| f.to_string_lossy().to_string())
                     .unwrap_or_default();
-                let _ = writeln!(
-                    s,
+                // Rows are printed as they are made: a table over the corpus takes hours of
+                // Yosys time, and a partial table is worth having.
+                println!(
                     "| {file} {name} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {:.0} |",
                     c.block.stages,
                     r.luts,
