@@ -1023,4 +1023,103 @@ mod tests {
         assert_eq!(mask_prefix(&[0xff, 0xff], 0), vec![0, 0]);
         assert_eq!(mask_prefix(&[0xab, 0xcd], 16), vec![0xab, 0xcd]);
     }
+
+    fn def(t: MapType, key_size: u32, value_size: u32, max_entries: u32) -> MapDef {
+        MapDef {
+            name: "m".into(),
+            map_type: t,
+            key_size,
+            value_size,
+            max_entries,
+            flags: 0,
+            inner: None,
+            initial_value: None,
+            origin: MapOrigin::Btf,
+        }
+    }
+
+    fn lpm_key(plen: u32, addr: [u8; 4]) -> Vec<u8> {
+        let mut k = plen.to_le_bytes().to_vec();
+        k.extend_from_slice(&addr);
+        k
+    }
+
+    fn slot_of(m: &mut MapState, key: &[u8]) -> Option<u32> {
+        match m.lookup(key) {
+            Some(Found::Value(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The LPM index probes only stored prefix lengths; removing the longest match falls back
+    /// to the next one, and the counts follow inserts, replacements and deletes.
+    #[test]
+    fn lpm_longest_match_follows_inserts_and_deletes() {
+        let mut m = MapState::new(&def(MapType::LpmTrie, 8, 4, 8), 1).expect("lpm map");
+        let query = lpm_key(32, [10, 1, 2, 3]);
+        assert_eq!(m.lookup(&query), None, "empty trie");
+        assert_eq!(m.update(&lpm_key(0, [0; 4]), &[0; 4], BPF_ANY, 0), 0);
+        assert_eq!(m.update(&lpm_key(8, [10, 9, 9, 9]), &[8; 4], BPF_ANY, 0), 0);
+        assert_eq!(
+            m.update(&lpm_key(24, [10, 1, 2, 0]), &[24; 4], BPF_ANY, 0),
+            0
+        );
+        // The same prefix with other host bits is the same entry.
+        assert_eq!(
+            m.update(&lpm_key(24, [10, 1, 2, 77]), &[25; 4], BPF_NOEXIST, 0),
+            -EEXIST
+        );
+        let s24 = slot_of(&mut m, &query).expect("/24 matches");
+        assert_eq!(m.value(s24, 0), Some(&[24u8; 4][..]));
+        assert_eq!(m.delete(&lpm_key(24, [10, 1, 2, 9])), 0);
+        let s8 = slot_of(&mut m, &query).expect("/8 matches");
+        assert_eq!(m.value(s8, 0), Some(&[8u8; 4][..]));
+        assert_eq!(m.delete(&lpm_key(24, [10, 1, 2, 9])), -ENOENT);
+        assert_eq!(m.delete(&lpm_key(8, [10, 0, 0, 0])), 0);
+        let s0 = slot_of(&mut m, &query).expect("/0 matches everything");
+        assert_eq!(m.value(s0, 0), Some(&[0u8; 4][..]));
+        // A query shorter than a stored prefix does not match it.
+        assert_eq!(
+            m.update(&lpm_key(16, [192, 168, 0, 0]), &[16; 4], BPF_ANY, 0),
+            0
+        );
+        assert_eq!(slot_of(&mut m, &lpm_key(8, [192, 168, 0, 0])), Some(s0));
+        assert_eq!(m.update(&lpm_key(33, [0; 4]), &[0; 4], BPF_ANY, 0), -EINVAL);
+    }
+
+    /// Hash maps hold every element's value from the start, so a value does not move when
+    /// later inserts fill the map (the JIT keeps its host address).
+    #[test]
+    fn hash_values_stay_put_while_the_map_fills() {
+        for t in [MapType::Hash, MapType::LruHash, MapType::PercpuHash] {
+            let mut m = MapState::new(&def(t, 4, 16, 64), 2).expect("hash map");
+            assert!(m.storage_is_stable(), "{t:?}");
+            assert_eq!(m.update(&0u32.to_le_bytes(), &[7; 16], BPF_ANY, 0), 0);
+            let s = slot_of(&mut m, &0u32.to_le_bytes()).expect("inserted");
+            let before = m.value(s, 0).map(<[u8]>::as_ptr);
+            // An LRU map may evict before it is full, so it gets a quarter of its entries.
+            let last: u32 = if t == MapType::LruHash { 16 } else { 64 };
+            for k in 1..last {
+                assert_eq!(m.update(&k.to_le_bytes(), &[k as u8; 16], BPF_ANY, 0), 0);
+            }
+            let s = slot_of(&mut m, &0u32.to_le_bytes()).expect("still there");
+            assert_eq!(m.value(s, 0).map(<[u8]>::as_ptr), before, "{t:?}");
+            assert_eq!(m.value(s, 0), Some(&[7u8; 16][..]), "{t:?}");
+            assert_eq!(m.peek_value(&5u32.to_le_bytes()), Some(&[5u8; 16][..]));
+        }
+    }
+
+    /// The key hasher tells apart keys that differ only in length or in trailing zeroes.
+    #[test]
+    fn key_hasher_separates_lengths() {
+        let hash = |b: &[u8]| {
+            let mut h = KeyHasher::default();
+            h.write(b);
+            h.finish()
+        };
+        assert_ne!(hash(&[1, 0, 0, 0]), hash(&[1, 0, 0, 0, 0, 0, 0, 0]));
+        assert_ne!(hash(&[1, 2, 3, 4]), hash(&[4, 3, 2, 1]));
+        assert_ne!(hash(&[0; 9]), hash(&[0; 10]));
+        assert_eq!(hash(&[9; 13]), hash(&[9; 13]));
+    }
 }
