@@ -186,3 +186,27 @@ fn a_program_longer_than_the_kernel_accepts_is_refused_by_the_reader() {
     let obj = frontend::elf::read_object(&with_code(limit - 1), "just-fits.o").expect("reads");
     assert_eq!(obj.programs[0].insns.len(), limit);
 }
+
+/// pipeline: `r0 = *(u32 *)(r10 - 769)` (bpf2bpf.o with the bytes of one offset swapped) was
+/// lifted into a stack load 257 bytes below the frame's memory, which the IR verifier then
+/// refused as a bug in the lifter. The lifter refuses it itself now, as the kernel does.
+#[test]
+fn a_stack_access_below_the_frame_is_refused_by_the_lifter() {
+    let path = support::corpus().join("elf/build/bpf2bpf.o");
+    let mut bytes = std::fs::read(&path).expect("corpus object");
+    let load = [0x61, 0xa0, 0xfc, 0xff, 0, 0, 0, 0];
+    let at = bytes
+        .windows(8)
+        .rposition(|w| w == load)
+        .expect("`r0 = *(u32 *)(r10 - 4)` in bpf2bpf.o");
+    bytes[at + 2..at + 4].copy_from_slice(&(-769i16).to_le_bytes());
+    let obj = frontend::elf::read_object(&bytes, "below-frame.o").expect("reads");
+    let err = frontend::lift::lift_object(&obj, &frontend::lift::LiftOptions::default())
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("4-byte stack access at r10-769 is outside the 512-byte frame"),
+        "{text}"
+    );
+    assert!(text.contains("help:"), "{text}");
+}

@@ -612,6 +612,38 @@ impl<'p, 'a, 'c> FunctionLifter<'p, 'a, 'c> {
     }
 
     /// The promoted variable of an access through `base + off`, if any.
+    /// A memory access through a frame pointer at a known offset must stay inside the
+    /// 512-byte frame: the kernel verifier refuses anything else, and the IR has no memory
+    /// there to give it.
+    fn check_frame_access(
+        &self,
+        slot: usize,
+        st: &State,
+        base: Reg,
+        off: i16,
+        size: Size,
+    ) -> Result<(), Diagnostic> {
+        let Prov::Stack(Some(c)) = st.reg(base) else {
+            return Ok(());
+        };
+        let at = c + off as i64;
+        let frame = ir::function::MAX_STACK_SLOT as i64;
+        if at >= -frame && at + size.bytes() as i64 <= 0 {
+            return Ok(());
+        }
+        Err(self
+            .plan
+            .ctx
+            .error(
+                slot,
+                format!(
+                    "{}-byte stack access at r10{at:+} is outside the {frame}-byte frame",
+                    size.bytes()
+                ),
+            )
+            .help("the kernel verifier refuses it too (invalid stack access); fix the offset"))
+    }
+
     fn promoted(&self, st: &State, base: Reg, off: i16, size: Size) -> Option<usize> {
         match st.reg(base) {
             Prov::Stack(Some(c)) => self
@@ -726,6 +758,7 @@ impl<'p, 'a, 'c> FunctionLifter<'p, 'a, 'c> {
                 src,
                 off,
             } => {
+                self.check_frame_access(slot, st, src, off, size)?;
                 let v = match self.promoted(st, src, off, size) {
                     Some(var) => {
                         let x = match vals[var] {
@@ -756,7 +789,10 @@ impl<'p, 'a, 'c> FunctionLifter<'p, 'a, 'c> {
                 dst,
                 off,
                 imm,
-            } => match self.promoted(st, dst, off, size) {
+            } => match self
+                .check_frame_access(slot, st, dst, off, size)
+                .map(|()| self.promoted(st, dst, off, size))?
+            {
                 Some(var) => {
                     let c = semantics::truncate(imm as i64 as u64, bits(size));
                     vals[var] = Some(b.iconst(c as i64));
@@ -774,6 +810,7 @@ impl<'p, 'a, 'c> FunctionLifter<'p, 'a, 'c> {
                 src,
                 off,
             } => {
+                self.check_frame_access(slot, st, dst, off, size)?;
                 let v = self.read(b, slot, src, vals)?;
                 match self.promoted(st, dst, off, size) {
                     Some(var) => {
@@ -804,6 +841,7 @@ impl<'p, 'a, 'c> FunctionLifter<'p, 'a, 'c> {
                 src,
                 off,
             } => {
+                self.check_frame_access(slot, st, dst, off, size)?;
                 let base = self.read(b, slot, dst, vals)?;
                 let value = self.read(b, slot, src, vals)?;
                 let region = self.region(b, st.reg(dst));
