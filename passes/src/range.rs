@@ -30,10 +30,10 @@
 
 use crate::cfg::{ControlFlowGraph, DominatorTree};
 use cranelift_entity::SecondaryMap;
+use imbl::{OrdMap, OrdSet};
 use ir::instructions::{BinaryOp, InstructionData, Region, UnaryOp};
 use ir::semantics::{self, ByteOrder, JmpCond, Width};
 use ir::{Block, Function, Inst, MemSize, Module, Value};
-use imbl::{OrdMap, OrdSet};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The kernel's limit on a constant packet offset (`MAX_PACKET_OFF`); offsets beyond it are not
