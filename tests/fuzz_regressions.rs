@@ -40,7 +40,7 @@ fn set_section_size(elf: &mut [u8], name: &str, size: u64) {
 
 /// Moves the contents of section `name` to `bytes`, appended at the end of the file.
 fn replace_section_contents(elf: &mut Vec<u8>, name: &str, bytes: &[u8]) {
-    while elf.len() % 8 != 0 {
+    while !elf.len().is_multiple_of(8) {
         elf.push(0);
     }
     let offset = elf.len() as u64;
