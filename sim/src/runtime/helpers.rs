@@ -328,6 +328,21 @@ const KEY_BUF: usize = 64;
 /// Bytes of a value read onto the host stack (a value on the BPF stack is at most 512).
 const VALUE_BUF: usize = 512;
 
+/// Whether `update_elem` and `delete_elem` work on maps of type `t`: the maps that hold data
+/// under keys, as opposed to program, device, socket and ring-buffer maps.
+fn holds_plain_data(t: MapType) -> bool {
+    matches!(
+        t,
+        MapType::Array
+            | MapType::PercpuArray
+            | MapType::Hash
+            | MapType::PercpuHash
+            | MapType::LruHash
+            | MapType::LruPercpuHash
+            | MapType::LpmTrie
+    )
+}
+
 fn wrong_map(helper: &str, t: MapType, name: &str) -> Fault {
     Fault::new(format!(
         "{helper} cannot be used on map `{name}` of type {t:?} (the verifier rejects it)"
@@ -459,16 +474,7 @@ fn map_update_elem(
         )
     };
     let mname = || rt.maps()[m].def.name.clone();
-    if !matches!(
-        t,
-        MapType::Array
-            | MapType::PercpuArray
-            | MapType::Hash
-            | MapType::PercpuHash
-            | MapType::LruHash
-            | MapType::LruPercpuHash
-            | MapType::LpmTrie
-    ) {
+    if !holds_plain_data(t) {
         return Err(wrong_map(&name, t, &mname()));
     }
     if ro {
@@ -500,17 +506,7 @@ fn map_delete_elem(
     let m = rt.map_of_pointer(a[0])?;
     let d = &rt.maps()[m];
     let (t, ks, ro) = (d.map_type(), d.def.key_size as usize, d.read_only());
-    if !matches!(
-        t,
-        MapType::Array
-            | MapType::PercpuArray
-            | MapType::Hash
-            | MapType::PercpuHash
-            | MapType::LruHash
-            | MapType::LruPercpuHash
-            | MapType::LpmTrie
-    ) || ro
-    {
+    if !holds_plain_data(t) || ro {
         return Err(wrong_map(&name, t, &rt.maps()[m].def.name));
     }
     let rc = with_bytes::<KEY_BUF, _>(rt, st, a[1], ks, |rt, _, key| {
