@@ -221,3 +221,74 @@ fn every_engine_gives_the_same_answer() {
         assert_eq!(v, &reports[0].1, "{engine} differs from the interpreter");
     }
 }
+
+/// The README promises two commands that work on a fresh machine. The second must be what
+/// `.ci/run` ends with, and the first, run as written, must simulate the bundled firewall with
+/// the interpreter's verdicts, output packets and final map contents.
+#[test]
+fn the_readme_commands_do_what_the_readme_says() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README opens with a sh block");
+    let lines: Vec<&str> = block.lines().collect();
+    assert_eq!(lines.len(), 2, "two commands: {block}");
+    assert_eq!(lines[1], "cargo test --release --workspace");
+    let ci = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run"))
+        .expect(".ci/run");
+    assert_eq!(
+        ci.lines().filter(|l| !l.trim().is_empty()).last(),
+        Some(lines[1]),
+        "CI runs exactly the README's test command"
+    );
+
+    let first = lines[0]
+        .strip_prefix("cargo run --release -- ")
+        .expect("the first command runs nicc through cargo");
+    let args: Vec<&str> = first.split_whitespace().collect();
+    assert_eq!(args[..2], ["sim", "examples/xdp_firewall.o"], "{first}");
+    let (ok, stdout, stderr) = nicc(&args);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("8 packets: aborted 1, drop 1, pass 4, tx 2"),
+        "{stdout}"
+    );
+
+    // The same run with its outputs written, beside the interpreter's.
+    let dir = std::env::temp_dir().join(format!("nicc-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = |name: &str| dir.join(name).to_string_lossy().to_string();
+    let (sim_pcap, sim_maps) = (out("sim.pcap"), out("sim.json"));
+    let (interp_pcap, interp_maps) = (out("interp.pcap"), out("interp.json"));
+    let mut sim_args = args.clone();
+    sim_args.extend(["--out", &sim_pcap, "--maps-out", &sim_maps]);
+    let (ok, _, stderr) = nicc(&sim_args);
+    assert!(ok, "{stderr}");
+    let mut run_args: Vec<&str> = vec!["run", "--engine", "interp"];
+    run_args.extend(
+        args[1..]
+            .iter()
+            .filter(|a| !matches!(**a, "--target" | "nfp")),
+    );
+    run_args.extend(["--out", &interp_pcap, "--maps-out", &interp_maps]);
+    let (ok, _, stderr) = nicc(&run_args);
+    assert!(ok, "{run_args:?}: {stderr}");
+    let read = |p: &str| std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert_eq!(
+        read(&sim_pcap),
+        read(&interp_pcap),
+        "the NFP model's output packets"
+    );
+    let maps = |p: &str| -> serde_json::Value {
+        serde_json::from_slice(&read(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+    };
+    assert_eq!(
+        maps(&sim_maps),
+        maps(&interp_maps),
+        "the NFP model's final maps"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
