@@ -15,10 +15,13 @@
 //!   register for a two-address operation) come from the same hints as the linear scan.
 //!
 //! The rules that keep the selector and the verifier happy are the linear scan's (see its
-//! module docs): `r0` is never allocated, at most eight values hold registers at any position
-//! (so a scratch register is always free), values live across a call sit in `r6`-`r9` or are
+//! module docs): at most eight values hold registers at any position (so a scratch register
+//! is always free), values live across a call sit in `r6`-`r9` or are
 //! spilled to their own 8-byte slot, and constants, map and stack addresses are
-//! rematerialized. A value that finds no register is spilled (no eviction): the backend
+//! rematerialized. `r0` is never allocated by [`allocate`]; [`allocate_with_r0`] also offers
+//! it to values that no call clobbers and no `cmpxchg` touches, first of all to a helper's
+//! result and to a returned value, and the selector then takes scratch registers from what is
+//! free at each instruction. A value that finds no register is spilled (no eviction): the backend
 //! compiles each function with both allocators and keeps the shorter code, so a program with
 //! high register pressure loses nothing against the linear scan.
 
@@ -85,8 +88,25 @@ fn find(parent: &mut HashMap<Value, Value>, v: Value) -> Value {
     root
 }
 
-/// Allocates every value of `func`.
+/// Allocates every value of `func` onto `r1`-`r9`.
 pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, AllocError> {
+    allocate_with(func, order, false)
+}
+
+/// Allocates every value of `func`, letting values that live between two calls sit in `r0`
+/// too. A helper's result then stays where the call left it (clang's `if r0 == 0` and
+/// `*(u64 *)(r0 + 0)`), and a returned value is computed where `exit` reads it, saving the
+/// copy out of or into `r0`. The selector then takes its scratch registers from whatever is
+/// free at each instruction instead of always `r0`.
+pub fn allocate_with_r0(func: &Function, order: &LinearOrder) -> Result<Allocation, AllocError> {
+    allocate_with(func, order, true)
+}
+
+fn allocate_with(
+    func: &Function,
+    order: &LinearOrder,
+    allow_r0: bool,
+) -> Result<Allocation, AllocError> {
     let dfg = &func.dfg;
     let mut locs: HashMap<Value, Loc> = HashMap::new();
     for &b in &order.blocks {
@@ -104,6 +124,8 @@ pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, Allo
     let mut segments: HashMap<Value, Segments> = HashMap::new();
     let mut used: HashSet<Value> = HashSet::new();
     let mut call_positions = Vec::new();
+    // Instructions that use `r0` implicitly beyond what a value in `r0` survives.
+    let mut r0_hostile: Vec<u32> = Vec::new();
     for &b in &order.blocks {
         let (start, end) = (order.block_start(b), order.block_end(b));
         let mut open: HashMap<Value, u32> = HashMap::new();
@@ -135,6 +157,9 @@ pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, Allo
             if is_call(data) {
                 call_positions.push(n);
             }
+            if matches!(data, ir::InstructionData::CmpXchg { .. }) {
+                r0_hostile.push(n);
+            }
         }
         for (v, lo) in open {
             let hi = if live_out[&b].contains(&v) {
@@ -148,6 +173,15 @@ pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, Allo
     let crosses_call = |segs: &Segments| {
         segs.iter()
             .any(|&(s, e)| call_positions.iter().any(|&n| s <= 2 * n && e > 2 * n))
+    };
+    // `r0` is a candidate for segments that no call clobbers (a call's own result starts
+    // after it) and that touch no `cmpxchg`, which reads and writes `r0` itself.
+    let r0_allowed = |segs: &Segments| {
+        allow_r0
+            && !crosses_call(segs)
+            && segs
+                .iter()
+                .all(|&(s, e)| r0_hostile.iter().all(|&n| e < 2 * n || s > 2 * n + 1))
     };
 
     // Coalescing groups of block parameters and their arguments.
@@ -192,7 +226,10 @@ pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, Allo
         members.entry(root).or_default().push(v);
     }
 
-    let hints = register_hints(func, order);
+    let mut hints = register_hints(func, order);
+    if allow_r0 {
+        add_r0_hints(func, order, &mut hints);
+    }
     let positions = 2 * order.number.len() + 2;
     let mut occ = Occupancy::new(positions);
     let mut spilled: Vec<Value> = Vec::new();
@@ -217,7 +254,14 @@ pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, Allo
                 .iter()
                 .flat_map(|m| hints.get(m).into_iter().flatten())
                 .collect();
-            if let Some(r) = choose(&occ, &locs, &segs, crosses_call(&segs), &wishes) {
+            if let Some(r) = choose(
+                &occ,
+                &locs,
+                &segs,
+                crosses_call(&segs),
+                r0_allowed(&segs),
+                &wishes,
+            ) {
                 occ.take(r, &segs);
                 for m in &pending {
                     locs.insert(*m, Loc::Reg(r));
@@ -228,7 +272,14 @@ pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, Allo
         if !placed {
             let segs = &segments[&v];
             let wishes: Vec<&Hint> = hints.get(&v).into_iter().flatten().collect();
-            match choose(&occ, &locs, segs, crosses_call(segs), &wishes) {
+            match choose(
+                &occ,
+                &locs,
+                segs,
+                crosses_call(segs),
+                r0_allowed(segs),
+                &wishes,
+            ) {
                 Some(r) => {
                     occ.take(r, segs);
                     locs.insert(v, Loc::Reg(r));
@@ -266,17 +317,40 @@ pub fn allocate(func: &Function, order: &LinearOrder) -> Result<Allocation, Allo
     })
 }
 
+/// Puts `r0` first among the wishes of a call's result and of a returned value: the call
+/// leaves its result there and `exit` reads it from there.
+fn add_r0_hints(func: &Function, order: &LinearOrder, hints: &mut HashMap<Value, Vec<Hint>>) {
+    let dfg = &func.dfg;
+    for &b in &order.blocks {
+        for &i in &order.insts[&b] {
+            let wants_r0 = match dfg.inst(i) {
+                ir::InstructionData::CallHelper { .. } | ir::InstructionData::Call { .. } => {
+                    dfg.inst_result(i)
+                }
+                ir::InstructionData::Return { value } => Some(*value),
+                _ => None,
+            };
+            if let Some(v) = wants_r0 {
+                hints.entry(v).or_default().insert(0, Hint::Reg(Reg::R0));
+            }
+        }
+    }
+}
+
 /// The register for a value (or group) with these segments: a wished-for one if free, else
-/// the lowest free one allowed.
+/// the lowest free one allowed (`r0` last, and only when `r0_ok`).
 fn choose(
     occ: &Occupancy,
     locs: &HashMap<Value, Loc>,
     segs: &Segments,
     crosses_call: bool,
+    r0_ok: bool,
     wishes: &[&Hint],
 ) -> Option<Reg> {
     let allowed = |r: Reg| {
-        if crosses_call {
+        if r == Reg::R0 {
+            r0_ok
+        } else if crosses_call {
             (6..=9).contains(&r.0)
         } else {
             (1..=9).contains(&r.0)
@@ -291,7 +365,93 @@ fn choose(
     });
     let mut candidates: Vec<Reg> = wished.collect();
     candidates.extend((1..=9).map(Reg));
+    candidates.push(Reg::R0);
     candidates
         .into_iter()
         .find(|&r| allowed(r) && occ.free(r, segs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use frontend::insn::{Insn, Operand};
+    use ir::semantics::AluOp;
+
+    /// A map lookup whose result is tested and counted into, with no call after it.
+    const LOOKUP: &str = r#"program fn0 "xdp"
+
+map0 = map "counts" type 2 key 4 value 8 max 4
+
+function fn0 %count(i64) {
+    ss0 = stack 4
+block0(v0: i64):
+    v1 = stack_addr ss0+0
+    v2 = load.ctx.u32 v0+0
+    store.stack(ss0).u32 v1+0, v2
+    v7 = map_ref map0
+    v8 = call_helper 1(v7, v1)
+    v9 = iconst 0
+    brif eq.w64 v8, v9, block1, block2
+block1:
+    v10 = iconst 0
+    return v10
+block2:
+    v11 = iconst 1
+    atomic.map_value(map0).u64 add v8+0, v11
+    v12 = iconst 2
+    return v12
+}
+"#;
+
+    fn lookup() -> (ir::Module, ir::FuncRef) {
+        let module = ir::parse::parse_module(LOOKUP).unwrap_or_else(|e| panic!("{e}"));
+        let f = module.programs[0].func;
+        (module, f)
+    }
+
+    #[test]
+    fn a_helper_result_and_a_returned_value_may_live_in_r0() {
+        let (module, f) = lookup();
+        let func = &module.functions[f];
+        let order = LinearOrder::new(func);
+        let with = allocate_with_r0(func, &order).unwrap_or_else(|e| panic!("{}", e.message));
+        let without = allocate(func, &order).unwrap_or_else(|e| panic!("{}", e.message));
+        let result = func
+            .dfg
+            .values()
+            .map(|(v, _)| v)
+            .find(|v| v.to_string() == "v8")
+            .expect("v8 exists");
+        assert_eq!(with.locs.get(&result), Some(&Loc::Reg(Reg::R0)));
+        assert!(without.locs.values().all(|l| *l != Loc::Reg(Reg::R0)));
+    }
+
+    #[test]
+    fn the_r0_strategy_copies_nothing_out_of_r0() {
+        let (module, f) = lookup();
+        let func = &module.functions[f];
+        let order = LinearOrder::new(func);
+        let alloc = allocate_with_r0(func, &order).unwrap_or_else(|e| panic!("{}", e.message));
+        let code = super::super::isel::select(func, &order, &alloc)
+            .unwrap_or_else(|e| panic!("{}", e.message));
+        let copies_from_r0 = code
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m,
+                    super::super::branches::MachInsn::Insn(Insn::Alu {
+                        op: AluOp::Mov,
+                        src: Operand::Reg(Reg::R0),
+                        ..
+                    })
+                )
+            })
+            .count();
+        assert_eq!(copies_from_r0, 0, "{code:?}");
+        // The whole function: the one strategy that wins is at least as short as plain
+        // coalescing, which needs the copy.
+        let lengths = super::super::strategy_lengths(&module, f);
+        let of = |name: &str| lengths.iter().find(|(n, _)| *n == name).and_then(|x| x.1);
+        assert!(of("coalescing-r0") < of("coalescing"), "{lengths:?}");
+    }
 }

@@ -274,11 +274,12 @@ impl<'a> Selector<'a> {
         }
     }
 
-    /// The register an instruction computes `v` into: its own, or `r0` when it is spilled.
-    fn def_reg(&self, v: Option<Value>) -> Reg {
-        match v.map(|v| self.loc(v)) {
-            Some(Loc::Reg(r)) => r,
-            _ => Reg::R0,
+    /// The register instruction `i` computes `v` into: its own, or a scratch register when
+    /// it is spilled or unused.
+    fn def_reg(&self, i: Inst, v: Option<Value>) -> Result<Reg, SelectError> {
+        match v.and_then(|v| self.alloc.locs.get(&v)) {
+            Some(Loc::Reg(r)) => Ok(*r),
+            _ => self.scratch(i, &[]),
         }
     }
 
@@ -289,18 +290,25 @@ impl<'a> Selector<'a> {
         }
     }
 
-    /// A scratch register other than `r0` free at instruction `n` and not in `avoid`.
-    fn free_temp(&self, inst: Inst, avoid: &[Reg]) -> Result<Reg, SelectError> {
+    /// A scratch register free at instruction `inst` and not in `avoid`: `r0` when no value
+    /// holds it there (always, unless the allocator gave `r0` to values), else the lowest
+    /// free one of `r1`-`r9`.
+    fn scratch(&self, inst: Inst, avoid: &[Reg]) -> Result<Reg, SelectError> {
         let n = self.order.number[&inst] as usize;
-        (1..=9)
+        (0..=9)
             .map(Reg)
             .find(|r| !self.occupancy[n].contains(r) && !avoid.contains(r))
             .ok_or_else(|| {
                 self.err(
                     inst,
-                    "no scratch register is free for an operand that lives on the stack (all nine of r1-r9 hold live values)",
+                    "no scratch register is free for an operand that lives on the stack (all of r0-r9 hold live values)",
                 )
             })
+    }
+
+    /// The registers values hold at instruction `inst`.
+    fn busy_at(&self, inst: Inst) -> HashSet<Reg> {
+        self.occupancy[self.order.number[&inst] as usize].clone()
     }
 
     fn run(&mut self) -> Result<(), SelectError> {
@@ -314,8 +322,14 @@ impl<'a> Selector<'a> {
                 .filter(|(_, p)| !self.alloc.unused.contains(p))
                 .map(|(k, &p)| (self.loc(p), Loc::Reg(Reg(k as u8 + 1))))
                 .collect();
+            // Values held at the first instruction are the ones the moves must not disturb.
+            let busy = self.occupancy.first().cloned().unwrap_or_default();
             let mut buf = Vec::new();
-            self.parallel_move(&mut buf, moves);
+            self.parallel_move(&mut buf, moves, &busy)
+                .map_err(|message| SelectError {
+                    message,
+                    inst: None,
+                })?;
             self.out.extend(buf);
         }
         for (k, &b) in blocks.iter().enumerate() {
@@ -358,7 +372,7 @@ impl<'a> Selector<'a> {
                 if let (Loc::Remat(Remat::Stack(slot, off)), Loc::Remat(Remat::Const(c))) =
                     (self.loc(a), self.loc(b))
                 {
-                    let rd = self.def_reg(result);
+                    let rd = self.def_reg(i, result)?;
                     let mut buf = Vec::new();
                     self.materialize(&mut buf, Remat::Stack(slot, off.wrapping_add(c as i32)), rd);
                     self.out.extend(buf);
@@ -366,7 +380,7 @@ impl<'a> Selector<'a> {
                 }
             }
             InstructionData::Binary { op, width, args } => {
-                let rd = self.def_reg(result);
+                let rd = self.def_reg(i, result)?;
                 let [a, b] = args;
                 let src = match self.loc(b) {
                     Loc::Remat(Remat::Const(c)) if self.imm_ok(op, width, c) => {
@@ -374,11 +388,7 @@ impl<'a> Selector<'a> {
                     }
                     Loc::Reg(r) => Operand::Reg(r),
                     other => {
-                        let t = if rd == Reg::R0 {
-                            self.free_temp(i, &[])?
-                        } else {
-                            Reg::R0
-                        };
+                        let t = self.scratch(i, &[rd])?;
                         self.load_into(t, other);
                         Operand::Reg(t)
                     }
@@ -394,7 +404,7 @@ impl<'a> Selector<'a> {
                 self.finish_def(result, rd);
             }
             InstructionData::Unary { op, width, arg } => {
-                let rd = self.def_reg(result);
+                let rd = self.def_reg(i, result)?;
                 match (op, self.loc(arg)) {
                     (UnaryOp::Neg, la) => {
                         self.load_into(rd, la);
@@ -441,7 +451,7 @@ impl<'a> Selector<'a> {
                 self.finish_def(result, rd);
             }
             InstructionData::Endian { order, bits, arg } => {
-                let rd = self.def_reg(result);
+                let rd = self.def_reg(i, result)?;
                 let la = self.loc(arg);
                 self.load_into(rd, la);
                 self.emit(MachInsn::Insn(Insn::Endian {
@@ -458,7 +468,7 @@ impl<'a> Selector<'a> {
                 offset,
                 ..
             } => {
-                let rd = self.def_reg(result);
+                let rd = self.def_reg(i, result)?;
                 let (src, off) = self.address(i, base, offset, rd)?;
                 self.emit(MachInsn::Insn(Insn::Load {
                     size: size_of(size),
@@ -476,7 +486,8 @@ impl<'a> Selector<'a> {
                 offset,
                 value,
             } => {
-                let (dst, off) = self.address(i, base, offset, Reg::R0)?;
+                let base_temp = self.scratch(i, &[])?;
+                let (dst, off) = self.address(i, base, offset, base_temp)?;
                 let imm = match self.loc(value) {
                     Loc::Remat(Remat::Const(c)) if region != ir::Region::Ctx => match size {
                         MemSize::U64 => i32::try_from(c).ok(),
@@ -492,11 +503,7 @@ impl<'a> Selector<'a> {
                         imm,
                     })),
                     None => {
-                        let t = if dst == Reg::R0 {
-                            self.free_temp(i, &[])?
-                        } else {
-                            Reg::R0
-                        };
+                        let t = self.scratch(i, &[dst])?;
                         let src = self.use_reg(value, t);
                         self.emit(MachInsn::Insn(Insn::StoreReg {
                             size: size_of(size),
@@ -521,21 +528,18 @@ impl<'a> Selector<'a> {
                 let result_used = result.is_some() && !dead;
                 let src = if fetch {
                     let rs = if result_used {
-                        self.def_reg(result)
+                        self.def_reg(i, result)?
                     } else {
-                        Reg::R0
+                        self.scratch(i, &[])?
                     };
                     let lv = self.loc(value);
                     self.load_into(rs, lv);
                     rs
                 } else {
-                    self.use_reg(value, Reg::R0)
+                    let t = self.scratch(i, &[])?;
+                    self.use_reg(value, t)
                 };
-                let temp = if src == Reg::R0 {
-                    self.free_temp(i, &[])?
-                } else {
-                    Reg::R0
-                };
+                let temp = self.scratch(i, &[src])?;
                 let (dst, off) = self.address(i, base, offset, temp)?;
                 let op = match op {
                     AtomicOp::Add => BpfAtomic::Add,
@@ -565,12 +569,17 @@ impl<'a> Selector<'a> {
                 ..
             } => {
                 let size = self.atomic_size(i, size)?;
+                // `cmpxchg` reads and writes `r0` itself; the allocator keeps values out of
+                // `r0` around it, and this check keeps that promise visible.
+                if self.busy_at(i).contains(&Reg::R0) {
+                    return Err(self.err(i, "a value sits in r0 where cmpxchg needs it"));
+                }
                 let le = self.loc(expected);
                 self.load_into(Reg::R0, le);
                 let repl = match self.loc(replacement) {
                     Loc::Reg(r) => r,
                     other => {
-                        let t = self.free_temp(i, &[])?;
+                        let t = self.scratch(i, &[Reg::R0])?;
                         self.load_into(t, other);
                         t
                     }
@@ -578,7 +587,7 @@ impl<'a> Selector<'a> {
                 let temp = match self.loc(base) {
                     Loc::Reg(r) => r,
                     Loc::Remat(Remat::Stack(..)) => Reg::FP,
-                    _ => self.free_temp(i, &[repl])?,
+                    _ => self.scratch(i, &[repl, Reg::R0])?,
                 };
                 let (dst, off) = self.address(i, base, offset, temp)?;
                 self.emit(MachInsn::Insn(Insn::Atomic {
@@ -619,13 +628,15 @@ impl<'a> Selector<'a> {
                     (Loc::Reg(Reg(3)), self.loc(index)),
                 ];
                 let mut buf = Vec::new();
-                self.parallel_move(&mut buf, moves);
+                let busy = self.busy_at(i);
+                self.parallel_move(&mut buf, moves, &busy)
+                    .map_err(|m| self.err(i, m))?;
                 self.out.extend(buf);
                 self.emit(MachInsn::Insn(Insn::Call(CallTarget::Helper(
                     HELPER_TAIL_CALL,
                 ))));
             }
-            InstructionData::Jump { ref dest } => match self.edge_code(dest, next) {
+            InstructionData::Jump { ref dest } => match self.edge_code(i, dest, next)? {
                 Some(code) => self.out.extend(code),
                 None => self.emit(MachInsn::Ja(label_of(dest.block))),
             },
@@ -723,7 +734,9 @@ impl<'a> Selector<'a> {
             .map(|(k, &a)| (Loc::Reg(Reg(k as u8 + 1)), self.loc(a)))
             .collect();
         let mut buf = Vec::new();
-        self.parallel_move(&mut buf, moves);
+        let busy = self.busy_at(i);
+        self.parallel_move(&mut buf, moves, &busy)
+            .map_err(|m| self.err(i, m))?;
         self.out.extend(buf);
         Ok(())
     }
@@ -766,20 +779,21 @@ impl<'a> Selector<'a> {
             std::mem::swap(&mut a, &mut b);
             cond = swap_cond(cond);
         }
+        let t_a = self.scratch(i, &[])?;
         let src = match self.loc(b) {
             Loc::Remat(Remat::Const(c)) if imm_for(width, c).is_some() => {
                 Operand::Imm(imm_for(width, c).unwrap_or(0))
             }
             Loc::Reg(r) => Operand::Reg(r),
             other => {
-                let t = self.free_temp(i, &[])?;
+                let t = self.scratch(i, &[t_a])?;
                 self.load_into(t, other);
                 Operand::Reg(t)
             }
         };
-        let dst = self.use_reg(a, Reg::R0);
-        let true_code = self.edge_code(&dests[0], None);
-        let false_code = self.edge_code(&dests[1], next);
+        let dst = self.use_reg(a, t_a);
+        let true_code = self.edge_code(i, &dests[0], None)?;
+        let false_code = self.edge_code(i, &dests[1], next)?;
         let (t_block, f_block) = (dests[0].block, dests[1].block);
         let inverted = invert_cond(cond);
         // Edges that are nothing but a jump (to their block or to a shared return stub) need
@@ -871,10 +885,15 @@ impl<'a> Selector<'a> {
     /// The code an edge needs, or `None` when it is a plain jump to its block. An edge with
     /// moves into a block that only returns (and is not laid out next) returns directly, as
     /// clang duplicates `exit`; any other edge does its parallel moves and jumps.
-    fn edge_code(&mut self, dest: &BlockCall, next: Option<Block>) -> Option<Vec<MachInsn>> {
+    fn edge_code(
+        &mut self,
+        i: Inst,
+        dest: &BlockCall,
+        next: Option<Block>,
+    ) -> Result<Option<Vec<MachInsn>>, SelectError> {
         let moves = self.edge_moves(dest);
         if moves.is_empty() {
-            return None;
+            return Ok(None);
         }
         let mut code = Vec::new();
         // Returning a constant: jump to the one stub that returns it, as clang shares one
@@ -892,7 +911,7 @@ impl<'a> Selector<'a> {
                     l
                 }
             };
-            return Some(vec![MachInsn::Ja(label)]);
+            return Ok(Some(vec![MachInsn::Ja(label)]));
         }
         // Returning directly costs at most what the moves and the jump cost, and may leave the
         // shared return block with no predecessor at all.
@@ -900,12 +919,14 @@ impl<'a> Selector<'a> {
             if next != Some(dest.block) {
                 self.load_into_buf(&mut code, Reg::R0, self.loc(value));
                 code.push(MachInsn::Insn(Insn::Exit));
-                return Some(code);
+                return Ok(Some(code));
             }
         }
-        self.parallel_move(&mut code, moves);
+        let busy = self.busy_at(i);
+        self.parallel_move(&mut code, moves, &busy)
+            .map_err(|m| self.err(i, m))?;
         code.push(MachInsn::Ja(label_of(dest.block)));
-        Some(code)
+        Ok(Some(code))
     }
 
     /// When `dest.block` is nothing but `return v`, the value the edge returns.
@@ -927,16 +948,38 @@ impl<'a> Selector<'a> {
     /// Emits the moves `dst <- src` as if they happened at once. Destinations are registers
     /// or spill slots, and spill slots are never shared, so a slot written here is never read
     /// here: stack destinations go first, then register destinations in an order that reads
-    /// every register before overwriting it, breaking cycles through `r0`.
-    fn parallel_move(&self, out: &mut Vec<MachInsn>, moves: Vec<Move>) {
+    /// every register before overwriting it, breaking cycles through a scratch register: one
+    /// that no move reads or writes and no value in `busy` (those live around the moves)
+    /// holds, `r0` whenever it is free.
+    fn parallel_move(
+        &self,
+        out: &mut Vec<MachInsn>,
+        moves: Vec<Move>,
+        busy: &HashSet<Reg>,
+    ) -> Result<(), String> {
         let mut pending: Vec<Move> = moves.into_iter().filter(|(d, s)| d != s).collect();
+        let involved = |r: Reg| {
+            pending
+                .iter()
+                .any(|(d, s)| *d == Loc::Reg(r) || *s == Loc::Reg(r))
+        };
+        let temp = (0..=9)
+            .map(Reg)
+            .find(|&r| !busy.contains(&r) && !involved(r));
+        let need_temp = || {
+            temp.ok_or_else(|| {
+                "no register is free to break a cycle of register moves or to stage a spill"
+                    .to_string()
+            })
+        };
         for (d, s) in pending.iter().filter(|(d, _)| matches!(d, Loc::Spill(_))) {
             if let Loc::Spill(off) = d {
                 let r = match s {
                     Loc::Reg(r) => *r,
                     other => {
-                        self.load_into_buf(out, Reg::R0, *other);
-                        Reg::R0
+                        let t = need_temp()?;
+                        self.load_into_buf(out, t, *other);
+                        t
                     }
                 };
                 out.push(spill_store(*off, r));
@@ -956,18 +999,20 @@ impl<'a> Selector<'a> {
                 }
                 None => {
                     // Every destination is still read by another move: a cycle of registers.
+                    let t = need_temp()?;
                     let (d, _) = pending[0];
                     if let Loc::Reg(dr) = d {
-                        out.push(mov(Reg::R0, dr));
+                        out.push(mov(t, dr));
                     }
                     for m in pending.iter_mut() {
                         if m.1 == d {
-                            m.1 = Loc::Reg(Reg::R0);
+                            m.1 = Loc::Reg(t);
                         }
                     }
                 }
             }
         }
+        Ok(())
     }
 }
 

@@ -5,7 +5,8 @@
 //! instructions; [`regalloc`] (a linear scan) and [`coalescing_alloc`] (precise live ranges,
 //! block parameters coalesced with their arguments) give every SSA value a register of
 //! `r1`-`r9`, a spill slot or rematerialization (the linear scan also in a variant that
-//! spills the values with the fewest uses), and the shortest resulting code is kept; [`isel`] turns IR instructions into BPF instructions with labels;
+//! spills the values with the fewest uses, the coalescing one also in a variant that puts
+//! values between calls in `r0`), and the shortest resulting code is kept; [`isel`] turns IR instructions into BPF instructions with labels;
 //! [`peephole`] removes the register copies allocation and selection leave behind;
 //! [`hoist_moves`] writes an edge's moves before its conditional jump where the other path
 //! does not need their registers, and [`known_constants`] drops the constant moves that
@@ -66,10 +67,12 @@ type Allocator =
     fn(&ir::Function, &layout::LinearOrder) -> Result<regalloc::Allocation, regalloc::AllocError>;
 
 /// Every allocation strategy, in order of preference on ties: coalescing removes most edge
-/// copies; the linear scan's eviction spills less where registers run short; spilling the
+/// copies, and with `r0` also the copies out of `r0` after calls and into it before `exit`
+/// (it is second because a strategy that fails only loses its turn); the linear scan's eviction spills less where registers run short; spilling the
 /// values with the fewest uses costs fewer reloads where a parser's pointers are read often.
-pub const ALLOCATORS: [(&str, Allocator); 3] = [
+pub const ALLOCATORS: [(&str, Allocator); 4] = [
     ("coalescing", coalescing_alloc::allocate),
+    ("coalescing-r0", coalescing_alloc::allocate_with_r0),
     ("linear-scan", regalloc::allocate),
     ("linear-scan-by-uses", regalloc::allocate_by_uses),
 ];
