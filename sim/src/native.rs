@@ -207,9 +207,10 @@ impl JitProgram {
             (abi::SYM_HELPER, cb_helper as *const u8),
         ];
         builder.symbols(callbacks);
+        builder.symbols(direct_helper_symbols());
         let mut jit = JITModule::new(builder);
         let options = LowerOptions {
-            helpers: HelperLinkage::Dispatcher,
+            helpers: HelperLinkage::Named,
             ..options.clone()
         };
         let lowered = match lower_module(&mut jit, module, &options) {
@@ -403,10 +404,43 @@ impl Engine<'_> {
         let Ok(k) = self.rt.load(&mut self.st, key, 4) else {
             return;
         };
+        let host = self.direct_value_host(v);
         if let Some(Some(table)) = self.lookup_tables.get_mut(i) {
-            if let Some(e) = table.get_mut(k as usize) {
-                *e = v;
+            let at = k as usize * 2;
+            if let Some(e) = table.get_mut(at..at + 2) {
+                e[0] = v;
+                e[1] = host;
             }
+        }
+    }
+
+    /// The host address of the map value pointer value `v` points to (at offset 0), when the
+    /// program may read and write the whole value there for the rest of the run: the map's
+    /// storage never moves and the map is writable. 0 otherwise.
+    fn direct_value_host(&mut self, v: u64) -> u64 {
+        if v & 0xffff_ffff != 0 {
+            return 0;
+        }
+        let Some(n) = (v >> 32)
+            .checked_sub(VALUE_REGION_BASE)
+            .filter(|n| *n < (1 << 24))
+            .map(|n| n as usize)
+        else {
+            return 0;
+        };
+        let Some((m, slot, cpu)) = self.rt.value_region(n) else {
+            return 0;
+        };
+        let Some(map) = self.rt.map_mut(m) else {
+            return 0;
+        };
+        if map.read_only() || !stable_storage(map) {
+            return 0;
+        }
+        let size = map.def.value_size as usize;
+        match map.value_mut(slot, cpu) {
+            Some(value) if value.len() >= size => value.as_mut_ptr() as u64,
+            _ => 0,
         }
     }
 
@@ -457,6 +491,7 @@ impl Engine<'_> {
 /// `ctx` must be the context block of a run of [`run_native`], whose `host` points to that
 /// run's live [`Engine`], and native code must not touch either while the callback runs (it is
 /// suspended in the call).
+#[inline(always)]
 unsafe fn with_engine(
     ctx: *mut NativeCtx,
     f: impl FnOnce(&mut Engine, &mut NativeCtx) -> Result<u64, Fault>,
@@ -627,36 +662,88 @@ extern "C" fn cb_helper(
     a4: u64,
     a5: u64,
 ) -> u64 {
+    let args = [a1, a2, a3, a4, a5];
     // SAFETY: only native code of a run calls this, with its context block.
-    unsafe {
-        with_engine(ctx, |e, c| {
-            if id == HELPER_TAIL_CALL {
-                return Err(Fault::new(
-                    "bpf_tail_call as a plain helper call; the IR expresses tail calls with `tail_call`",
-                ));
+    unsafe { with_engine(ctx, |e, c| helper_in_engine(e, c, id, args)) }
+}
+
+/// The entry point of one helper (`nicc_helper_<name>`): the same body as [`cb_helper`] with
+/// the id a constant, so that every test of the id folds away and the call of the helper's
+/// own function is direct.
+extern "C" fn cb_helper_direct<const ID: u64>(
+    ctx: *mut NativeCtx,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> u64 {
+    let args = [a1, a2, a3, a4, a5];
+    // SAFETY: only native code of a run calls this, with its context block. The closure
+    // names `ID` itself, so that its body (which runs apart, under `catch_unwind`) is
+    // compiled with the id a constant.
+    unsafe { with_engine(ctx, |e, c| helper_in_engine(e, c, ID, args)) }
+}
+
+/// Instantiates [`cb_helper_direct`] for each id, as (symbol, address) pairs.
+macro_rules! direct_helpers {
+    ($($id:literal)*) => {
+        [$((abi::helper_symbol($id), cb_helper_direct::<$id> as *const u8)),*]
+    };
+}
+
+/// The helpers that have an entry point of their own: every id [`abi::helper_name`] names
+/// (a test checks that the two lists agree).
+fn direct_helper_symbols() -> Vec<(String, *const u8)> {
+    direct_helpers!(
+        1 2 3 5 6 7 8 12 23 25 28 42 44 51 54 65 69 87 88 89 121 125 130 131 132 133 160
+        188 189 190 195 208
+    )
+    .into_iter()
+    .collect()
+}
+
+/// Helpers that move the packet bounds, after which the context block gets the new ones.
+fn moves_packet_bounds(helper: u64) -> bool {
+    matches!(helper, 44 | 54 | 65)
+}
+
+/// A helper call from native code, on the engine of the run: the runtime's helper, then what
+/// the engine keeps in step with it (value table, packet bounds, lookup cache).
+#[inline(always)]
+fn helper_in_engine(
+    e: &mut Engine,
+    c: &mut NativeCtx,
+    id: u64,
+    args: [u64; 5],
+) -> Result<u64, Fault> {
+    if id == HELPER_TAIL_CALL {
+        return Err(Fault::new(
+            "bpf_tail_call as a plain helper call; the IR expresses tail calls with `tail_call`",
+        ));
+    }
+    let r = helpers::call(e.rt, &mut e.st, id as i32, args);
+    // Whatever the helper did before failing, stale entries must go.
+    if !keeps_map_storage(id) {
+        e.invalidate_movable(c);
+    }
+    let r = r?;
+    if moves_packet_bounds(id) {
+        e.sync_out(c);
+    }
+    match r {
+        HelperOutcome::Return(v) => {
+            if id == 1 || id == 195 {
+                e.register_value(c, v);
             }
-            let r = helpers::call(e.rt, &mut e.st, id as i32, [a1, a2, a3, a4, a5]);
-            // Whatever the helper did before failing, stale entries must go.
-            if !keeps_map_storage(id) {
-                e.invalidate_movable(c);
+            if id == 1 {
+                e.cache_lookup(args[0], args[1], v);
             }
-            let r = r?;
-            e.sync_out(c);
-            match r {
-                HelperOutcome::Return(v) => {
-                    if id == 1 || id == 195 {
-                        e.register_value(c, v);
-                    }
-                    if id == 1 {
-                        e.cache_lookup(a1, a2, v);
-                    }
-                    Ok(v)
-                }
-                HelperOutcome::TailCall(_) | HelperOutcome::TailCallFailed => Err(Fault::new(
-                    "a helper other than bpf_tail_call asked for a tail call",
-                )),
-            }
-        })
+            Ok(v)
+        }
+        HelperOutcome::TailCall(_) | HelperOutcome::TailCallFailed => Err(Fault::new(
+            "a helper other than bpf_tail_call asked for a tail call",
+        )),
     }
 }
 
@@ -783,7 +870,7 @@ impl<'a> PreparedRun<'a> {
                 (array_storage(d.map_type)
                     && d.key_size == 4
                     && d.max_entries <= abi::LOOKUP_CACHE_MAX_ENTRIES)
-                    .then(|| vec![0u64; d.max_entries as usize])
+                    .then(|| vec![0u64; 2 * d.max_entries as usize])
             });
             lookup_tables.push(table);
         }
@@ -849,11 +936,28 @@ impl<'a> PreparedRun<'a> {
     }
 
     /// Enters the program `n` times (at least once) and returns the last r0: the loop a
-    /// benchmark times, with nothing but the entries inside it.
+    /// benchmark times. Per entry it does what `BPF_PROG_TEST_RUN`'s loop does around the
+    /// kernel's program: the bookkeeping of one entry (live frames, fault flag, loop budget,
+    /// three stores the semantics need), the call, and the test of the fault flag.
+    #[inline(never)]
     pub fn run_repeated(&mut self, n: u64) -> Result<u64, Diagnostic> {
-        let mut r0 = self.run()?;
-        for _ in 1..n {
-            r0 = self.run()?;
+        let program = self.program;
+        let entry = program.functions[program.entry.index()];
+        let ctx: *mut NativeCtx = &mut *self.ctx;
+        let (args, budget) = (self.args, self.budget);
+        let mut r0 = 0;
+        for _ in 0..n.max(1) {
+            // SAFETY: as in `run`: the entry belongs to `program`, whose module outlives this
+            // borrow, and the context block with every table it points to lives in `self`.
+            unsafe {
+                (*ctx).depth = 1;
+                (*ctx).fault = 0;
+                (*ctx).budget = budget;
+                r0 = entry.call(ctx, args);
+                if (*ctx).fault != 0 {
+                    return Err(self.fault_diagnostic());
+                }
+            }
         }
         Ok(r0)
     }
@@ -948,4 +1052,22 @@ pub fn run_native_with_memory_in(
     let (r0, st) = run_native(program, rt, st, u64::MAX, [r1, mem.len() as u64, 0, 0, 0])?;
     mem.copy_from_slice(&st.mem);
     Ok(r0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_helper_has_a_direct_entry_point() {
+        let direct: Vec<String> = direct_helper_symbols()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        let named: Vec<String> = (0..1024)
+            .filter(|id| abi::helper_name(*id).is_some())
+            .map(abi::helper_symbol)
+            .collect();
+        assert_eq!(direct, named);
+    }
 }

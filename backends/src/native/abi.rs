@@ -130,11 +130,16 @@ pub struct NativeCtx {
     pub value_regions: *const ValueRegionDesc,
     pub value_region_count: u64,
     /// `bpf_map_lookup_elem` on array maps without a call, indexed by map: null, or a table
-    /// of `max_entries` pointer values, where entry `k` is what the lookup of key `k` returns
-    /// once the host has seen it (0 until then: native code then calls the helper, and the
-    /// host fills the entry). Native code returns NULL itself for a key past `max_entries`.
-    /// Entries change only inside callbacks. A host that sets the pointer to null, or every
-    /// table to null, gets a helper call for every lookup.
+    /// of `max_entries` entries of two words. Word 0 of entry `k` is the pointer value the
+    /// lookup of key `k` returns once the host has seen it (0 until then: native code then
+    /// calls the helper, and the host fills the entry); word 1 is the host address of that
+    /// value when the program may read and write all `value_size` bytes of it there for the
+    /// rest of the run, 0 otherwise. Native code returns NULL itself for a key past
+    /// `max_entries`, and accesses through the returned pointer at constant offsets within
+    /// the value go straight to word 1's address (the kernel's inlined array lookup does
+    /// the same); with word 1 zero they go through `value_regions`. Entries change only
+    /// inside callbacks. A host that sets the pointer to null, or every table to null, gets
+    /// a helper call for every lookup.
     pub lookup_cache: *const *const u64,
 }
 
@@ -310,7 +315,7 @@ pub const CTX_FIELDS: &[(&str, &str)] = &[
     ),
     (
         "const uint64_t *const *lookup_cache",
-        "per map, NULL or max_entries results of array lookups by key (0: not known yet, call the helper); NULL for none",
+        "per map, NULL or max_entries pairs {pointer value, host address} of array lookups by key (value 0: not known yet, call the helper; host 0: access through value_regions); NULL for none",
     ),
 ];
 

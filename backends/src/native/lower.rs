@@ -64,6 +64,10 @@ pub enum HelperLinkage {
     Dispatcher,
     /// One undefined symbol per helper, `nicc_helper_<name>(ctx, r1..r5)` (objects).
     PerHelper,
+    /// `nicc_helper_<name>` for the helpers [`abi::helper_name`] names, the dispatcher for
+    /// any other id (the JIT engine, which defines one entry point per named helper, so that
+    /// a call goes straight to that helper's code instead of through a switch on the id).
+    Named,
 }
 
 /// What the lowering may assume and how it links.
@@ -219,6 +223,8 @@ pub fn lower_module<M: Module>(
                 current: None,
                 pending_edges: Vec::new(),
                 counts: &mut counts,
+                companions: HashMap::new(),
+                pkt_bounds: None,
             };
             l.lower()?;
             let config = l.m.target_config();
@@ -271,6 +277,13 @@ enum Shape {
     Unchecked(cl::Value),
     /// `host = addr + bias` when `ok`, the runtime otherwise.
     Checked { ok: cl::Value, bias: cl::Value },
+    /// `host = addr + bias` when both conditions hold (tested by two branches, each a
+    /// compare and a conditional jump), the runtime otherwise.
+    Checked2 {
+        first: cl::Value,
+        second: cl::Value,
+        bias: cl::Value,
+    },
     /// A field of the context block, when the base is the context value.
     CtxField(i32),
     /// Always the runtime.
@@ -303,6 +316,24 @@ struct FnLower<'a, 'b, M: Module> {
     /// Back-edge blocks still to fill: (edge block, target, arguments, BPF instruction).
     pending_edges: Vec<(cl::Block, cl::Block, Vec<BlockArg>, u32)>,
     counts: &'a mut (usize, usize, usize),
+    /// Pointers into an array value whose host address is known: an IR value that is the
+    /// result of a cached array lookup plus a constant maps to the host address of byte 0 of
+    /// the value (0 when the lookup did not give one), the constant, and the map.
+    companions: HashMap<Value, Companion>,
+    /// `ctx->pkt_data`, `pkt_end` and `pkt_meta` as variables: loaded in the entry block and
+    /// again after every call (only callbacks move them), so that every packet check and
+    /// context load in between uses registers, whatever path led to it.
+    pkt_bounds: Option<[cranelift_frontend::Variable; 3]>,
+}
+
+/// The host address that goes with a map-value pointer (see [`FnLower::companions`]).
+#[derive(Clone, Copy, Debug)]
+struct Companion {
+    /// Host address of byte 0 of the value, or 0 when unknown.
+    host: cl::Value,
+    /// The pointer is the lookup result plus this many bytes.
+    delta: i64,
+    map: MapRef,
 }
 
 /// What a memory operation touches, for Cranelift's alias analysis and load motion. Memory
@@ -455,6 +486,15 @@ impl<M: Module> FnLower<'_, '_, M> {
         if self.uses_frame() {
             self.load_frame();
         }
+        if self.uses_packet() {
+            let vars = [
+                self.b.declare_var(types::I64),
+                self.b.declare_var(types::I64),
+                self.b.declare_var(types::I64),
+            ];
+            self.pkt_bounds = Some(vars);
+            self.reload_bounds();
+        }
         self.rpo_index = order.iter().enumerate().map(|(i, b)| (*b, i)).collect();
         for &blk in &order {
             let cb = self.blocks[&blk];
@@ -485,6 +525,51 @@ impl<M: Module> FnLower<'_, '_, M> {
                 || matches!(d.memory_access(), Some((Region::Stack(_), _)))
                 || self.options.proven_safe.contains(&(self.fref, i))
         })
+    }
+
+    /// True when the function reads the packet bounds: it accesses the packet or loads from
+    /// the context.
+    fn uses_packet(&self) -> bool {
+        self.func.insts().any(|i| {
+            matches!(
+                self.func.dfg.inst(i).memory_access(),
+                Some((Region::Packet | Region::Ctx, _))
+            )
+        })
+    }
+
+    /// (Re)loads the packet bounds into their variables.
+    fn reload_bounds(&mut self) {
+        let Some(vars) = self.pkt_bounds else {
+            return;
+        };
+        let ctxp = self.ctxp();
+        for (var, field) in
+            vars.into_iter()
+                .zip([offsets::PKT_DATA, offsets::PKT_END, offsets::PKT_META])
+        {
+            let f = self.fl(Mem::Host);
+            let v = self.b.ins().load(types::I64, f, ctxp, field);
+            self.b.def_var(var, v);
+        }
+    }
+
+    /// The current value of a packet bound field (`offsets::PKT_*`), from its variable, or
+    /// loaded when the function has none.
+    fn bound(&mut self, field: i32) -> cl::Value {
+        let index = match field {
+            offsets::PKT_DATA => 0,
+            offsets::PKT_END => 1,
+            _ => 2,
+        };
+        match self.pkt_bounds {
+            Some(vars) => self.b.use_var(vars[index]),
+            None => {
+                let ctxp = self.ctxp();
+                let f = self.fl(Mem::Host);
+                self.b.ins().load(types::I64, f, ctxp, field)
+            }
+        }
     }
 
     /// Loads this function's frame (`ctx->frames[ctx->depth - 1]`) in the entry block.
@@ -564,6 +649,7 @@ impl<M: Module> FnLower<'_, '_, M> {
         let call = self.b.ins().call(callee, args);
         let r = self.b.inst_results(call)[0];
         self.check_fault();
+        self.reload_bounds();
         r
     }
 
@@ -589,6 +675,7 @@ impl<M: Module> FnLower<'_, '_, M> {
                 let c = self.val(inst, args[1])?;
                 let v = self.binary(op, width, a, c);
                 self.def(inst, v);
+                self.follow_companion(inst, op, width, args);
             }
             I::Unary { op, width, arg } => {
                 let a = self.val(inst, arg)?;
@@ -693,8 +780,18 @@ impl<M: Module> FnLower<'_, '_, M> {
                 self.def(inst, v);
             }
             I::CallHelper { helper, args } if self.cached_lookup_map(helper, &args).is_some() => {
-                let v = self.cached_lookup(inst, &args)?;
+                let (v, host, map) = self.cached_lookup(inst, &args)?;
                 self.def(inst, v);
+                if let Some(r) = self.func.dfg.inst_result(inst) {
+                    self.companions.insert(
+                        r,
+                        Companion {
+                            host,
+                            delta: 0,
+                            map,
+                        },
+                    );
+                }
             }
             I::CallHelper { helper, args } => {
                 let mut vals = Vec::new();
@@ -725,6 +822,7 @@ impl<M: Module> FnLower<'_, '_, M> {
                 let call = self.b.ins().call(callee, &vals);
                 let r = self.b.inst_results(call)[0];
                 self.check_fault();
+                self.reload_bounds();
                 let f = self.fl(Mem::Depth);
                 let depth = self.b.ins().load(types::I64, f, ctxp, offsets::DEPTH);
                 let depth = self.b.ins().iadd_imm_s(depth, -1);
@@ -870,8 +968,14 @@ impl<M: Module> FnLower<'_, '_, M> {
     /// `bpf_map_lookup_elem(array, key)` without a call when it can: the key read inline from
     /// the current frame, NULL for a key past `max_entries`, the cached result for a key the
     /// host has seen; the helper otherwise (a key outside the frame, a null table, a key not
-    /// seen yet), which faults or answers exactly as it always does.
-    fn cached_lookup(&mut self, inst: Inst, args: &[Value]) -> Result<cl::Value, Diagnostic> {
+    /// seen yet), which faults or answers exactly as it always does. Returns the pointer value,
+    /// the host address of the value that goes with it (0 when the cache did not give one)
+    /// and the map.
+    fn cached_lookup(
+        &mut self,
+        inst: Inst,
+        args: &[Value],
+    ) -> Result<(cl::Value, cl::Value, MapRef), Diagnostic> {
         let map = self
             .cached_lookup_map(1, args)
             .ok_or_else(|| self.err(inst, "not a cacheable lookup"))?;
@@ -900,6 +1004,7 @@ impl<M: Module> FnLower<'_, '_, M> {
         let slow = self.b.create_block();
         let join = self.b.create_block();
         let result = self.b.append_block_param(join, types::I64);
+        let host = self.b.append_block_param(join, types::I64);
         self.b.set_cold_block(slow);
         self.b.ins().brif(ok, with_tables, &[], slow, &[]);
         self.b.switch_to_block(with_tables);
@@ -921,19 +1026,64 @@ impl<M: Module> FnLower<'_, '_, M> {
             .ins()
             .icmp_imm_s(IntCC::UnsignedLessThan, k, max_entries);
         let null = self.b.ins().iconst(types::I64, 0);
-        self.b
-            .ins()
-            .brif(in_range, cached, &[], join, &[BlockArg::Value(null)]);
+        self.b.ins().brif(
+            in_range,
+            cached,
+            &[],
+            join,
+            &[BlockArg::Value(null), BlockArg::Value(null)],
+        );
         self.b.switch_to_block(cached);
-        let at = self.b.ins().ishl_imm_u(k, 3);
+        // Entry `k` is two words: the pointer value, then the host address of the value.
+        let at = self.b.ins().ishl_imm_u(k, 4);
         let entry = self.b.ins().iadd(table, at);
         let v = self.b.ins().load(types::I64, fh, entry, 0);
-        self.b.ins().brif(v, join, &[BlockArg::Value(v)], slow, &[]);
+        let h = self.b.ins().load(types::I64, fh, entry, 8);
+        self.b.ins().brif(
+            v,
+            join,
+            &[BlockArg::Value(v), BlockArg::Value(h)],
+            slow,
+            &[],
+        );
         self.b.switch_to_block(slow);
         let r = self.helper_call(inst, 1, &[handle, key])?;
-        self.b.ins().jump(join, &[BlockArg::Value(r)]);
+        let unknown = self.b.ins().iconst(types::I64, 0);
+        self.b
+            .ins()
+            .jump(join, &[BlockArg::Value(r), BlockArg::Value(unknown)]);
         self.b.switch_to_block(join);
-        Ok(result)
+        Ok((result, host, map))
+    }
+
+    /// Records that the result of `inst` (an add or subtract of a constant) is a companion
+    /// pointer plus a constant, when one of its operands is.
+    fn follow_companion(&mut self, inst: Inst, op: BinaryOp, width: Width, args: [Value; 2]) {
+        if width != Width::W64 {
+            return;
+        }
+        let constant = |l: &Self, v: Value| match l.base_def(v) {
+            Some(I::Iconst { imm }) => Some(*imm),
+            _ => None,
+        };
+        let found = match op {
+            BinaryOp::Add => match (self.companions.get(&args[0]), self.companions.get(&args[1])) {
+                (Some(c), None) => constant(self, args[1]).map(|k| (*c, k)),
+                (None, Some(c)) => constant(self, args[0]).map(|k| (*c, k)),
+                _ => None,
+            },
+            BinaryOp::Sub => self
+                .companions
+                .get(&args[0])
+                .and_then(|c| constant(self, args[1]).map(|k| (*c, k.wrapping_neg()))),
+            _ => None,
+        };
+        let (Some((c, k)), Some(r)) = (found, self.func.dfg.inst_result(inst)) else {
+            return;
+        };
+        if let Some(delta) = c.delta.checked_add(k) {
+            self.companions.insert(r, Companion { delta, ..c });
+        }
     }
 
     /// A helper call through the linkage of the options, with unused arguments 0.
@@ -948,8 +1098,13 @@ impl<M: Module> FnLower<'_, '_, M> {
             vals.push(self.b.ins().iconst(types::I64, 0));
         }
         let ctxp = self.ctxp();
-        Ok(match self.options.helpers {
-            HelperLinkage::Dispatcher => {
+        let linkage = match self.options.helpers {
+            HelperLinkage::Named if abi::helper_name(helper).is_some() => HelperLinkage::PerHelper,
+            HelperLinkage::Named => HelperLinkage::Dispatcher,
+            other => other,
+        };
+        Ok(match linkage {
+            HelperLinkage::Dispatcher | HelperLinkage::Named => {
                 let cb = self.callback(abi::SYM_HELPER, 7)?;
                 let id = self.b.ins().iconst(types::I64, helper as i64);
                 let mut all = vec![ctxp, id];
@@ -1145,6 +1300,18 @@ impl<M: Module> FnLower<'_, '_, M> {
         let bytes = size.bytes() as i64;
         let addr = self.b.ins().iadd_imm_s(base, offset as i64);
         let ctxp = self.ctxp();
+        if let Some(c) = self.companions.get(&ir_base).copied() {
+            let at = c.delta.checked_add(offset as i64);
+            let value_size = self
+                .module
+                .maps
+                .get(c.map)
+                .map_or(0, |d| d.value_size as i64);
+            if let Some(at) = at.filter(|at| *at >= 0 && *at + bytes <= value_size) {
+                let v = self.companion_access(inst, c.host, at, addr, size, op)?;
+                return Ok(self.sign_extend(op, size, v));
+            }
+        }
         // Decide the shape: an unconditional host bias, or a check that yields one.
         let base_def = self.base_def(ir_base).cloned();
         let shape = match region {
@@ -1169,13 +1336,14 @@ impl<M: Module> FnLower<'_, '_, M> {
                 if proven {
                     Shape::Unchecked(bias)
                 } else {
-                    let fh = self.fl(Mem::Host);
-                    let meta = self.b.ins().load(types::I64, fh, ctxp, offsets::PKT_META);
-                    let end = self.b.ins().load(types::I64, fh, ctxp, offsets::PKT_END);
+                    let meta = self.bound(offsets::PKT_META);
+                    let end = self.bound(offsets::PKT_END);
                     // `meta <= addr <= end - size`, two compares of pointer values: packet
                     // pointers share one region, so their order is that of their offsets,
                     // and `end - size` cannot wrap (`end` is a non-null pointer value far
                     // above any access size), so no `addr` near 2^64 slips through.
+                    // Two branches rather than one on the conjunction: each compare then
+                    // feeds its jump directly instead of being materialized as a flag.
                     let lower = self
                         .b
                         .ins()
@@ -1185,8 +1353,11 @@ impl<M: Module> FnLower<'_, '_, M> {
                         .b
                         .ins()
                         .icmp(IntCC::UnsignedLessThanOrEqual, addr, limit);
-                    let ok = self.b.ins().band(lower, upper);
-                    Shape::Checked { ok, bias }
+                    Shape::Checked2 {
+                        first: lower,
+                        second: upper,
+                        bias,
+                    }
                 }
             }
             Region::Global(m) => {
@@ -1268,15 +1439,15 @@ impl<M: Module> FnLower<'_, '_, M> {
                 self.b.ins().brif(ok, fast, &[], slow, &[]);
                 self.b.set_cold_block(slow);
                 self.b.switch_to_block(fast);
-                let ff = if matches!(
+                let v = if matches!(
                     field,
                     offsets::PKT_DATA | offsets::PKT_END | offsets::PKT_META
                 ) {
-                    self.fl(Mem::Host)
+                    self.bound(field)
                 } else {
-                    self.fl(Mem::Const)
+                    let fc = self.fl(Mem::Const);
+                    self.b.ins().load(types::I64, fc, ctxp, field)
                 };
-                let v = self.b.ins().load(types::I64, ff, ctxp, field);
                 self.b.ins().jump(join, &[BlockArg::Value(v)]);
                 self.b.switch_to_block(slow);
                 let v = self.runtime_access(inst, addr, size, op)?;
@@ -1284,19 +1455,83 @@ impl<M: Module> FnLower<'_, '_, M> {
                 self.b.switch_to_block(join);
                 r
             }
+            Shape::Checked2 {
+                first,
+                second,
+                bias,
+            } => {
+                self.counts.1 += 1;
+                let host = self.b.ins().iadd(addr, bias);
+                let mut oks = vec![first, second];
+                if let Op::Atomic { .. } = op {
+                    oks.push(self.aligned(host, bytes));
+                }
+                self.checked_all(inst, &oks, host, addr, size, op)?
+            }
             Shape::Runtime => {
                 self.counts.2 += 1;
                 self.runtime_access(inst, addr, size, op)?
             }
         };
-        Ok(match op {
+        Ok(self.sign_extend(op, size, result))
+    }
+
+    /// A signed load's result sign-extended from its size; anything else as it is.
+    fn sign_extend(&mut self, op: Op, size: MemSize, result: cl::Value) -> cl::Value {
+        match op {
             Op::Load { signed: true } if size != MemSize::U64 => {
                 let ty = mem_type(size);
                 let n = self.b.ins().ireduce(ty, result);
                 self.b.ins().sextend(types::I64, n)
             }
             _ => result,
-        })
+        }
+    }
+
+    /// An access `at` bytes into an array value whose host address `host` a cached lookup
+    /// gave (the bounds were checked against the map's value size when compiling): one
+    /// plain access, as the kernel's inlined array lookup gives. When the host address is
+    /// unknown (0), the access goes through the value table, and from there to the runtime.
+    fn companion_access(
+        &mut self,
+        inst: Inst,
+        host: cl::Value,
+        at: i64,
+        addr: cl::Value,
+        size: MemSize,
+        op: Op,
+    ) -> Result<cl::Value, Diagnostic> {
+        self.counts.0 += 1;
+        let bytes = size.bytes() as i64;
+        let fast = self.b.create_block();
+        let table = self.b.create_block();
+        let join = self.b.create_block();
+        let r = self.b.append_block_param(join, types::I64);
+        self.b.set_cold_block(table);
+        self.b.ins().brif(host, fast, &[], table, &[]);
+        self.b.switch_to_block(fast);
+        let h = self.b.ins().iadd_imm_s(host, at);
+        let v = if let Op::Atomic { .. } = op {
+            // Atomics need an aligned host address; the runtime takes the others.
+            let aligned = self.aligned(h, bytes);
+            self.checked(inst, aligned, h, addr, size, op)?
+        } else {
+            self.native_access(h, size, op)
+        };
+        self.b.ins().jump(join, &[BlockArg::Value(v)]);
+        self.b.switch_to_block(table);
+        let (ok, bias) = self.value_table_check(addr, bytes, !matches!(op, Op::Load { .. }));
+        let hv = self.b.ins().iadd(addr, bias);
+        let ok = if let Op::Atomic { .. } = op {
+            let aligned = self.aligned(hv, bytes);
+            self.b.ins().band(ok, aligned)
+        } else {
+            ok
+        };
+        let v = self.checked(inst, ok, hv, addr, size, op)?;
+        self.b.ins().jump(join, &[BlockArg::Value(v)]);
+        self.b.switch_to_block(join);
+        Ok(r)
     }
 
     /// A map-value access through `ctx->value_regions`: the region number of the pointer
@@ -1305,6 +1540,17 @@ impl<M: Module> FnLower<'_, '_, M> {
     /// direction; the bias is `entry.host - (region << 32)`, so that `addr + bias` is the
     /// host address of offset `addr & 0xffff_ffff`.
     fn value_table_shape(&mut self, addr: cl::Value, bytes: i64, is_write: bool) -> Shape {
+        let (ok, bias) = self.value_table_check(addr, bytes, is_write);
+        Shape::Checked { ok, bias }
+    }
+
+    /// The condition and bias of [`FnLower::value_table_shape`].
+    fn value_table_check(
+        &mut self,
+        addr: cl::Value,
+        bytes: i64,
+        is_write: bool,
+    ) -> (cl::Value, cl::Value) {
         let ctxp = self.ctxp();
         let fh = self.fl(Mem::Host);
         let table = self
@@ -1344,7 +1590,7 @@ impl<M: Module> FnLower<'_, '_, M> {
         let ok = self.b.ins().band(in_table, fits);
         let region_base = self.b.ins().ishl_imm_u(region, 32);
         let bias = self.b.ins().isub(host, region_base);
-        Shape::Checked { ok, bias }
+        (ok, bias)
     }
 
     fn aligned(&mut self, host: cl::Value, bytes: i64) -> cl::Value {
@@ -1362,12 +1608,36 @@ impl<M: Module> FnLower<'_, '_, M> {
         size: MemSize,
         op: Op,
     ) -> Result<cl::Value, Diagnostic> {
+        self.checked_all(inst, &[ok], host, addr, size, op)
+    }
+
+    /// `if every ok { native access at host } else { runtime access at addr }`, joined; one
+    /// branch per condition.
+    fn checked_all(
+        &mut self,
+        inst: Inst,
+        oks: &[cl::Value],
+        host: cl::Value,
+        addr: cl::Value,
+        size: MemSize,
+        op: Op,
+    ) -> Result<cl::Value, Diagnostic> {
         let fast = self.b.create_block();
         let slow = self.b.create_block();
         let join = self.b.create_block();
         let r = self.b.append_block_param(join, types::I64);
-        self.b.ins().brif(ok, fast, &[], slow, &[]);
         self.b.set_cold_block(slow);
+        for (i, ok) in oks.iter().enumerate() {
+            let next = if i + 1 == oks.len() {
+                fast
+            } else {
+                self.b.create_block()
+            };
+            self.b.ins().brif(*ok, next, &[], slow, &[]);
+            if next != fast {
+                self.b.switch_to_block(next);
+            }
+        }
         self.b.switch_to_block(fast);
         let v = self.native_access(host, size, op);
         self.b.ins().jump(join, &[BlockArg::Value(v)]);

@@ -350,6 +350,7 @@ fn wrong_map(helper: &str, t: MapType, name: &str) -> Fault {
 }
 
 /// Calls helper `id` with arguments `r1..r5`.
+#[inline]
 pub fn call(
     rt: &mut Runtime,
     st: &mut ExecState,
@@ -656,14 +657,15 @@ fn redirect_map(
     let found = if broadcast { None } else { found };
     match &mut st.redirect {
         // The record of the previous redirect through this map is refilled in place,
-        // so a program that redirects every packet allocates nothing.
+        // so a program that redirects every packet allocates nothing. The index names the
+        // map within this runtime, so the recorded name is already this map's.
         Some(Redirect::Map {
-            map: recorded,
+            map: _,
             map_index,
             key: k,
             flags: f,
             value,
-        }) if *map_index == m && *recorded == map.def.name => {
+        }) if *map_index == m => {
             *k = key;
             *f = flags;
             match (found, value) {
