@@ -16,6 +16,12 @@
 //!   no pipeline at all (every access checked), compiled by Cranelift, and entered through
 //!   [`sim::native::PreparedRun::run_repeated`]: per entry, only the bookkeeping of the
 //!   context block is reset.
+//! - **what each optimization is worth**: the same JIT with one thing taken away at a time,
+//!   [`JIT_CHECKED`] (the `native` pipeline, but every packet access checked: no
+//!   bounds-check elimination), [`JIT_RA1`] (Cranelift's single-pass register allocator
+//!   instead of its backtracking one) and [`JIT_NONE`] (no nicc pass at all: no constant
+//!   folding, e-graph rewriting, load merging or dead-code removal, and no bounds-check
+//!   elimination). Their ratios to [`JIT_NATIVE`] are in the table.
 //! - **nicc interpreter** ([`INTERP`]): [`sim::interp::run_xdp`] as `nicc run` calls it, which
 //!   builds a fresh frame on every call (so, unlike the others, it restores the packet).
 //! - **kernel** ([`KERNEL`]): `BPF_PROG_TEST_RUN` with `repeat`, on CPU 0. Each call costs
@@ -56,6 +62,12 @@ pub const JIT_LOOP: &str = "j-loop";
 pub const JIT_NET: &str = "j-net";
 /// Column: the nicc JIT on the IR as lifted (pipeline `none`), every access checked.
 pub const JIT_NONE: &str = "jit-none";
+/// Column: the nicc JIT after the `native` pipeline but with every packet access checked:
+/// what bounds-check elimination is worth.
+pub const JIT_CHECKED: &str = "jit-chk";
+/// Column: the nicc JIT as [`JIT_NATIVE`], registers assigned by Cranelift's single-pass
+/// allocator instead of its backtracking one: what register allocation is worth.
+pub const JIT_RA1: &str = "jit-ra1";
 /// Column: the nicc bytecode interpreter.
 pub const INTERP: &str = "interp";
 /// Column: the kernel's JIT, test-loop overhead included.
@@ -221,19 +233,93 @@ pub fn lift_for_jit(obj: &Object, index: usize) -> Result<(ir::Module, ir::FuncR
     }
 }
 
+/// How the JIT compiles a program for one column of the table: the optimization ablations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JitVariant {
+    /// The pass pipeline (`none`: the IR as lifted).
+    pub pipeline: &'static str,
+    /// Leave the packet accesses the pipeline's `bounds-check` proved unchecked.
+    pub trust_bounds: bool,
+    pub regalloc: backends::native::Regalloc,
+}
+
+/// The variant of each JIT column.
+pub const JIT_VARIANTS: [(&str, JitVariant); 4] = [
+    (
+        JIT_NATIVE,
+        JitVariant {
+            pipeline: "native",
+            trust_bounds: true,
+            regalloc: backends::native::Regalloc::Backtracking,
+        },
+    ),
+    (
+        JIT_CHECKED,
+        JitVariant {
+            pipeline: "native",
+            trust_bounds: false,
+            regalloc: backends::native::Regalloc::Backtracking,
+        },
+    ),
+    (
+        JIT_RA1,
+        JitVariant {
+            pipeline: "native",
+            trust_bounds: true,
+            regalloc: backends::native::Regalloc::SinglePass,
+        },
+    ),
+    (
+        JIT_NONE,
+        JitVariant {
+            pipeline: "none",
+            trust_bounds: false,
+            regalloc: backends::native::Regalloc::Backtracking,
+        },
+    ),
+];
+
 /// Compiles program `index` of `obj` for the JIT: after pipeline `pipeline_name` (with the
 /// packet accesses its last `bounds-check` proved left unchecked), or as lifted for `none`.
 pub fn compile_jit(obj: &Object, index: usize, pipeline_name: &str) -> Result<JitProgram, String> {
     let (mut module, entry) = lift_for_jit(obj, index)?;
+    let options = optimize_for_jit(&mut module, pipeline_name, true)?;
+    JitProgram::with_options(&module, entry, &options).map_err(|d| d.to_string())
+}
+
+/// Compiles program `index` of `obj` for the JIT as `variant` says.
+pub fn compile_jit_variant(
+    obj: &Object,
+    index: usize,
+    variant: &JitVariant,
+) -> Result<JitProgram, String> {
+    let (mut module, entry) = lift_for_jit(obj, index)?;
+    let mut options = optimize_for_jit(&mut module, variant.pipeline, variant.trust_bounds)?;
+    options.regalloc = variant.regalloc;
+    JitProgram::with_options(&module, entry, &options).map_err(|d| d.to_string())
+}
+
+/// Runs pipeline `pipeline_name` (nothing for `none`) on `module` and returns the lowering
+/// options, with the proven packet accesses unchecked when `trust_bounds`.
+fn optimize_for_jit(
+    module: &mut ir::Module,
+    pipeline_name: &str,
+    trust_bounds: bool,
+) -> Result<backends::native::LowerOptions, String> {
     let mut options = backends::native::LowerOptions::default();
     if pipeline_name != "none" {
         let pipe =
             pipeline(pipeline_name).ok_or_else(|| format!("no pipeline `{pipeline_name}`"))?;
         let mut ctx = PassContext::new(Target::from_name(pipeline_name).unwrap_or(Target::Native));
         PassManager::new()
-            .run(&pipe, &mut module, &mut ctx)
+            .run(&pipe, module, &mut ctx)
             .map_err(|e| e.to_string())?;
-        if let Some(table) = &ctx.analyses.packet_accesses {
+        if let Some(table) = ctx
+            .analyses
+            .packet_accesses
+            .as_ref()
+            .filter(|_| trust_bounds)
+        {
             for (f, accesses) in table {
                 for (inst, ok) in accesses {
                     if *ok {
@@ -243,7 +329,7 @@ pub fn compile_jit(obj: &Object, index: usize, pipeline_name: &str) -> Result<Ji
             }
         }
     }
-    JitProgram::with_options(&module, entry, &options).map_err(|d| d.to_string())
+    Ok(options)
 }
 
 /// Times a compiled program on the packets, each engine on a fresh runtime of `obj`.
@@ -361,8 +447,8 @@ pub fn bench_program(
         Ok(v) => Cell::Ns(v),
         Err(e) => Cell::Missing(e),
     };
-    for (column, pipe) in [(JIT_NATIVE, "native"), (JIT_NONE, "none")] {
-        let c = match compile_jit(obj, index, pipe) {
+    for (column, variant) in &JIT_VARIANTS {
+        let c = match compile_jit_variant(obj, index, variant) {
             Ok(jit) => {
                 let bad = disagreements(obj, index, &jit, packets);
                 if bad > 0 {

@@ -6,7 +6,8 @@
 mod support;
 
 use nicc::bench::{
-    BenchConfig, INTERP, JIT_LOOP, JIT_NATIVE, JIT_NET, JIT_NONE, KERNEL, KERNEL_LOOP, KERNEL_NET,
+    BenchConfig, INTERP, JIT_CHECKED, JIT_LOOP, JIT_NATIVE, JIT_NET, JIT_NONE, JIT_RA1, KERNEL,
+    KERNEL_LOOP, KERNEL_NET,
 };
 use nicc::commands::bench::{bench, bench_objects, packets_from_captures, BenchArgs, COLUMNS};
 
@@ -51,7 +52,16 @@ fn bench_measures_every_engine_on_kernel_accepted_programs() {
         }
         // Net figures are differences of two measurements and may come out below zero.
         assert!(row.get(JIT_NET).is_some() && row.get(KERNEL_NET).is_some());
-        for column in [JIT_NATIVE, JIT_LOOP, JIT_NONE, INTERP, KERNEL, KERNEL_LOOP] {
+        for column in [
+            JIT_NATIVE,
+            JIT_LOOP,
+            JIT_CHECKED,
+            JIT_RA1,
+            JIT_NONE,
+            INTERP,
+            KERNEL,
+            KERNEL_LOOP,
+        ] {
             let v = row.get(column).unwrap_or_default();
             assert!(
                 v.is_finite() && v > 0.0,
@@ -98,9 +108,16 @@ fn bench_command_prints_a_table_with_medians() {
     );
     // The ratio itself may be missing when the kernel's net time is within the noise of
     // its loop overhead on so few runs; the line must be there either way.
-    assert!(
-        out.lines()
-            .any(|l| l.trim_start().starts_with("jit / k-net:")),
-        "no median ratio line: {out}"
-    );
+    for ratio in [
+        "j-net / k-net:",
+        "jit / kernel:",
+        "jit / jit-chk:",
+        "jit / jit-ra1:",
+        "jit / jit-none:",
+    ] {
+        assert!(
+            out.lines().any(|l| l.trim_start().starts_with(ratio)),
+            "no median ratio line {ratio}: {out}"
+        );
+    }
 }

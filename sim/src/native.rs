@@ -69,7 +69,7 @@ use crate::runtime::{ExecState, Runtime, XdpInput, XdpOutcome};
 use backends::native::abi::{
     self, AtomicCode, GlobalDesc, NativeCtx, RegionDesc, ValueRegionDesc, VALUE_REGION_BASE,
 };
-use backends::native::{isa, lower_module, HelperLinkage, LowerOptions, NativeTarget};
+use backends::native::{isa_with, lower_module, HelperLinkage, LowerOptions, NativeTarget};
 use cranelift_codegen::entity::EntityRef;
 use cranelift_jit::{JITBuilder, JITModule};
 use frontend::object::LineInfo;
@@ -195,7 +195,8 @@ impl JitProgram {
                 f.params.len()
             )));
         }
-        let isa = isa(NativeTarget::Host, false).map_err(|d| d.program(name.clone()))?;
+        let isa = isa_with(NativeTarget::Host, false, options.regalloc)
+            .map_err(|d| d.program(name.clone()))?;
         let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
         let callbacks: [(&str, *const u8); 7] = [
             (abi::SYM_LOAD, cb_load as *const u8),

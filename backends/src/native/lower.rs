@@ -77,6 +77,20 @@ pub struct LowerOptions {
     /// Packet and stack accesses proven in bounds by range analysis, by function and
     /// instruction: they are lowered without a check.
     pub proven_safe: HashSet<(FuncRef, Inst)>,
+    /// Cranelift's register allocator (used where the caller builds the ISA from these
+    /// options: the JIT engine).
+    pub regalloc: Regalloc,
+}
+
+/// Which of Cranelift's register allocators assigns registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Regalloc {
+    /// The backtracking allocator with live-range splitting (Cranelift's default).
+    #[default]
+    Backtracking,
+    /// The single-pass allocator: quick, with more spills and moves. The benchmark's
+    /// comparison point for what register allocation is worth.
+    SinglePass,
 }
 
 impl Default for LowerOptions {
@@ -84,6 +98,7 @@ impl Default for LowerOptions {
         LowerOptions {
             helpers: HelperLinkage::Dispatcher,
             proven_safe: HashSet::new(),
+            regalloc: Regalloc::Backtracking,
         }
     }
 }

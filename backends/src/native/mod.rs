@@ -13,7 +13,7 @@ pub mod abi;
 pub mod lower;
 pub mod object;
 
-pub use lower::{lower_module, HelperLinkage, LowerOptions, Lowered};
+pub use lower::{lower_module, HelperLinkage, LowerOptions, Lowered, Regalloc};
 pub use object::{c_header, write_object};
 
 use cranelift_codegen::isa::OwnedTargetIsa;
@@ -53,6 +53,15 @@ impl NativeTarget {
 /// The instruction set for `target`, optimizing for speed. `pic` selects position-independent
 /// code (objects); the JIT wants absolute addresses instead.
 pub fn isa(target: NativeTarget, pic: bool) -> Result<OwnedTargetIsa, Diagnostic> {
+    isa_with(target, pic, Regalloc::Backtracking)
+}
+
+/// [`isa`] with a choice of register allocator.
+pub fn isa_with(
+    target: NativeTarget,
+    pic: bool,
+    regalloc: Regalloc,
+) -> Result<OwnedTargetIsa, Diagnostic> {
     let mut flags = settings::builder();
     let set = |f: &mut settings::Builder, k: &str, v: &str| {
         f.set(k, v)
@@ -62,6 +71,11 @@ pub fn isa(target: NativeTarget, pic: bool) -> Result<OwnedTargetIsa, Diagnostic
     set(&mut flags, "is_pic", if pic { "true" } else { "false" })?;
     // Calls into the runtime may be anywhere in the address space.
     set(&mut flags, "use_colocated_libcalls", "false")?;
+    let algorithm = match regalloc {
+        Regalloc::Backtracking => "backtracking",
+        Regalloc::SinglePass => "single_pass",
+    };
+    set(&mut flags, "regalloc_algorithm", algorithm)?;
     let builder = match target.triple() {
         None => cranelift_native::builder().map_err(|m| {
             Diagnostic::new(format!("this host is not supported by Cranelift: {m}"))
