@@ -185,7 +185,7 @@ fn check_corpus(pipeline: &str) {
                 }
             };
             let original = std::fs::read(&path).ok();
-            let options =
+            let mut options =
                 match backends::bpf::ObjectOptions::from_original(&obj, original.as_deref()) {
                     Ok(o) => o,
                     Err(e) => {
@@ -193,6 +193,9 @@ fn check_corpus(pipeline: &str) {
                         continue;
                     }
                 };
+            // This test checks the backend's own code, so no program may fall back to the
+            // original's (`nicc opt` and `bench_opt_figures_over_the_corpus` do).
+            options.originals = None;
             let reemitted = backends::bpf::emit_object_with(&module, &name, &options)
                 .and_then(|bytes| frontend::elf::read_object(&bytes, &name));
             let new = match reemitted {
@@ -296,6 +299,18 @@ fn bench_opt_figures_over_the_corpus() {
         m.originals_accepted
     );
     assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
+    // One-function programs fall back to their original code, so no program may grow; a
+    // program with subprograms that grows is a regression of the backend.
+    let grown: Vec<String> = rows
+        .iter()
+        .filter(|r| r.kernel_original == Some(true) && r.after.is_some_and(|a| a > r.before))
+        .map(|r| format!("{} {}: {} -> {:?}", r.object, r.program, r.before, r.after))
+        .collect();
+    assert!(
+        grown.is_empty(),
+        "programs that grew:\n{}",
+        grown.join("\n")
+    );
     assert_eq!(m.outputs_accepted, m.originals_accepted);
     assert_eq!(
         m.unexplained_differences,

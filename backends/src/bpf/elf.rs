@@ -25,6 +25,7 @@
 use super::branches::Reloc;
 use super::btf::BtfCarry;
 use super::compile_reachable;
+use super::original_code::OriginalPrograms;
 use frontend::insn::{encode_all, to_bytes, Imm64, Insn, SLOT};
 use frontend::Diagnostic;
 use ir::{FuncRef, MapRef, Module};
@@ -49,6 +50,9 @@ pub struct ObjectOptions {
     /// The original `.BTF` and its DATASEC variables; with it, BTF-defined maps are written
     /// to `.maps` as in the original, and global variables get their symbols.
     pub btf: Option<BtfCarry>,
+    /// The original programs' code: a one-function program whose original is shorter than
+    /// nicc's code is written as the original (see [`super::original_code`]).
+    pub originals: Option<OriginalPrograms>,
 }
 
 impl Default for ObjectOptions {
@@ -58,6 +62,7 @@ impl Default for ObjectOptions {
             kernel_version: None,
             sections: Vec::new(),
             btf: None,
+            originals: None,
         }
     }
 }
@@ -81,6 +86,7 @@ impl ObjectOptions {
                 Some(bytes) => super::btf::carry_from_elf(bytes)?,
                 None => None,
             },
+            originals: Some(OriginalPrograms::from_object(obj)),
         })
     }
 }
@@ -152,6 +158,26 @@ pub fn write_object_with(
         }
         codes.extend(c);
         programs.push(entry);
+    }
+    // A one-function program keeps its original code where that is shorter; a function
+    // other programs also call stays nicc's, so that every caller sees one body.
+    if let Some(originals) = &options.originals {
+        for entry in &module.programs {
+            let Some(code) = codes.get(&entry.func) else {
+                continue;
+            };
+            let calls = code
+                .relocs
+                .iter()
+                .any(|(_, r)| matches!(r, Reloc::Call(_) | Reloc::Func(_)));
+            if calls || subprograms.contains(&entry.func) {
+                continue;
+            }
+            let name = &module.functions[entry.func].name;
+            if let Some(original) = originals.shorter_than(module, name, code.insns.len()) {
+                codes.insert(entry.func, original);
+            }
+        }
     }
 
     // Maps: legacy records for real maps, sections for global data.

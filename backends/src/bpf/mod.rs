@@ -14,7 +14,8 @@
 //! early, where that is shorter;
 //! [`branches`] resolves labels into jump offsets and drops jumps to the next instruction.
 //! [`elf`] then writes the functions of a module, with their map, global-data and call
-//! relocations, as an object like the ones clang builds.
+//! relocations, as an object like the ones clang builds, keeping a one-function program's
+//! original code where that is shorter ([`original_code`]).
 //!
 //! The code keeps the shapes the kernel verifier tracks: pointers are only moved with 64-bit
 //! moves and spilled with 64-bit stores to 8-byte aligned slots, bounds checks and NULL checks
@@ -28,6 +29,7 @@ pub mod hoist_moves;
 pub mod isel;
 pub mod known_constants;
 pub mod layout;
+pub mod original_code;
 pub mod peephole;
 pub mod regalloc;
 pub mod shared_exit;
