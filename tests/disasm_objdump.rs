@@ -6,14 +6,16 @@
 //! These tests need LLVM's command-line tools; they fail (rather than skip) when the tools are
 //! missing, so that a machine without them cannot pass by testing nothing.
 
+mod support;
+
 use frontend::disasm::format_insn;
 use frontend::insn::{decode, Insn, RawInsn};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/elf")
+    support::corpus().join("elf")
 }
 
 /// Finds an LLVM tool (plain or with the `-14` suffix Debian uses) or fails the test with a
@@ -32,27 +34,6 @@ fn llvm_tool(name: &str) -> String {
         "`{name}` was not found: install LLVM 14 (for example `apt-get install llvm-14`) so that \
          the disassembler can be compared with it"
     );
-}
-
-/// Every file under `dir`, recursively, except the `invalid/` folder, sorted.
-fn objects(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
-        for entry in entries {
-            let path = entry.expect("directory entry").path();
-            if path.is_dir() {
-                if path.file_name().is_some_and(|n| n != "invalid") {
-                    stack.push(path);
-                }
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// One line of a disassembly: a symbol header `(byte address, name)` or an instruction
@@ -113,7 +94,7 @@ fn strip_label(text: &str) -> &str {
 #[test]
 fn corpus_matches_llvm_objdump() {
     let objdump = llvm_tool("llvm-objdump");
-    let files = objects(&corpus());
+    let files = support::valid_objects();
     assert!(
         files.len() > 100,
         "corpus not found under {}",

@@ -4,6 +4,8 @@
 //! rejected, known facts (checked with llvm-objdump, llvm-readelf and bpftool) hold, and mutated
 //! files never make the reader panic or hang.
 
+mod support;
+
 use frontend::elf::{read_file, read_object};
 use frontend::object::{MapOrigin, MapType, Object};
 use std::fmt::Write as _;
@@ -11,25 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn corpus() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/elf")).to_path_buf()
+    support::corpus().join("elf")
 }
 
 /// Every file under a corpus folder, sorted so that output is stable.
 fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("corpus folder is readable") {
-            let path = entry.expect("directory entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
+    support::files_under(dir, &|_| true)
 }
 
 fn read(rel: &str) -> Object {
@@ -108,10 +97,7 @@ fn every_good_object_reads_or_is_rejected_with_a_reason() {
     let mut read_ok = 0;
     let (mut programs, mut maps, mut lines) = (0, 0, 0);
     let mut rejected = Vec::new();
-    for path in files(&corpus()) {
-        if path.components().any(|c| c.as_os_str() == "invalid") {
-            continue;
-        }
+    for path in support::valid_objects() {
         match read_file(&path) {
             Ok(o) => {
                 read_ok += 1;

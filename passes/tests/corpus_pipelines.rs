@@ -5,39 +5,11 @@
 //!
 //! Run with `cargo test --release -p nicc-passes --test corpus_pipelines -- --nocapture`.
 
+mod support;
+
 use frontend::lift::{lift_program, LiftOptions};
 use passes::pipeline::{count_insts, pipelines, PassManager};
 use passes::{PassContext, Target};
-use std::path::{Path, PathBuf};
-
-fn corpus_objects() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/elf");
-    let mut out = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                // Objects under invalid/ are hostile input for the reader, not programs.
-                if p.file_name().is_some_and(|n| n != "invalid") {
-                    stack.push(p);
-                }
-            } else if p.extension().is_some_and(|x| x == "o") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    assert!(
-        !out.is_empty(),
-        "no corpus objects under {}",
-        root.display()
-    );
-    out
-}
 
 fn target_of(pipeline: &str) -> Target {
     Target::from_name(pipeline).unwrap_or(Target::Bpf)
@@ -53,7 +25,7 @@ fn every_pipeline_keeps_every_corpus_program_valid() {
     // Pass statistics summed over the corpus, per pipeline.
     let mut stats: Vec<std::collections::BTreeMap<String, u64>> =
         vec![Default::default(); all.len()];
-    for path in corpus_objects() {
+    for path in support::corpus_objects() {
         let Ok(obj) = frontend::elf::read_file(&path) else {
             continue;
         };

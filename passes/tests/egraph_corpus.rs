@@ -6,47 +6,19 @@
 //!
 //! Run with `cargo test --release -p nicc-passes --test egraph_corpus -- --nocapture`.
 
+mod support;
+
 use frontend::lift::{lift_program, LiftOptions};
 use passes::egraph::{optimize_module, CostTarget, EgraphStats, RunnerLimits};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-fn corpus_objects() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/elf");
-    let mut out = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                // Objects under invalid/ are hostile input for the reader, not programs.
-                if p.file_name().is_some_and(|n| n != "invalid") {
-                    stack.push(p);
-                }
-            } else if p.extension().is_some_and(|x| x == "o") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    assert!(
-        !out.is_empty(),
-        "no corpus objects under {}",
-        root.display()
-    );
-    out
-}
 
 #[test]
 fn every_corpus_program_optimizes_to_valid_ir_for_every_target() {
     let limits = RunnerLimits::default();
     let started = Instant::now();
     let mut modules = Vec::new();
-    for path in corpus_objects() {
+    for path in support::corpus_objects() {
         let Ok(obj) = frontend::elf::read_file(&path) else {
             continue;
         };
