@@ -12,10 +12,12 @@ pub struct IrArgs {
     /// Only this program (function or section name); by default every program.
     #[arg(long)]
     pub program: Option<String>,
-    /// The pipeline whose passes `--after` names (none, cleanup, bpf, native, nfp, hw).
-    #[arg(long, default_value = "bpf")]
-    pub pipeline: String,
-    /// Show the IR after this pass of the pipeline; without it, the IR as lifted.
+    /// Show the IR after this pipeline (none, cleanup, bpf, native, nfp, hw); without it and
+    /// without `--after`, the IR as lifted.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Show the IR after the first run of this pass in the pipeline (`bpf` unless `--pipeline`
+    /// names another) instead of after the whole pipeline.
     #[arg(long)]
     pub after: Option<String>,
     /// Inline bpf-to-bpf calls instead of keeping them as IR functions.
@@ -36,19 +38,21 @@ pub fn ir(args: &IrArgs) -> Result<String, String> {
         None => frontend::lift::lift_object(&obj, &opts),
     }
     .map_err(|d| d.to_string())?;
-    if let Some(after) = &args.after {
-        let pipe = pipeline(&args.pipeline).ok_or_else(|| {
+    if args.pipeline.is_some() || args.after.is_some() {
+        let name = args.pipeline.as_deref().unwrap_or("bpf");
+        let pipe = pipeline(name).ok_or_else(|| {
             format!(
-                "there is no pipeline `{}`; the pipelines are: {}",
-                args.pipeline,
+                "there is no pipeline `{name}`; the pipelines are: {}",
                 PIPELINE_NAMES.join(", ")
             )
         })?;
-        let target = super::opt::target_of_pipeline(&args.pipeline);
+        let target = super::opt::target_of_pipeline(name);
         let mut ctx = PassContext::new(target);
-        PassManager::new()
-            .verify_each(true)
-            .stop_after(after.clone())
+        let mut manager = PassManager::new().verify_each(true);
+        if let Some(after) = &args.after {
+            manager = manager.stop_after(after.clone());
+        }
+        manager
             .run(&pipe, &mut module, &mut ctx)
             .map_err(|e| e.to_string())?;
     }
