@@ -240,6 +240,10 @@ fn kernel_accepted_corpus_programs_nfp_matches_the_interpreter() {
                 rt_bc.take_outputs();
                 rt_nfp.take_outputs();
             }
+            // The maps in chip memory go back into the runtime for the comparison.
+            if let Err(d) = machine.store_maps(&mut rt_nfp) {
+                failures.push(format!("{what}: map images did not convert back: {d}"));
+            }
             if rt_bc.snapshot() != rt_nfp.snapshot() {
                 failures.push(format!("{what}: map snapshots differ after all packets"));
                 bad += 1;

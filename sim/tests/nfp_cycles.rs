@@ -19,6 +19,7 @@ fn program(insns: Vec<Insn>) -> NfpProgram {
         bpf_insn: vec![u32::MAX; n],
         comments: vec![String::new(); n],
         relocations: Vec::new(),
+        code_addresses: Vec::new(),
         maps: Vec::new(),
         entry: EntryKind::Xdp,
         registers: 0,

@@ -149,6 +149,7 @@ pub fn sim(args: &SimArgs) -> Result<String, String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     if let Some(path) = &args.maps_out {
+        machine.store_maps(&mut rt).map_err(|d| d.to_string())?;
         let text = serde_json::to_string_pretty(&rt.snapshot()).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

@@ -38,17 +38,23 @@ use ir::semantics::{JmpCond, Width};
 use ir::{BinaryOp, Block, BlockCall, Function, Inst, MemSize, Region, UnaryOp, Value};
 use std::collections::HashMap;
 
+mod map_ops;
+
 /// A branch target before layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     Block(Block),
     Stub(usize),
     Exit,
+    /// [`TAIL_CALL_FAULT_TARGET`]: a tail call chose a program that is not linked.
+    TailCallFault,
     /// The entry of another program of the object (a tail call), by program index.
     Program(usize),
     /// An item of the selector's own list (a label inside one instruction's expansion, such
     /// as the loop of the division routine).
     Here(usize),
+    /// The first word of a map routine ([`map_ops`]), by its index in the selector's list.
+    Routine(usize),
 }
 
 /// One emitted instruction with its symbolic target and where it came from.
@@ -61,6 +67,9 @@ pub struct Item {
     pub comment: String,
     /// For an `immed` that the loader patches: (map, which 16-bit half of the region word).
     pub reloc: Option<(usize, u8)>,
+    /// For an `immed` that loads a code address (a routine's return address): the target
+    /// whose address layout puts in its immediate.
+    pub code_address: Option<Target>,
 }
 
 /// A 32-bit half as the expansions see it.
@@ -104,6 +113,17 @@ pub struct Selector<'a> {
     name: String,
     /// How the program was entered: in memory mode `ctx` accesses are plain memory.
     pub entry: EntryKind,
+    /// The chip-memory layout of each map of the module, for the maps whose operations are
+    /// microcode ([`map_ops`]).
+    pub layouts: Vec<Option<hw::nfp::abi::MapLayout>>,
+    /// `max_entries` of each map of the module.
+    pub map_entries: Vec<u32>,
+    /// Value size of each map of the module.
+    pub map_value_sizes: Vec<u32>,
+    /// Key size of each map of the module.
+    pub map_key_sizes: Vec<u32>,
+    /// The map routines the program calls, and where each starts once emitted.
+    pub routines: Vec<(map_ops::RoutineKey, Option<usize>)>,
 }
 
 fn alu_of(op: BinaryOp) -> Option<AluOp> {
@@ -152,6 +172,14 @@ fn foldable_loads(
             let mut seen = 0;
             for &later in &insts[k + 1..] {
                 let data = func.dfg.inst(later);
+                let mut used = false;
+                data.for_each_arg(|a| used |= a == r);
+                // Map operations in chip memory read keys into the transfer registers before
+                // they read their other arguments, so a value they take must be in a register.
+                if used && matches!(data, I::CallHelper { helper: 1..=3, .. }) {
+                    seen = 0;
+                    break;
+                }
                 data.for_each_arg(|a| seen += usize::from(a == r));
                 if may_overwrite_xfer(data) {
                     break;
@@ -221,6 +249,11 @@ impl<'a> Selector<'a> {
             scratch_next: 0,
             name: func.name.clone(),
             entry: EntryKind::Xdp,
+            layouts: Vec::new(),
+            map_entries: Vec::new(),
+            map_value_sizes: Vec::new(),
+            map_key_sizes: Vec::new(),
+            routines: Vec::new(),
         }
     }
 
@@ -240,6 +273,7 @@ impl<'a> Selector<'a> {
             bpf: self.bpf,
             comment: String::new(),
             reloc: None,
+            code_address: None,
         });
     }
 
@@ -250,6 +284,7 @@ impl<'a> Selector<'a> {
             bpf: self.bpf,
             comment: String::new(),
             reloc: None,
+            code_address: None,
         });
     }
 
@@ -760,6 +795,7 @@ impl<'a> Selector<'a> {
                             bpf: self.bpf,
                             comment: String::new(),
                             reloc: Some((m, half)),
+                            code_address: None,
                         });
                     }
                 }
@@ -895,6 +931,9 @@ impl<'a> Selector<'a> {
                 Ok(())
             }
             I::CallHelper { helper, args } => {
+                if self.chip_map_helper(helper, &args, result)? {
+                    return Ok(());
+                }
                 if !helper_supported(helper) {
                     return Err(self.err(format!(
                         "helper {} ({}) is not available on the NFP target",
@@ -1836,7 +1875,9 @@ impl<'a> Selector<'a> {
     /// `bpf_tail_call`: the lookup engine checks the program array and the tail-call limit
     /// and answers with the object program index to continue in (all ones when the call
     /// fails); a compare-and-branch per linked program jumps to that program's first word.
-    /// A failed call falls through, as in BPF.
+    /// A failed call falls through, as in BPF; any other answer is a program that did not
+    /// compile and so is not in the code store, and the packet stops with a fault that names
+    /// it rather than fall through to a verdict the kernel would not give.
     fn tail_call(&mut self, ctx: Value, map: ir::MapRef, index: Value) -> Result<(), Diagnostic> {
         let m = cranelift_codegen::entity::EntityRef::index(map) as u32;
         let halves = [
@@ -1873,6 +1914,23 @@ impl<'a> Selector<'a> {
                 Target::Program(p),
             );
         }
+        // All ones plus one is zero: the call failed and execution falls through.
+        self.alu(Dest::None, S::X(X), AluOp::Add, S::C(1))?;
+        let to_fall_through = self.branch_here(Insn::Br {
+            cond: BrCond::Eq,
+            target: 0,
+            defer: 0,
+        });
+        self.push_branch(
+            Insn::Br {
+                cond: BrCond::Always,
+                target: 0,
+                defer: 1,
+            },
+            Target::TailCallFault,
+        );
+        self.mov(Dest::Both(RET_LO), S::X(X))?;
+        self.bind(&[to_fall_through]);
         Ok(())
     }
 

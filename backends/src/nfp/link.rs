@@ -10,7 +10,7 @@
 
 use super::{compile_function, compile_function_with, EntryKind, NfpProgram};
 use frontend::Diagnostic;
-use hw::nfp::{encode, CODE_STORE_WORDS, EXIT_TARGET};
+use hw::nfp::{encode, is_fixed_target, Insn, CODE_STORE_WORDS};
 use std::collections::HashMap;
 
 /// True when `module` contains a tail call.
@@ -50,6 +50,7 @@ pub fn link_programs(
         bpf_insn: Vec::with_capacity(next),
         comments: Vec::with_capacity(next),
         relocations: Vec::new(),
+        code_addresses: Vec::new(),
         program_branches: Vec::new(),
         registers: entry.registers,
         lm_windows: entry.lm_windows,
@@ -61,10 +62,16 @@ pub fn link_programs(
         let mut insns = prog.insns.clone();
         for insn in insns.iter_mut() {
             if let Some(t) = insn.target() {
-                if t != EXIT_TARGET {
+                if !is_fixed_target(t) {
                     insn.set_target((t as usize + base) as u16);
                 }
             }
+        }
+        for &word in &prog.code_addresses {
+            if let Some(Insn::Immed { imm, .. }) = insns.get_mut(word) {
+                *imm = (*imm as usize + base) as u16;
+            }
+            out.code_addresses.push(word + base);
         }
         for (word, target) in &prog.program_branches {
             let addr = bases.get(target).ok_or_else(|| {

@@ -29,8 +29,13 @@ pub mod regalloc;
 pub mod shapes;
 
 use frontend::Diagnostic;
-use hw::nfp::abi::{MapPlacement, Relocation, STACK_SIZE};
-use hw::nfp::{encode, program_listing, Insn, MemLevel, CODE_STORE_WORDS, EXIT_TARGET};
+use hw::nfp::abi::{
+    MapLayout, MapPlacement, Relocation, PERCPU_COPIES, REGION_CHIP_MAP, REGION_CHIP_MAP_END,
+    STACK_SIZE,
+};
+use hw::nfp::{
+    encode, program_listing, Insn, MemLevel, CODE_STORE_WORDS, EXIT_TARGET, TAIL_CALL_FAULT_TARGET,
+};
 use isel::{Item, Selector, Target};
 pub use shapes::EntryKind;
 use std::collections::HashMap;
@@ -56,6 +61,9 @@ pub struct NfpProgram {
     pub comments: Vec<String>,
     /// Words the loader patches with runtime values.
     pub relocations: Vec<Relocation>,
+    /// Words whose `immed` holds a code-store address (routine return addresses), which
+    /// linking moves with the program.
+    pub code_addresses: Vec<usize>,
     /// Where each map of the module lives.
     pub maps: Vec<MapPlacement>,
     pub entry: EntryKind,
@@ -101,13 +109,89 @@ pub fn placement_level(bytes: u64) -> MemLevel {
     }
 }
 
+/// The chip-memory layout of map `index` of type `map_type`, when its operations run as
+/// microcode routines (array, per-CPU array and global data today); `None` when the lookup
+/// engine serves it from the shared runtime.
+pub fn map_layout(index: usize, m: &ir::MapDecl) -> Option<MapLayout> {
+    let region = REGION_CHIP_MAP.checked_add(u32::try_from(index).ok()?)?;
+    if region >= REGION_CHIP_MAP_END {
+        return None;
+    }
+    let (kind, copies) = match m.map_type {
+        2 => ("array", 1),
+        6 => ("percpu_array", PERCPU_COPIES),
+        1 => return hash_layout(region, m),
+        _ => return None,
+    };
+    // Values are 8-byte aligned (BPF map values are) and strides powers of two, so that the
+    // microcode shifts instead of multiplying.
+    let value_stride = m.value_size.max(8).checked_next_power_of_two()?;
+    let slot_stride = value_stride.checked_mul(copies)?;
+    Some(MapLayout {
+        kind: kind.to_string(),
+        region,
+        slot_stride,
+        value_stride,
+        copies,
+        capacity: 0,
+        entry_stride: 0,
+        key_offset: 0,
+        value_offset: 0,
+        count_offset: 0,
+    })
+}
+
+/// Longest hash key the microcode routines handle: the key's words and the entry read for
+/// comparing it share the 24 free read transfer registers (8 and 16 of them).
+pub const MAX_CHIP_HASH_KEY: u32 = 32;
+
+/// The layout of a hash map in chip memory (see `hw::nfp::abi::MapLayout`), when its key is
+/// whole 32-bit words of at most [`MAX_CHIP_HASH_KEY`] bytes; other hashes stay with the
+/// lookup engine.
+fn hash_layout(region: u32, m: &ir::MapDecl) -> Option<MapLayout> {
+    if m.key_size == 0 || m.key_size % 4 != 0 || m.key_size > MAX_CHIP_HASH_KEY {
+        return None;
+    }
+    let key8 = (m.key_size + 7) & !7;
+    let value8 = m.value_size.checked_add(7)? & !7;
+    let entry_stride = (8 + key8)
+        .checked_add(value8)?
+        .checked_next_power_of_two()?;
+    let capacity = m
+        .max_entries
+        .max(1)
+        .checked_mul(2)?
+        .checked_next_power_of_two()?;
+    let count_offset = capacity.checked_mul(entry_stride)?;
+    count_offset.checked_add(8)?;
+    Some(MapLayout {
+        kind: "hash".to_string(),
+        region,
+        slot_stride: 0,
+        value_stride: 0,
+        copies: 1,
+        capacity,
+        entry_stride,
+        key_offset: 8,
+        value_offset: 8 + key8,
+        count_offset,
+    })
+}
+
 /// Places every map of `module`.
 pub fn place_maps(module: &ir::Module) -> Result<Vec<MapPlacement>, Diagnostic> {
     let mut out = Vec::new();
     let mut total = 0u64;
-    for (_, m) in module.maps.iter() {
-        let entry = (m.key_size as u64 + m.value_size as u64 + 7) & !7;
-        let bytes = entry * m.max_entries.max(1) as u64;
+    for (i, (_, m)) in module.maps.iter().enumerate() {
+        let layout = map_layout(i, m);
+        let bytes = match &layout {
+            Some(l) if l.kind == "hash" => l.count_offset as u64 + 8,
+            Some(l) => l.slot_stride as u64 * m.max_entries.max(1) as u64,
+            None => {
+                let entry = (m.key_size as u64 + m.value_size as u64 + 7) & !7;
+                entry * m.max_entries.max(1) as u64
+            }
+        };
         total += bytes;
         out.push(MapPlacement {
             name: m.name.clone(),
@@ -117,6 +201,7 @@ pub fn place_maps(module: &ir::Module) -> Result<Vec<MapPlacement>, Diagnostic> 
             max_entries: m.max_entries,
             memory: placement_level(bytes).name().to_string(),
             bytes,
+            layout,
         });
     }
     if total > EMEM_BYTES {
@@ -194,7 +279,11 @@ pub fn compile_function_with(
     let slots = slot_offsets(func)?;
     let order = regalloc::reverse_postorder(func);
     let ranges = passes::range::RangeAnalysis::compute(func, kind == EntryKind::Xdp);
-    let shapes = shapes::analyze(func, &order, kind, &slots, &ranges);
+    let regions: Vec<Option<u32>> = maps
+        .iter()
+        .map(|m| m.layout.as_ref().map(|l| l.region))
+        .collect();
+    let shapes = shapes::analyze(func, &order, kind, &slots, &ranges, &regions);
     let alloc = regalloc::allocate(func, &order, &shapes).map_err(|e| {
         let d = Diagnostic::new(format!(
             "the program needs {} registers at once, {} more than the {} general-purpose registers a context has for values (spilling to local memory is not implemented)",
@@ -208,7 +297,12 @@ pub fn compile_function_with(
             _ => d,
         }
     })?;
+    let layouts: Vec<Option<MapLayout>> = maps.iter().map(|m| m.layout.clone()).collect();
     let mut sel = Selector::new(func, &shapes, &alloc, &levels, &types);
+    sel.layouts = layouts;
+    sel.map_entries = maps.iter().map(|m| m.max_entries).collect();
+    sel.map_value_sizes = maps.iter().map(|m| m.value_size).collect();
+    sel.map_key_sizes = maps.iter().map(|m| m.key_size).collect();
     sel.entry = kind;
     sel.tail_targets = tail_targets.to_vec();
     let mut block_items: HashMap<ir::Block, usize> = HashMap::new();
@@ -217,6 +311,7 @@ pub fn compile_function_with(
         body.push((b, sel.items.len()));
         sel.block(b, order.get(i + 1).copied())?;
     }
+    sel.emit_routines()?;
     let prologue = sel.prologue(kind)?;
     let offset = prologue.len();
     let mut items: Vec<Item> = prologue;
@@ -244,6 +339,7 @@ pub fn compile_function_with(
         bpf_insn: Vec::with_capacity(items.len()),
         comments: Vec::with_capacity(items.len()),
         relocations: Vec::new(),
+        code_addresses: Vec::new(),
         maps,
         entry: kind,
         registers: alloc.max_live,
@@ -254,18 +350,40 @@ pub fn compile_function_with(
         if let Some(t) = item.target {
             let addr = match t {
                 Target::Exit => EXIT_TARGET as usize,
+                Target::TailCallFault => TAIL_CALL_FAULT_TARGET as usize,
                 Target::Block(b) => *block_items.get(&b).ok_or_else(|| {
                     Diagnostic::new(format!("internal: branch to {b}, which was not laid out"))
                         .program(name.clone())
                 })?,
                 Target::Stub(k) => stub_starts[k],
                 Target::Here(k) => k + offset,
+                Target::Routine(k) => {
+                    sel.routines.get(k).and_then(|r| r.1).ok_or_else(|| {
+                        Diagnostic::new(format!("internal: routine {k} was not emitted"))
+                            .program(name.clone())
+                    })? + offset
+                }
                 Target::Program(p) => {
                     out.program_branches.push((i, p));
                     0
                 }
             };
             item.insn.set_target(addr as u16);
+        }
+        if let Some(t) = item.code_address {
+            let addr = match t {
+                Target::Here(k) => k + offset,
+                _ => {
+                    return Err(Diagnostic::new(
+                        "internal: a code address that is not a label of the program",
+                    )
+                    .program(name.clone()))
+                }
+            };
+            if let Insn::Immed { imm, .. } = &mut item.insn {
+                *imm = addr as u16;
+            }
+            out.code_addresses.push(i);
         }
         let word = encode(&item.insn).map_err(|e| {
             let d = Diagnostic::new(format!(

@@ -110,6 +110,7 @@ pub fn analyze(
     entry: EntryKind,
     slot_offsets: &[u32],
     ranges: &RangeAnalysis,
+    map_regions: &[Option<u32>],
 ) -> HashMap<Value, Shape> {
     // A scalar the range analysis bounds below 2^32 has a zero high half.
     let narrow = |v: Value, s: Shape| -> Shape {
@@ -143,7 +144,10 @@ pub fn analyze(
             for inst in func.block_insts(b) {
                 let data = func.dfg.inst(inst);
                 if let Some(r) = func.dfg.inst_result(inst) {
-                    let s = narrow(r, shape_of(func, data, &shapes, slot_offsets, entry));
+                    let s = narrow(
+                        r,
+                        shape_of(func, data, &shapes, slot_offsets, entry, map_regions),
+                    );
                     if shapes.get(&r) != Some(&s) {
                         shapes.insert(r, s);
                         changed = true;
@@ -192,6 +196,7 @@ fn shape_of(
     shapes: &HashMap<Value, Shape>,
     slot_offsets: &[u32],
     entry: EntryKind,
+    map_regions: &[Option<u32>],
 ) -> Shape {
     let get = |v: &Value| shapes.get(v).copied().unwrap_or(Shape::BOTTOM);
     let args = data.args();
@@ -214,9 +219,18 @@ fn shape_of(
             lo: Half::Const(0),
             hi: Half::Const(REGION_MAP + cranelift_codegen::entity::EntityRef::index(map) as u32),
         },
-        I::MapValueAddr { offset, .. } => Shape {
+        // A map in chip memory has a fixed region word and its (only) value at offset 0 of
+        // the image, so the address is a constant; otherwise the loader relocates the region.
+        I::MapValueAddr { map, offset } => Shape {
             lo: Half::Const(offset as u32),
-            hi: Half::Reg,
+            hi: match map_regions
+                .get(cranelift_codegen::entity::EntityRef::index(map))
+                .copied()
+                .flatten()
+            {
+                Some(region) => Half::Const(region),
+                None => Half::Reg,
+            },
         },
         I::Binary { op, width, args } => {
             let (x, y) = (get(&args[0]), get(&args[1]));

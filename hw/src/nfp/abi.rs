@@ -31,8 +31,25 @@ pub const STACK_SIZE: u32 = 512;
 pub const XFER_META: u8 = 0;
 /// How many transfer registers the packet metadata takes.
 pub const XFER_META_LEN: u8 = 6;
+/// Read transfer register the dispatcher fills with the number of the per-CPU copy this
+/// context uses (see [`PERCPU_COPIES`]); in a functional run it is the runtime's CPU.
+pub const XFER_CONTEXT: u8 = 7;
 /// First transfer register free for memory commands.
 pub const XFER_FIRST_FREE: u8 = 8;
+
+/// Region word of map 0's image in chip memory; map `m` is `REGION_CHIP_MAP + m`. The words
+/// from here up to [`REGION_CHIP_MAP_END`] name no region of the shared runtime
+/// (`sim::runtime::memory` leaves 0x20 to 0x00ff_ffff unused), so a pointer into chip memory
+/// can never be mistaken for a runtime pointer, and the first 64 maps' region words fit the
+/// 7-bit immediate of a command's address operand.
+pub const REGION_CHIP_MAP: u32 = 0x40;
+/// One past the last region word of chip-memory map images.
+pub const REGION_CHIP_MAP_END: u32 = 0x0100_0000;
+/// Copies a per-CPU map keeps of each value in chip memory: one per hardware context of the
+/// NFP-4000 offload configuration (50 engines x 4 threads = 200, ../shared/design/targets.md),
+/// rounded up to a power of two so that a copy's offset is a shift. No two packets run on one
+/// context at once, which is exactly the guarantee a BPF per-CPU value gives.
+pub const PERCPU_COPIES: u32 = 256;
 
 /// The word the runtime relocates when it loads a program, because its value is only known
 /// then: the region word of a map's value (global data), which the runtime allocates.
@@ -44,6 +61,81 @@ pub struct Relocation {
     pub map: usize,
     /// Which 16 bits of the region word the `immed` holds: 0 low, 1 high.
     pub half: u8,
+}
+
+/// How a map's image is laid out in chip memory, for the maps whose operations run as
+/// microcode routines shipped with nicc.
+///
+/// An array (and global data) holds its values back to back: the value of entry `i` for
+/// per-CPU copy `c` is at byte `i * slot_stride + c * value_stride` of the map's region, so a
+/// lookup is a compare and two shifts and needs no memory access at all (the kernel's array
+/// lookup is the same arithmetic). Strides are powers of two so the microcode shifts instead
+/// of multiplying.
+///
+/// A hash is an open-addressing table of `capacity` entries (a power of two, at least twice
+/// `max_entries`, so a probe sequence meets an empty entry soon) probed linearly from
+/// [`chip_hash`] of the key. An entry is `entry_stride` bytes: a 4-byte state word (0 empty,
+/// 1 used, 2 deleted), 4 bytes of padding, the key at `key_offset`, the value at
+/// `value_offset`. The number of live entries is a 4-byte word at `count_offset`, after the
+/// table. A deleted entry stays a tombstone that lookups probe past and inserts reuse.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapLayout {
+    /// `array`, `percpu_array` or `hash`.
+    pub kind: String,
+    /// The region word of pointers into the image ([`REGION_CHIP_MAP`] + map index).
+    pub region: u32,
+    /// Bytes from one entry to the next (a power of two).
+    pub slot_stride: u32,
+    /// Bytes from one per-CPU copy of a value to the next (a power of two, at least the value
+    /// size; equal to `slot_stride` when there is one copy).
+    pub value_stride: u32,
+    /// Copies of each value: 1, or [`PERCPU_COPIES`] for per-CPU maps.
+    pub copies: u32,
+    /// Hash only (0 otherwise): entries of the table.
+    #[serde(default)]
+    pub capacity: u32,
+    /// Hash only: bytes from one entry to the next (a power of two).
+    #[serde(default)]
+    pub entry_stride: u32,
+    /// Hash only: the key's offset in an entry.
+    #[serde(default)]
+    pub key_offset: u32,
+    /// Hash only: the value's offset in an entry.
+    #[serde(default)]
+    pub value_offset: u32,
+    /// Hash only: the offset of the count of live entries in the region.
+    #[serde(default)]
+    pub count_offset: u32,
+}
+
+/// Entry states of a hash table in chip memory.
+pub const HASH_EMPTY: u32 = 0;
+pub const HASH_USED: u32 = 1;
+pub const HASH_DELETED: u32 = 2;
+
+/// The hash the microcode computes over a key of whole 32-bit words (read little-endian):
+/// starting from the key's length, each word is mixed in with an xor, an add of the value
+/// shifted left by 10 and an xor of it shifted right by 6 (the per-byte step of Bob Jenkins'
+/// one-at-a-time hash, applied per word), five microengine instructions a word. The
+/// simulator uses this function to convert runtime maps into images; the microcode must
+/// agree with it, which the differential test checks through every seeded lookup.
+pub fn chip_hash(key: &[u8]) -> u32 {
+    let mut h = key.len() as u32;
+    for w in key.chunks(4) {
+        let mut b = [0u8; 4];
+        b[..w.len()].copy_from_slice(w);
+        h ^= u32::from_le_bytes(b);
+        h = h.wrapping_add(h << 10);
+        h ^= h >> 6;
+    }
+    h
+}
+
+impl MapLayout {
+    /// The byte offset of the value of `entry` for copy `copy`.
+    pub fn value_offset(&self, entry: u32, copy: u32) -> u64 {
+        entry as u64 * self.slot_stride as u64 + copy as u64 * self.value_stride as u64
+    }
 }
 
 /// Where a map lives on the chip.
@@ -59,4 +151,9 @@ pub struct MapPlacement {
     pub memory: String,
     /// Bytes it takes there.
     pub bytes: u64,
+    /// The image layout when the map lives in chip memory and microcode routines operate on
+    /// it; `None` when its operations go to the lookup engine, which serves them from the
+    /// shared runtime (program arrays, redirect maps, perf event arrays, and the map types
+    /// whose routines are not written yet).
+    pub layout: Option<MapLayout>,
 }

@@ -246,7 +246,19 @@ fn decode_bits(w: u64) -> Option<Insn> {
             }
         }
         (true, true, false, false) => Insn::CtxArb,
-        (true, true, false, true) => return None,
+        (true, true, false, true) => {
+            let fa = ur_src(f::get(f::UR_A_SRC, w), Bank::A, false)?;
+            let fb = ur_src(f::get(f::UR_B_SRC, w), Bank::B, false)?;
+            let src = match (fa, fb) {
+                (Operand::Gpr(..), Operand::Imm(0)) => fa,
+                (Operand::Imm(0), Operand::Gpr(..)) => fb,
+                _ => return None,
+            };
+            Insn::Rtn {
+                src,
+                defer: f::get(f::BR_DEFBR, w) as u8,
+            }
+        }
         (true, true, true, false) => {
             let fa = f::get(f::UR_A_SRC, w);
             let fb = f::get(f::UR_B_SRC, w);

@@ -99,6 +99,7 @@ pub(crate) mod f {
     pub const LCSR_WRITE: u64 = 0x000_0020_0000;
     pub const LCSR_ADDR: u64 = 0x001_ffc0_0000;
     pub const CARB_BASE: u64 = 0x0e0_0000_0000;
+    pub const BR_ALU_BASE: u64 = 0x0e8_0000_0000;
     pub const MUL_BASE: u64 = 0x0f8_0000_0000;
     pub const MUL_STEP: u64 = 0x000_0070_0000;
     pub const MUL_DST_AB: u64 = 0x000_0080_0000;
@@ -631,6 +632,19 @@ pub fn encode_bits(insn: &Insn) -> Result<u64, EncodeError> {
                 | f::put(f::LCSR_ADDR, range("CSR", csr as u64 / 4, 0x7ff)?)
         }
         Insn::CtxArb => f::CARB_BASE,
+        Insn::Rtn { src, defer } => {
+            if !matches!(src, Operand::Gpr(..)) {
+                return Err(EncodeError::Operand(format!(
+                    "rtn takes its address from a register, not {src}"
+                )));
+            }
+            // As `emit_rtn` places it: the register in its bank's field, 0 in the other.
+            let (a, b, _) = place(src, Operand::Imm(0))?;
+            f::BR_ALU_BASE
+                | f::put(f::UR_A_SRC, ur_src(a)?.0)
+                | f::put(f::UR_B_SRC, ur_src(b)?.0)
+                | f::put(f::BR_DEFBR, range("defer slots", defer as u64, 3)?)
+        }
         Insn::Mul { step, dst, a, b } => match step {
             MulStep::Start => {
                 if dst != Dest::None {

@@ -306,10 +306,12 @@ impl MemLevel {
 /// What a command does at its memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MemAction {
-    /// Reads `1 << count` bytes into read transfer registers `xfer..`, little-endian, the
-    /// first register holding bytes 0 to 3 zero-extended.
+    /// Reads `1 << count` bytes (1 to 64) into read transfer registers `xfer..`,
+    /// little-endian, 4 bytes per register, the first register holding bytes 0 to 3
+    /// zero-extended. Up to 64 bytes per command, as the NFP's memory units move data in
+    /// 8-byte units up to a 64-byte burst.
     Read,
-    /// Writes the low `1 << count` bytes of write transfer registers `xfer..`.
+    /// Writes the low `1 << count` bytes (1 to 64) of write transfer registers `xfer..`.
     Write,
     /// Atomic read-modify-write of `1 << count` bytes with the operand in write transfer
     /// registers `xfer, xfer+1`; the old contents come back in read transfer registers
@@ -517,6 +519,11 @@ pub enum Insn {
     LocalCsrWr { csr: u16, src: Operand },
     /// `ctx_arb[voluntary]`: gives the engine to the next ready context.
     CtxArb,
+    /// `rtn[src]`: branches to the code address in the low 14 bits of the register `src`,
+    /// after `defer` defer slots: the return from a routine, whose caller loaded its return
+    /// address with `immed` (the Linux JIT's `emit_rtn`, a `br_alu` with `OP_BR_ALU_BASE`
+    /// of `nfp_asm.h`).
+    Rtn { src: Operand, defer: u8 },
     /// `mul_step[a, b]` (start and steps) or `mul_step[dst, --]` (last steps).
     Mul {
         step: MulStep,
@@ -535,6 +542,18 @@ pub const CSR_PSEUDO_RND_NUM: u16 = 0x148;
 /// dispatcher with the verdict in the return registers ([`RET_LO`], [`RET_HI`]). It lies past
 /// every code store.
 pub const EXIT_TARGET: u16 = 0x3fff;
+/// The branch target that stops a packet with a fault because a tail call chose a program
+/// that is not in the code store (it did not compile for the NFP target, so it was not
+/// linked): the program's index is in register [`RET_LO`]. A silent fall-through would give
+/// a different verdict than the kernel, which runs that program. It lies past every code
+/// store, beside [`EXIT_TARGET`].
+pub const TAIL_CALL_FAULT_TARGET: u16 = 0x3ffe;
+
+/// True for the targets that are not code-store addresses ([`EXIT_TARGET`],
+/// [`TAIL_CALL_FAULT_TARGET`]), which linking leaves where they are.
+pub fn is_fixed_target(t: u16) -> bool {
+    t == EXIT_TARGET || t == TAIL_CALL_FAULT_TARGET
+}
 /// The register (in both banks) that holds the low word of the program's return value at
 /// [`EXIT_TARGET`].
 pub const RET_LO: u8 = 0;
@@ -565,9 +584,10 @@ impl Insn {
     /// The defer slots of a branch.
     pub fn defer(&self) -> u8 {
         match *self {
-            Insn::Br { defer, .. } | Insn::BrBit { defer, .. } | Insn::BrByte { defer, .. } => {
-                defer
-            }
+            Insn::Br { defer, .. }
+            | Insn::BrBit { defer, .. }
+            | Insn::BrByte { defer, .. }
+            | Insn::Rtn { defer, .. } => defer,
             _ => 0,
         }
     }

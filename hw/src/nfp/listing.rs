@@ -9,6 +9,8 @@ use std::fmt::Write;
 fn target(t: u16) -> String {
     if t == EXIT_TARGET {
         ".exit".into()
+    } else if t == TAIL_CALL_FAULT_TARGET {
+        ".tail_call_fault".into()
     } else {
         format!(".{t}")
     }
@@ -156,6 +158,7 @@ pub fn format_insn(insn: &Insn) -> String {
         }
         Insn::LocalCsrWr { csr, src } => format!("local_csr_wr[{csr:#x}, {src}]"),
         Insn::CtxArb => "ctx_arb[voluntary]".into(),
+        Insn::Rtn { src, defer: d } => format!("rtn[{src}]{}", defer(d)),
         Insn::Mul { step, dst, a, b } => match step {
             MulStep::Start => format!("mul_step[{a}, {b}], 32x32_start"),
             MulStep::Step(n) => format!("mul_step[--, --], 32x32_step{n}"),

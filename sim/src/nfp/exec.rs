@@ -8,6 +8,7 @@
 //! stack are the very bytes the runtime's map code reads. Condition codes, the multiplier and
 //! the indirect shift amount behave as `hw::nfp::insn` documents them.
 
+use super::chip_memory::{is_chip_region, ChipMemory};
 use crate::runtime::helpers::{self, HelperOutcome};
 use crate::runtime::memory::{make_addr, Fault, REGION_PACKET, REGION_STACK, STACK_SIZE};
 use crate::runtime::{ExecState, Runtime};
@@ -278,6 +279,7 @@ pub fn run(
     code: &Code,
     ctx: &mut Context,
     rt: &mut Runtime,
+    chip: &mut ChipMemory,
     st: &mut ExecState,
     budget: u64,
     trace: &mut Trace,
@@ -287,11 +289,24 @@ pub fn run(
     let mut run_cycles: u64 = 0;
     // A taken branch waiting for its defer slots: (target, slots left, shadow cycles).
     let mut pending: Option<(usize, u8, u64)> = None;
+    // The last address executed, which a fault at a fixed target is reported at.
+    let mut last_pc: usize = 0;
     loop {
         if pc == EXIT_TARGET as usize {
             trace.segments.push(Segment::Run(run_cycles));
             let r0 = ctx.reg_a(RET_LO) as u64 | ((ctx.reg_a(RET_HI) as u64) << 32);
             return Stop::Exit(r0);
+        }
+        if pc == TAIL_CALL_FAULT_TARGET as usize {
+            trace.segments.push(Segment::Run(run_cycles));
+            let p = ctx.reg_a(RET_LO);
+            return Stop::Fault(
+                Fault::new(format!(
+                    "bpf_tail_call chose program {p} of the object, which is not in this code store: it did not compile for the NFP target, so it was not linked"
+                ))
+                .help("run `nicc check --target nfp` on the object to see why that program does not compile"),
+                last_pc,
+            );
         }
         let Some(insn) = code.insns.get(pc).copied() else {
             return Stop::Fault(
@@ -311,6 +326,7 @@ pub fn run(
             );
         }
         trace.instructions += 1;
+        last_pc = pc;
         run_cycles += t.pipeline.issue;
         let in_defer = pending.is_some();
         let mut next = pc + 1;
@@ -419,6 +435,8 @@ pub fn run(
             }
             _ => {}
         }
+        // The address a `rtn` branches to, read from its register.
+        let mut return_to = 0usize;
         let taken = match insn {
             Insn::Br { cond, .. } => Some(ctx.cond(cond)),
             Insn::BrBit { src, bit, set, .. } => match ctx.read(st, src) {
@@ -435,6 +453,13 @@ pub fn run(
                 Ok(v) => Some((((v >> (8 * (byte & 3) as u32)) & 0xff) as u8 == value) == eq),
                 Err(e) => return Stop::Fault(e, pc),
             },
+            Insn::Rtn { src, .. } => match ctx.read(st, src) {
+                Ok(v) => {
+                    return_to = (v & 0x3fff) as usize;
+                    Some(true)
+                }
+                Err(e) => return Stop::Fault(e, pc),
+            },
             _ => None,
         };
         if let Some(taken) = taken {
@@ -445,7 +470,7 @@ pub fn run(
                 );
             }
             if taken {
-                let target = insn.target().unwrap_or(0) as usize;
+                let target = insn.target().map_or(return_to, usize::from);
                 let d = insn.defer();
                 let shadow = t.pipeline.branch_shadow.saturating_sub(d as u64);
                 if d == 0 {
@@ -469,7 +494,7 @@ pub fn run(
                 ..
             } => {
                 let latency = match command(
-                    code, ctx, rt, st, level, action, xfer, count, a, b, mode, token,
+                    code, ctx, rt, chip, st, level, action, xfer, count, a, b, mode, token,
                 ) {
                     Ok(l) => l,
                     Err(e) => return Stop::Fault(e, pc),
@@ -534,12 +559,68 @@ pub fn run(
     }
 }
 
+/// The atomic operation of a command, with the access size.
+fn atomic_of(action: MemAction, bytes: usize) -> (ir::AtomicOp, ir::MemSize) {
+    let op = match action {
+        MemAction::AtomicAdd => ir::AtomicOp::Add,
+        MemAction::AtomicOr => ir::AtomicOp::Or,
+        MemAction::AtomicAnd => ir::AtomicOp::And,
+        MemAction::AtomicXor => ir::AtomicOp::Xor,
+        _ => ir::AtomicOp::Xchg,
+    };
+    let size = match bytes {
+        1 => ir::MemSize::U8,
+        2 => ir::MemSize::U16,
+        4 => ir::MemSize::U32,
+        _ => ir::MemSize::U64,
+    };
+    (op, size)
+}
+
+/// A memory command on a map image in chip memory; returns what comes back in the read
+/// transfer registers.
+fn chip_command(
+    chip: &mut ChipMemory,
+    action: MemAction,
+    addr: u64,
+    bytes: usize,
+    operand: u64,
+    expected: u64,
+) -> Result<Option<u64>, Fault> {
+    Ok(match action {
+        MemAction::Read => Some(chip.load(addr, bytes)?),
+        MemAction::Write => {
+            chip.store_le(addr, bytes, operand)?;
+            None
+        }
+        MemAction::CmpXchg => {
+            chip.locate(addr, bytes, true)?;
+            let old = chip.load(addr, bytes)?;
+            if old == ir::semantics::truncate(expected, 8 * bytes as u32) {
+                chip.store_le(addr, bytes, operand)?;
+            }
+            Some(old)
+        }
+        MemAction::Helper => {
+            return Err(Fault::new("internal: a helper call addressed chip memory"))
+        }
+        _ => {
+            chip.locate(addr, bytes, true)?;
+            let old = chip.load(addr, bytes)?;
+            let (op, size) = atomic_of(action, bytes);
+            chip.store_le(addr, bytes, op.apply(size, old, operand))?;
+            Some(old)
+        }
+    })
+}
+
 /// Executes one command against the runtime and returns its latency.
 #[allow(clippy::too_many_arguments)]
 fn command(
     code: &Code,
     ctx: &mut Context,
     rt: &mut Runtime,
+    chip: &mut ChipMemory,
     st: &mut ExecState,
     level: MemLevel,
     action: MemAction,
@@ -571,7 +652,25 @@ fn command(
         } else {
             t.lookup.helper
         };
-        let r = match helpers::call(rt, st, id, args)? {
+        // Pointers into chip memory are lent to the runtime for the helper's duration. An
+        // argument whose high word only looks like a map's region (a scalar such as
+        // `bpf_perf_event_output`'s flags, with the sample size in the high word) points into
+        // no value and is passed on unchanged. A scalar that happened to land inside a value
+        // would be replaced by a runtime pointer: the words carry no type, and no program of
+        // the corpus passes such a scalar (the differential test would show it).
+        let mut lent = Vec::new();
+        for arg in args.iter_mut().take(count.min(5) as usize) {
+            if is_chip_region((*arg >> 32) as u32) && chip.locate(*arg, 0, false).is_ok() {
+                let (p, at) = chip.lend(rt, *arg)?;
+                *arg = p;
+                lent.push(at);
+            }
+        }
+        let outcome = helpers::call(rt, st, id, args);
+        for at in lent {
+            chip.take_back(rt, at);
+        }
+        let r = match outcome? {
             HelperOutcome::Return(v) => v,
             // The microcode compares the answer with the programs linked into the code store
             // and branches to the one named; all ones matches none and falls through.
@@ -597,8 +696,57 @@ fn command(
             }
         },
     };
-    let bytes = 1usize << (count.min(3));
+    let bytes = 1usize << count.min(6);
+    if bytes > 8 {
+        // A bulk transfer of 16 to 64 bytes, 4 bytes per transfer register.
+        let words = bytes / 4;
+        if x + words > 32 {
+            return Err(Fault::new(format!(
+                "a {bytes}-byte command at transfer register {x} runs past the 32 transfer registers"
+            )));
+        }
+        let chip_addr = mode == AddrMode::Region && is_chip_region((addr >> 32) as u32);
+        match action {
+            MemAction::Read => {
+                let data = if chip_addr {
+                    chip.read_bytes(addr, bytes)?
+                } else {
+                    rt.read_bytes(st, addr, bytes)?
+                };
+                for (i, w) in data.chunks_exact(4).enumerate() {
+                    ctx.xin[x + i] = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                }
+            }
+            MemAction::Write => {
+                let data: Vec<u8> = ctx.xout[x..x + words]
+                    .iter()
+                    .flat_map(|w| w.to_le_bytes())
+                    .collect();
+                if chip_addr {
+                    chip.write_bytes(addr, &data)?;
+                } else {
+                    rt.write_bytes(st, addr, &data)?;
+                }
+            }
+            _ => {
+                return Err(Fault::new(format!(
+                    "{} of {bytes} bytes: atomic commands take at most 8 bytes",
+                    action.name()
+                )))
+            }
+        }
+        return Ok(t.memory(level));
+    }
     let operand = ctx.xout[x & 31] as u64 | ((ctx.xout[(x + 1) & 31] as u64) << 32);
+    if mode == AddrMode::Region && is_chip_region((addr >> 32) as u32) {
+        let expected = ctx.xout[(x + 2) & 31] as u64 | ((ctx.xout[(x + 3) & 31] as u64) << 32);
+        let result = chip_command(chip, action, addr, bytes, operand, expected)?;
+        if let Some(v) = result {
+            ctx.xin[x & 31] = v as u32;
+            ctx.xin[(x + 1) & 31] = (v >> 32) as u32;
+        }
+        return Ok(t.memory(level));
+    }
     let result = match action {
         MemAction::Read => Some(rt.load(st, addr, bytes)?),
         MemAction::Write => {

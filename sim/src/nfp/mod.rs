@@ -22,9 +22,11 @@
 //! same values, which is what the differential test checks; what the model does not capture
 //! is two in-flight packets racing on one map entry.
 
+pub mod chip_memory;
 pub mod exec;
 pub mod timing;
 
+pub use chip_memory::ChipMemory;
 pub use exec::{Segment, Trace};
 pub use timing::{schedule, throughput, NfpConfig, Timing};
 
@@ -43,6 +45,8 @@ pub struct NfpMachine {
     pub bpf_insn: Vec<u32>,
     pub map_levels: Vec<MemLevel>,
     pub table: LatencyTable,
+    /// The map images in chip memory, which persist from packet to packet like the maps.
+    pub chip: std::cell::RefCell<ChipMemory>,
 }
 
 impl NfpMachine {
@@ -86,7 +90,10 @@ impl NfpMachine {
                 _ => MemLevel::Emem,
             })
             .collect();
+        let mut chip = ChipMemory::new(&program.maps);
+        chip.seed(rt).map_err(err)?;
         Ok(NfpMachine {
+            chip: std::cell::RefCell::new(chip),
             name: program.name.clone(),
             insns,
             words,
@@ -94,6 +101,24 @@ impl NfpMachine {
             map_levels,
             table,
         })
+    }
+
+    /// Converts the runtime's maps into the images in chip memory again (after the runtime's
+    /// maps were changed from outside, such as by loading a snapshot).
+    pub fn seed_maps(&self, rt: &Runtime) -> Result<(), Diagnostic> {
+        self.chip
+            .borrow_mut()
+            .seed(rt)
+            .map_err(|m| Diagnostic::new(m).program(self.name.clone()))
+    }
+
+    /// Writes the map images in chip memory back into the runtime's maps, so that the
+    /// runtime holds what the microcode left (before a snapshot or a comparison).
+    pub fn store_maps(&self, rt: &mut Runtime) -> Result<(), Diagnostic> {
+        self.chip
+            .borrow()
+            .store(rt)
+            .map_err(|m| Diagnostic::new(m).program(self.name.clone()))
     }
 
     fn code(&self) -> exec::Code<'_> {
@@ -137,11 +162,13 @@ pub fn run_xdp_nfp(
     let mut ctx = exec::Context::new();
     exec::load_meta(&mut ctx, &st);
     ctx.set_xfer(backends::nfp::isel::XFER_LM_BASE, 256);
+    ctx.set_xfer(hw::nfp::abi::XFER_CONTEXT, rt.config.cpu);
     let mut trace = Trace::default();
     match exec::run(
         &m.code(),
         &mut ctx,
         rt,
+        &mut m.chip.borrow_mut(),
         &mut st,
         NfpMachine::budget(rt),
         &mut trace,
@@ -171,11 +198,13 @@ pub fn run_memory_nfp(
     ctx.set_xfer(1, (r1 >> 32) as u32);
     ctx.set_xfer(2, mem.len() as u32);
     ctx.set_xfer(backends::nfp::isel::XFER_LM_BASE, 256);
+    ctx.set_xfer(hw::nfp::abi::XFER_CONTEXT, rt.config.cpu);
     let mut trace = Trace::default();
     match exec::run(
         &m.code(),
         &mut ctx,
         rt,
+        &mut m.chip.borrow_mut(),
         &mut st,
         NfpMachine::budget(rt),
         &mut trace,

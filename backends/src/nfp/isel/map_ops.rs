@@ -1,0 +1,861 @@
+//! Map operations as microcode on the map images in chip memory (see
+//! `hw::nfp::abi::MapLayout`), instead of commands to the lookup engine.
+//!
+//! The kernel's own NFP offload hands every map operation to the lookup engine of the memory
+//! unit, and nicc did the same, with the simulator serving the command from the shared
+//! runtime. A map the backend lays out in chip memory is operated on by the microcode here,
+//! so that its cost is the instructions and the memory commands it really takes:
+//!
+//! - **array and per-CPU array lookup**: the index is read from the key, compared with
+//!   `max_entries`, and shifted into the value's offset (plus the context's per-CPU copy for a
+//!   per-CPU array); the pointer's region word is the map's. No memory access, as in the
+//!   kernel's inlined array lookup.
+//! - **array update**: BPF's flag and index checks, then the value copied from wherever the
+//!   program keeps it (the stack, usually) into the image, 8 bytes per read and write command.
+//! - **array delete**: always `-EINVAL`, as for the kernel's arrays.
+//! - **hash lookup, update and delete**: a routine per map and operation, emitted once after
+//!   the program and called with the return address in a register (`immed`, then `rtn`, as
+//!   the Linux JIT calls its subprograms). The call site reads the key into transfer
+//!   registers; the routine computes `hw::nfp::abi::chip_hash` of it, probes the table
+//!   linearly with one read command per entry (state and key in one burst), compares the key
+//!   word by word, and answers with a pointer (lookup) or a status and the entry (update,
+//!   delete). An insert writes the entry's state and key and counts it with an atomic add;
+//!   the call site then copies the value in. Registers 0 to 5 are the routine's (they are
+//!   free inside an expansion): 2 holds the return address, 3 the probe index, 4 the probes
+//!   left, 5 the entry's offset, 0 and 1 temporaries and the answer.
+//!
+//! Results follow `sim::runtime::maps` exactly (the same errors in the same order), which the
+//! differential test checks against the interpreter.
+
+use super::{Item, Selector, Target, S, X};
+use frontend::Diagnostic;
+use hw::nfp::abi::{MapLayout, REGION_MAP, REGION_PACKET, REGION_STACK, XFER_CONTEXT};
+use hw::nfp::insn::*;
+use hw::nfp::regs::{Bank, Dest, Operand};
+use ir::{MemSize, Region, Value};
+
+/// A map routine: which map and which operation (an update's flags are part of it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoutineKey {
+    pub map: usize,
+    pub op: RoutineOp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoutineOp {
+    Lookup,
+    Update(u8),
+    Delete,
+}
+
+/// Read transfer registers the key occupies during a hash routine, and those an entry is
+/// read into.
+const XFER_KEY: u8 = X;
+const XFER_ENTRY: u8 = X + 8;
+/// Registers of the hash routines (see the module doc).
+const R_RET: u8 = 2;
+const R_INDEX: u8 = 3;
+const R_LEFT: u8 = 4;
+const R_ENTRY: u8 = 5;
+/// `ENOENT` as BPF helpers return it (negated).
+const ENOENT: i64 = 2;
+
+/// `bpf_map_lookup_elem`, `bpf_map_update_elem`, `bpf_map_delete_elem`.
+const LOOKUP: u32 = 1;
+const UPDATE: u32 = 2;
+const DELETE: u32 = 3;
+/// `EINVAL`, `E2BIG` and `EEXIST` as BPF helpers return them (negated).
+const EINVAL: i64 = 22;
+const E2BIG: i64 = 7;
+const EEXIST: i64 = 17;
+
+impl<'a> Selector<'a> {
+    /// The map a value names when it is a constant map handle (`lddw rX, map`).
+    pub(super) fn const_map(&self, v: Value) -> Option<usize> {
+        let s = self.shape(v);
+        match (s.hi.constant(), s.lo.constant()) {
+            (Some(h), Some(0)) if (REGION_MAP..REGION_MAP + 0x0100_0000).contains(&h) => {
+                Some((h - REGION_MAP) as usize)
+            }
+            _ => None,
+        }
+    }
+
+    /// The chip-memory layout of map `m`, when it has one.
+    fn layout_of(&self, m: usize) -> Option<MapLayout> {
+        self.layouts.get(m).cloned().flatten()
+    }
+
+    /// Selects a helper call on a map in chip memory; returns false when the call is not one
+    /// (the caller then issues the lookup-engine command). A helper other than the three map
+    /// operations that is given such a map is refused: the lookup engine could not see the
+    /// map's contents.
+    pub(super) fn chip_map_helper(
+        &mut self,
+        id: u32,
+        args: &[Value],
+        result: Option<Value>,
+    ) -> Result<bool, Diagnostic> {
+        let in_chip =
+            |sel: &Self, v: &Value| sel.const_map(*v).filter(|m| sel.layout_of(*m).is_some());
+        let Some(m) = args.first().and_then(|v| in_chip(self, v)) else {
+            if let Some(m) = args.iter().find_map(|v| in_chip(self, v)) {
+                return Err(self.err(format!(
+                    "helper {id} is given map {m}, which lives in chip memory where only the map operations (lookup, update, delete) reach it"
+                )));
+            }
+            return Ok(false);
+        };
+        let layout = self
+            .layout_of(m)
+            .ok_or_else(|| self.err("internal: no layout"))?;
+        if layout.kind == "hash" {
+            self.hash_call(id, m, &layout, args, result)?;
+            return Ok(true);
+        }
+        match id {
+            LOOKUP => self.array_lookup(m, &layout, args, result)?,
+            UPDATE => self.array_update(m, &layout, args, result)?,
+            DELETE => {
+                if let Some(r) = result {
+                    self.set_const(r, -EINVAL)?;
+                }
+            }
+            _ => {
+                return Err(self.err(format!(
+                    "helper {id} is not available on map {m}, which lives in chip memory (only lookup, update and delete are)"
+                ))
+                .help("use bpf_map_lookup_elem on the current CPU's value instead"))
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes the 64-bit constant `c` into `r`'s registers.
+    fn set_const(&mut self, r: Value, c: i64) -> Result<(), Diagnostic> {
+        if let Some(d) = self.dst(r, false) {
+            self.mov(Dest::Both(d), S::C(c as u32))?;
+        }
+        if let Some(d) = self.dst(r, true) {
+            self.mov(Dest::Both(d), S::C((c as u64 >> 32) as u32))?;
+        }
+        Ok(())
+    }
+
+    /// The array index a key points to, as a half the expansions can read: a local-memory
+    /// word copied to scratch when the key is at a constant place in the stack window, else
+    /// a read command into the transfer registers.
+    fn array_index(&mut self, key: Value) -> Result<S, Diagnostic> {
+        if let Some(off) = self.stack_const(key, 0) {
+            if let Some(o) = self.lm_word(off) {
+                let t = self.scratch()?;
+                self.push(Insn::Alu {
+                    dst: Dest::Both(t),
+                    a: Operand::None,
+                    op: AluOp::PassB,
+                    b: o,
+                });
+                return Ok(S::R(t));
+            }
+        }
+        self.command_at(Region::Any, MemSize::U32, key, 0, MemAction::Read)?;
+        Ok(S::X(X))
+    }
+
+    /// `dst = index * slot_stride (+ context * value_stride)`: the offset of the value.
+    fn value_offset(&mut self, dst: u8, index: S, layout: &MapLayout) -> Result<(), Diagnostic> {
+        let k = layout.slot_stride.trailing_zeros();
+        self.shf(Dest::Both(dst), index, ShfOp::None, ShiftClass::Left, k)?;
+        if layout.copies > 1 {
+            // The return register is free inside an expansion (see the `isel` module doc).
+            let t = RET_LO;
+            let kv = layout.value_stride.trailing_zeros();
+            self.shf(
+                Dest::Both(t),
+                S::X(XFER_CONTEXT),
+                ShfOp::None,
+                ShiftClass::Left,
+                kv,
+            )?;
+            self.alu(Dest::Both(dst), S::R(dst), AluOp::Add, S::R(t))?;
+        }
+        Ok(())
+    }
+
+    /// The number of entries of map `m`.
+    fn max_entries(&self, m: usize) -> u32 {
+        self.map_entries.get(m).copied().unwrap_or(0)
+    }
+
+    /// Array lookup: a pointer to the value, or NULL when the index is out of range.
+    fn array_lookup(
+        &mut self,
+        m: usize,
+        layout: &MapLayout,
+        args: &[Value],
+        result: Option<Value>,
+    ) -> Result<(), Diagnostic> {
+        let key = *args
+            .get(1)
+            .ok_or_else(|| self.err("bpf_map_lookup_elem needs a key"))?;
+        let Some(r) = result else { return Ok(()) };
+        let (dl, dh) = (self.dst(r, false), self.dst(r, true));
+        let index = self.array_index(key)?;
+        // The offset goes to a scratch register first: the result's registers may be the ones
+        // the key was read into only if the allocator shared them, which it never does for an
+        // operand and the result of one instruction, but the index read is not an operand.
+        let off = self.scratch()?;
+        self.value_offset(off, index, layout)?;
+        if let Some(d) = dl {
+            self.mov(Dest::Both(d), S::R(off))?;
+        }
+        if let Some(d) = dh {
+            self.imm32(Dest::Both(d), layout.region);
+        }
+        // The shifts and `immed` leave the condition codes alone, so the bounds test can come
+        // last and clear the pointer when it fails.
+        let max = self.max_entries(m);
+        self.alu(Dest::None, index, AluOp::Sub, S::C(max))?;
+        let to_done = self.branch_here(Insn::Br {
+            cond: BrCond::Lo,
+            target: 0,
+            defer: 0,
+        });
+        if let Some(d) = dl {
+            self.imm32(Dest::Both(d), 0);
+        }
+        if let Some(d) = dh {
+            self.imm32(Dest::Both(d), 0);
+        }
+        self.bind(&[to_done]);
+        Ok(())
+    }
+
+    /// Array update with constant flags: `-EINVAL` for flags other than `BPF_ANY` (0),
+    /// `BPF_NOEXIST` (1) and `BPF_EXIST` (2), `-E2BIG` for an index out of range, `-EEXIST`
+    /// for `BPF_NOEXIST` (every array element exists), else the value is copied in and the
+    /// result is 0; the order of the checks is the runtime's.
+    fn array_update(
+        &mut self,
+        m: usize,
+        layout: &MapLayout,
+        args: &[Value],
+        result: Option<Value>,
+    ) -> Result<(), Diagnostic> {
+        let (Some(&key), Some(&value), Some(&flags)) = (args.get(1), args.get(2), args.get(3))
+        else {
+            return Err(self.err("bpf_map_update_elem needs a key, a value and flags"));
+        };
+        let flags = self.shape(flags).constant().ok_or_else(|| {
+            self.err("bpf_map_update_elem on a map in chip memory needs constant flags")
+                .help("pass BPF_ANY, BPF_NOEXIST or BPF_EXIST directly")
+        })?;
+        if flags > 2 {
+            if let Some(r) = result {
+                self.set_const(r, -EINVAL)?;
+            }
+            return Ok(());
+        }
+        let max = self.max_entries(m);
+        let index = self.array_index(key)?;
+        self.alu(Dest::None, index, AluOp::Sub, S::C(max))?;
+        let to_big = self.branch_here(Insn::Br {
+            cond: BrCond::Hs,
+            target: 0,
+            defer: 0,
+        });
+        if flags == 1 {
+            if let Some(r) = result {
+                self.set_const(r, -EEXIST)?;
+            }
+        } else {
+            let off = self.scratch()?;
+            self.value_offset(off, index, layout)?;
+            let value_size = self.map_value_sizes.get(m).copied().unwrap_or(0);
+            let level = self.map_levels.get(m).copied().unwrap_or(MemLevel::Emem);
+            self.copy_bytes(
+                (S::C(layout.region), off),
+                level,
+                (self.hi(value)?, self.lo(value)?),
+                value_size,
+            )?;
+            if let Some(r) = result {
+                self.set_const(r, 0)?;
+            }
+        }
+        let to_done = self.branch_here(Insn::Br {
+            cond: BrCond::Always,
+            target: 0,
+            defer: 0,
+        });
+        self.bind(&[to_big]);
+        if let Some(r) = result {
+            self.set_const(r, -E2BIG)?;
+        }
+        self.bind(&[to_done]);
+        Ok(())
+    }
+
+    /// The memory level a pointer with high half `hi` reaches.
+    fn level_of_region(&self, hi: S) -> MemLevel {
+        match hi {
+            S::C(REGION_STACK) => MemLevel::Lm,
+            S::C(REGION_PACKET) => MemLevel::Ctm,
+            S::C(c) => c
+                .checked_sub(hw::nfp::abi::REGION_CHIP_MAP)
+                .and_then(|m| self.map_levels.get(m as usize).copied())
+                .unwrap_or(MemLevel::Emem),
+            _ => MemLevel::Emem,
+        }
+    }
+
+    /// A command at `hi:lo + offset` in the 40-bit mode, with the data in transfer register
+    /// `X`; `lo_reg` is a register holding the low half when it is not constant.
+    fn command_at_halves(
+        &mut self,
+        level: MemLevel,
+        action: MemAction,
+        hi: S,
+        lo: S,
+        offset: u32,
+        count: u8,
+    ) -> Result<(), Diagnostic> {
+        let a = match hi {
+            S::C(c) if c <= 0x7f => Operand::Imm(c as u8),
+            _ => Operand::Gpr(Bank::A, self.in_reg(hi)?),
+        };
+        let b = match (lo, offset) {
+            (S::C(c), _) => {
+                let t = self.scratch()?;
+                self.imm32(Dest::Both(t), c.wrapping_add(offset));
+                Operand::Gpr(Bank::B, t)
+            }
+            (_, 0) => Operand::Gpr(Bank::B, self.in_reg(lo)?),
+            _ => {
+                let t = self.scratch()?;
+                self.alu(Dest::Both(t), lo, AluOp::Add, S::C(offset))?;
+                Operand::Gpr(Bank::B, t)
+            }
+        };
+        self.push(Insn::Cmd {
+            level,
+            action,
+            xfer: X,
+            count,
+            a,
+            b,
+            sig: 1,
+            swap: CtxSwap::Swap,
+            mode: AddrMode::Region,
+            token: 0,
+        });
+        Ok(())
+    }
+
+    /// Copies `n` bytes from the pointer `src` (any memory) to `dst` (a chip-memory region
+    /// word and a register holding the offset) with read and write commands of 8, 4, 2 and 1
+    /// bytes: the value of a map update. Each piece needs its scratch registers only until
+    /// its write is issued, so the expansion fits the four scratch registers.
+    fn copy_bytes(
+        &mut self,
+        (dst_hi, dst_lo): (S, u8),
+        dst_level: MemLevel,
+        (src_hi, src_lo): (S, S),
+        n: u32,
+    ) -> Result<(), Diagnostic> {
+        let src_level = self.level_of_region(src_hi);
+        let base = self.scratch_next;
+        let mut done = 0u32;
+        for size in [8u32, 4, 2, 1] {
+            while n - done >= size {
+                self.scratch_next = base;
+                let count = size.trailing_zeros() as u8;
+                self.command_at_halves(src_level, MemAction::Read, src_hi, src_lo, done, count)?;
+                self.mov(Dest::Xfer(X), S::X(X))?;
+                if size == 8 {
+                    self.mov(Dest::Xfer(X + 1), S::X(X + 1))?;
+                }
+                self.command_at_halves(
+                    dst_level,
+                    MemAction::Write,
+                    dst_hi,
+                    S::R(dst_lo),
+                    done,
+                    count,
+                )?;
+                done += size;
+            }
+        }
+        self.scratch_next = base;
+        Ok(())
+    }
+
+    /// A hash operation at its call site: the key into transfer registers, the call, and
+    /// what the answer means for the result (and, for an update, the value copied in).
+    fn hash_call(
+        &mut self,
+        id: u32,
+        m: usize,
+        layout: &MapLayout,
+        args: &[Value],
+        result: Option<Value>,
+    ) -> Result<(), Diagnostic> {
+        let key = *args
+            .get(1)
+            .ok_or_else(|| self.err("a map operation needs a key"))?;
+        let op = match id {
+            LOOKUP => RoutineOp::Lookup,
+            DELETE => RoutineOp::Delete,
+            UPDATE => {
+                let flags = args.get(3).and_then(|f| self.shape(*f).constant()).ok_or_else(|| {
+                    self.err("bpf_map_update_elem on a map in chip memory needs constant flags")
+                        .help("pass BPF_ANY, BPF_NOEXIST or BPF_EXIST directly")
+                })?;
+                if flags > 2 {
+                    if let Some(r) = result {
+                        self.set_const(r, -EINVAL)?;
+                    }
+                    return Ok(());
+                }
+                RoutineOp::Update(flags as u8)
+            }
+            _ => {
+                return Err(self.err(format!(
+                    "helper {id} is not available on map {m}, which lives in chip memory (only lookup, update and delete are)"
+                )))
+            }
+        };
+        // The key, in pieces of 8 and 4 bytes (whole words: see `MAX_CHIP_HASH_KEY`).
+        let key_size = self.map_key_sizes.get(m).copied().unwrap_or(0);
+        let (kh, kl) = (self.hi(key)?, self.lo(key)?);
+        let level = self.level_of_region(kh);
+        let mut done = 0;
+        while done < key_size {
+            self.scratch_next = 0;
+            let size: u32 = if key_size - done >= 8 { 8 } else { 4 };
+            self.command_at_halves(
+                level,
+                MemAction::Read,
+                kh,
+                kl,
+                done,
+                size.trailing_zeros() as u8,
+            )?;
+            if let Some(last) = self.items.last_mut() {
+                if let Insn::Cmd { xfer, .. } = &mut last.insn {
+                    *xfer = XFER_KEY + (done / 4) as u8;
+                }
+            }
+            done += size;
+        }
+        self.scratch_next = 0;
+        let k = match self
+            .routines
+            .iter()
+            .position(|(r, _)| *r == RoutineKey { map: m, op })
+        {
+            Some(k) => k,
+            None => {
+                self.routines.push((RoutineKey { map: m, op }, None));
+                self.routines.len() - 1
+            }
+        };
+        // The return address goes in the branch's defer slot.
+        self.push_branch(
+            Insn::Br {
+                cond: BrCond::Always,
+                target: 0,
+                defer: 1,
+            },
+            Target::Routine(k),
+        );
+        let ret_at = self.items.len() + 1;
+        self.items.push(Item {
+            insn: Insn::Immed {
+                dst: Dest::Both(R_RET),
+                imm: 0,
+                shift: 0,
+                width: ImmedWidth::All,
+                inv: false,
+            },
+            target: None,
+            bpf: self.bpf,
+            comment: String::new(),
+            reloc: None,
+            code_address: Some(Target::Here(ret_at)),
+        });
+        let Some(r) = result else { return Ok(()) };
+        let (dl, dh) = (self.dst(r, false), self.dst(r, true));
+        match op {
+            RoutineOp::Lookup => {
+                // The routine answers with the pointer in registers 0 and 1.
+                if let Some(d) = dl {
+                    self.mov(Dest::Both(d), S::R(RET_LO))?;
+                }
+                if let Some(d) = dh {
+                    self.mov(Dest::Both(d), S::R(RET_HI))?;
+                }
+            }
+            RoutineOp::Delete => self.status_result(dl, dh)?,
+            RoutineOp::Update(_) => {
+                let value = *args
+                    .get(2)
+                    .ok_or_else(|| self.err("bpf_map_update_elem needs a value"))?;
+                // A status of 0 leaves the entry's offset in register 1: copy the value there.
+                self.alu(Dest::None, S::C(0), AluOp::Or, S::R(RET_LO))?;
+                let to_status = self.branch_here(Insn::Br {
+                    cond: BrCond::Ne,
+                    target: 0,
+                    defer: 0,
+                });
+                self.alu(
+                    Dest::Both(RET_HI),
+                    S::R(RET_HI),
+                    AluOp::Add,
+                    S::C(layout.value_offset),
+                )?;
+                let value_size = self.map_value_sizes.get(m).copied().unwrap_or(0);
+                let level = self.map_levels.get(m).copied().unwrap_or(MemLevel::Emem);
+                self.copy_bytes(
+                    (S::C(layout.region), RET_HI),
+                    level,
+                    (self.hi(value)?, self.lo(value)?),
+                    value_size,
+                )?;
+                self.bind(&[to_status]);
+                self.status_result(dl, dh)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The result of an update or delete from the routine's status in register 0 (0 or a
+    /// negative errno, sign-extended).
+    fn status_result(&mut self, dl: Option<u8>, dh: Option<u8>) -> Result<(), Diagnostic> {
+        if let Some(d) = dh {
+            self.shf(
+                Dest::Both(d),
+                S::R(RET_LO),
+                ShfOp::Ashr,
+                ShiftClass::Right,
+                31,
+            )?;
+        }
+        if let Some(d) = dl {
+            self.mov(Dest::Both(d), S::R(RET_LO))?;
+        }
+        Ok(())
+    }
+
+    /// Emits every routine the program calls, after its blocks.
+    pub fn emit_routines(&mut self) -> Result<(), Diagnostic> {
+        self.bpf = u32::MAX;
+        for k in 0..self.routines.len() {
+            let key = self.routines[k].0;
+            self.routines[k].1 = Some(self.items.len());
+            let start = self.items.len();
+            let layout = self
+                .layout_of(key.map)
+                .ok_or_else(|| self.err("internal: a routine for a map without a layout"))?;
+            self.hash_routine(key, &layout)?;
+            if let Some(first) = self.items.get_mut(start) {
+                first.comment = format!(
+                    "routine: hash {} of map {}",
+                    match key.op {
+                        RoutineOp::Lookup => "lookup".to_string(),
+                        RoutineOp::Update(f) => format!("update (flags {f})"),
+                        RoutineOp::Delete => "delete".to_string(),
+                    },
+                    key.map
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `dst = dst & (capacity - 1)`: an AND with an immediate, or two shifts when the mask
+    /// is wider than 8 bits (no register is free for it).
+    fn wrap_index(&mut self, r: u8, capacity: u32) -> Result<(), Diagnostic> {
+        let bits = capacity.trailing_zeros();
+        if capacity <= 0x100 {
+            self.alu(Dest::Both(r), S::R(r), AluOp::And, S::C(capacity - 1))
+        } else if bits < 32 {
+            self.shf(
+                Dest::Both(r),
+                S::R(r),
+                ShfOp::None,
+                ShiftClass::Left,
+                32 - bits,
+            )?;
+            self.shf(
+                Dest::Both(r),
+                S::R(r),
+                ShfOp::None,
+                ShiftClass::Right,
+                32 - bits,
+            )
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `rtn[return address]` with up to three moves in its defer slots.
+    fn return_with(&mut self, moves: &[(u8, S)]) -> Result<(), Diagnostic> {
+        let start = self.items.len();
+        for &(d, s) in moves {
+            self.mov(Dest::Both(d), s)?;
+        }
+        let body: Vec<Item> = self.items.drain(start..).collect();
+        let defer = if body.len() <= 3 { body.len() as u8 } else { 0 };
+        if defer == 0 {
+            self.items.extend(body.iter().cloned());
+        }
+        self.push(Insn::Rtn {
+            src: Operand::Gpr(Bank::A, R_RET),
+            defer,
+        });
+        if defer > 0 {
+            self.items.extend(body);
+        }
+        Ok(())
+    }
+
+    /// The body of one hash routine (see the module doc for its registers).
+    fn hash_routine(&mut self, key: RoutineKey, l: &MapLayout) -> Result<(), Diagnostic> {
+        let key_size = self.map_key_sizes.get(key.map).copied().unwrap_or(0);
+        let max = self.max_entries(key.map);
+        let words = (key_size / 4) as u8;
+        let region = Operand::Imm(0);
+        let region = match l.region {
+            r if r <= 0x7f => Operand::Imm(r as u8),
+            _ => region,
+        };
+        if region == Operand::Imm(0) {
+            return Err(self.err(format!(
+                "map {} is past the 64 maps whose chip-memory region fits a command's immediate",
+                key.map
+            )));
+        }
+        let update = matches!(key.op, RoutineOp::Update(_));
+        let t = RET_LO;
+        // The hash of the key words.
+        self.imm32(Dest::Both(R_INDEX), key_size);
+        for w in 0..words {
+            self.alu(
+                Dest::Both(R_INDEX),
+                S::R(R_INDEX),
+                AluOp::Xor,
+                S::X(XFER_KEY + w),
+            )?;
+            self.shf(
+                Dest::Both(t),
+                S::R(R_INDEX),
+                ShfOp::None,
+                ShiftClass::Left,
+                10,
+            )?;
+            self.alu(Dest::Both(R_INDEX), S::R(R_INDEX), AluOp::Add, S::R(t))?;
+            self.shf(
+                Dest::Both(t),
+                S::R(R_INDEX),
+                ShfOp::None,
+                ShiftClass::Right,
+                6,
+            )?;
+            self.alu(Dest::Both(R_INDEX), S::R(R_INDEX), AluOp::Xor, S::R(t))?;
+        }
+        self.wrap_index(R_INDEX, l.capacity)?;
+        self.imm32(Dest::Both(R_LEFT), l.capacity);
+        if update {
+            // No deleted entry seen yet.
+            self.imm32(Dest::Both(RET_HI), u32::MAX);
+        }
+        let top = self.items.len();
+        self.shf(
+            Dest::Both(R_ENTRY),
+            S::R(R_INDEX),
+            ShfOp::None,
+            ShiftClass::Left,
+            l.entry_stride.trailing_zeros(),
+        )?;
+        let read = (l.key_offset + ((key_size + 7) & !7)).next_power_of_two();
+        self.push(Insn::Cmd {
+            level: self
+                .map_levels
+                .get(key.map)
+                .copied()
+                .unwrap_or(MemLevel::Emem),
+            action: MemAction::Read,
+            xfer: XFER_ENTRY,
+            count: read.trailing_zeros() as u8,
+            a: region,
+            b: Operand::Gpr(Bank::B, R_ENTRY),
+            sig: 1,
+            swap: CtxSwap::Swap,
+            mode: AddrMode::Region,
+            token: 0,
+        });
+        // An empty entry ends the probe sequence: the key is absent.
+        self.mov(Dest::None, S::X(XFER_ENTRY))?;
+        let to_absent = self.branch_here(Insn::Br {
+            cond: BrCond::Eq,
+            target: 0,
+            defer: 0,
+        });
+        self.alu(
+            Dest::None,
+            S::X(XFER_ENTRY),
+            AluOp::Xor,
+            S::C(hw::nfp::abi::HASH_DELETED),
+        )?;
+        let to_deleted = self.branch_here(Insn::Br {
+            cond: BrCond::Eq,
+            target: 0,
+            defer: 0,
+        });
+        let mut to_next = Vec::new();
+        let first_key_word = XFER_ENTRY + (l.key_offset / 4) as u8;
+        for w in 0..words {
+            self.mov(Dest::Both(t), S::X(first_key_word + w))?;
+            self.alu(Dest::None, S::R(t), AluOp::Xor, S::X(XFER_KEY + w))?;
+            to_next.push(self.branch_here(Insn::Br {
+                cond: BrCond::Ne,
+                target: 0,
+                defer: 0,
+            }));
+        }
+        let to_found = self.branch_here(Insn::Br {
+            cond: BrCond::Always,
+            target: 0,
+            defer: 0,
+        });
+        self.bind(&[to_deleted]);
+        if update {
+            // Remember the first deleted entry: an insert reuses it.
+            self.alu(Dest::None, S::R(RET_HI), AluOp::Add, S::C(1))?;
+            let seen = self.branch_here(Insn::Br {
+                cond: BrCond::Ne,
+                target: 0,
+                defer: 0,
+            });
+            self.mov(Dest::Both(RET_HI), S::R(R_ENTRY))?;
+            to_next.push(seen);
+        }
+        self.bind(&to_next);
+        self.alu(Dest::Both(R_INDEX), S::R(R_INDEX), AluOp::Add, S::C(1))?;
+        self.wrap_index(R_INDEX, l.capacity)?;
+        self.alu(Dest::Both(R_LEFT), S::R(R_LEFT), AluOp::Sub, S::C(1))?;
+        self.push_branch(
+            Insn::Br {
+                cond: BrCond::Ne,
+                target: 0,
+                defer: 0,
+            },
+            Target::Here(top),
+        );
+        self.bind(&[to_absent]);
+        let errno = |e: i64| S::C(e as u32);
+        let level = self
+            .map_levels
+            .get(key.map)
+            .copied()
+            .unwrap_or(MemLevel::Emem);
+        match key.op {
+            RoutineOp::Lookup => {
+                self.return_with(&[(RET_LO, S::C(0)), (RET_HI, S::C(0))])?;
+                self.bind(&[to_found]);
+                self.alu(
+                    Dest::Both(RET_LO),
+                    S::R(R_ENTRY),
+                    AluOp::Add,
+                    S::C(l.value_offset),
+                )?;
+                self.return_with(&[(RET_HI, S::C(l.region))])?;
+            }
+            RoutineOp::Delete => {
+                self.return_with(&[(RET_LO, errno(-ENOENT))])?;
+                self.bind(&[to_found]);
+                self.mov(Dest::Xfer(XFER_ENTRY), S::C(hw::nfp::abi::HASH_DELETED))?;
+                self.mem_cmd(level, MemAction::Write, region, R_ENTRY, 2)?;
+                self.imm32(Dest::Both(t), l.count_offset);
+                self.imm32(Dest::Xfer(XFER_ENTRY), u32::MAX);
+                self.mem_cmd(level, MemAction::AtomicAdd, region, t, 2)?;
+                self.return_with(&[(RET_LO, S::C(0))])?;
+            }
+            RoutineOp::Update(flags) => {
+                if flags == 2 {
+                    self.return_with(&[(RET_LO, errno(-ENOENT))])?;
+                } else {
+                    // A new key: room for it, then its state and key, then the count.
+                    self.imm32(Dest::Both(t), l.count_offset);
+                    self.mem_cmd(level, MemAction::Read, region, t, 2)?;
+                    self.imm32(Dest::Both(R_INDEX), max);
+                    self.alu(Dest::None, S::X(XFER_ENTRY), AluOp::Sub, S::R(R_INDEX))?;
+                    let to_full = self.branch_here(Insn::Br {
+                        cond: BrCond::Hs,
+                        target: 0,
+                        defer: 0,
+                    });
+                    self.alu(Dest::None, S::R(RET_HI), AluOp::Add, S::C(1))?;
+                    let keep = self.branch_here(Insn::Br {
+                        cond: BrCond::Eq,
+                        target: 0,
+                        defer: 0,
+                    });
+                    self.mov(Dest::Both(R_ENTRY), S::R(RET_HI))?;
+                    self.bind(&[keep]);
+                    self.mov(Dest::Xfer(XFER_ENTRY), S::C(hw::nfp::abi::HASH_USED))?;
+                    self.mov(Dest::Xfer(XFER_ENTRY + 1), S::C(0))?;
+                    for w in 0..words {
+                        self.mov(Dest::Xfer(first_key_word + w), S::X(XFER_KEY + w))?;
+                    }
+                    // The burst may cover the first bytes of the value, which the caller
+                    // writes right after.
+                    self.mem_cmd(
+                        level,
+                        MemAction::Write,
+                        region,
+                        R_ENTRY,
+                        read.trailing_zeros() as u8,
+                    )?;
+                    self.mov(Dest::Xfer(XFER_ENTRY), S::C(1))?;
+                    self.mem_cmd(level, MemAction::AtomicAdd, region, t, 2)?;
+                    self.return_with(&[(RET_LO, S::C(0)), (RET_HI, S::R(R_ENTRY))])?;
+                    self.bind(&[to_full]);
+                    self.return_with(&[(RET_LO, errno(-E2BIG))])?;
+                }
+                self.bind(&[to_found]);
+                if flags == 1 {
+                    self.return_with(&[(RET_LO, errno(-EEXIST))])?;
+                } else {
+                    self.return_with(&[(RET_LO, S::C(0)), (RET_HI, S::R(R_ENTRY))])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A command at `region:reg` with the data in the entry's transfer registers.
+    fn mem_cmd(
+        &mut self,
+        level: MemLevel,
+        action: MemAction,
+        region: Operand,
+        reg: u8,
+        count: u8,
+    ) -> Result<(), Diagnostic> {
+        self.push(Insn::Cmd {
+            level,
+            action,
+            xfer: XFER_ENTRY,
+            count,
+            a: region,
+            b: Operand::Gpr(Bank::B, reg),
+            sig: 1,
+            swap: CtxSwap::Swap,
+            mode: AddrMode::Region,
+            token: 0,
+        });
+        Ok(())
+    }
+}
