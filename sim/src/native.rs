@@ -34,15 +34,18 @@
 //!
 //! # Helper calls
 //!
-//! A helper call is one indirect call into [`cb_helper`], which hands the arguments to
-//! [`crate::runtime::helpers::call`], the same code every engine runs. That path allocates
-//! nothing for the helpers XDP programs call per packet (map lookup, update and delete,
-//! redirects, head/meta/tail adjustment, checksums, clocks): keys are read onto the host stack,
-//! hash keys hash with a multiply-rotate hasher, and a lookup result is registered in the
-//! value-region table once. Lookups in array maps of up to
-//! [`abi::LOOKUP_CACHE_MAX_ENTRIES`] entries make no call after the first for a key: native
-//! code reads the result from `ctx->lookup_cache`, the counterpart of the kernel's inlined
-//! `array_map_gen_lookup`.
+//! A call of a helper the ABI names goes straight to that helper's own entry point
+//! ([`cb_helper_direct`], one instance per helper id, so no switch on the id), which hands
+//! the arguments to [`crate::runtime::helpers::call`], the same code every engine runs; any
+//! other id goes through the dispatcher [`cb_helper`]. That path allocates nothing for the
+//! helpers XDP programs call per packet (map lookup, update and delete, redirects,
+//! head/meta/tail adjustment, checksums, clocks): keys are read onto the host stack (straight
+//! from a live stack frame or the packet when they lie inside it), hash keys hash with a
+//! multiply-rotate hasher, and a lookup result is registered in the value-region table once.
+//! Lookups in array maps of up to [`abi::LOOKUP_CACHE_MAX_ENTRIES`] entries make no call
+//! after the first for a key: native code reads the pointer value and the host address of the
+//! value from `ctx->lookup_cache`, and reads and writes the value at that address, the
+//! counterpart of the kernel's inlined `array_map_gen_lookup`.
 //!
 //! # Executable memory
 //!
