@@ -42,7 +42,7 @@ pub fn optimize(mut code: Vec<MachInsn>) -> Vec<MachInsn> {
 }
 
 /// The negated condition (`jset` has none).
-fn negate(c: JmpCond) -> Option<JmpCond> {
+pub(super) fn negate(c: JmpCond) -> Option<JmpCond> {
     Some(match c {
         JmpCond::Eq => JmpCond::Ne,
         JmpCond::Ne => JmpCond::Eq,

@@ -11,7 +11,8 @@
 //! [`hoist_moves`] writes an edge's moves before its conditional jump where the other path
 //! does not need their registers, and [`known_constants`] drops the constant moves that
 //! leaves repeated; [`shared_exit`] returns constants through one `exit` with `r0` written
-//! early, where that is shorter;
+//! early, where that is shorter; [`shared_edges`] keeps one copy of edge code that several
+//! edges repeat;
 //! [`branches`] resolves labels into jump offsets and drops jumps to the next instruction.
 //! [`elf`] then writes the functions of a module, with their map, global-data and call
 //! relocations, as an object like the ones clang builds, keeping a one-function program's
@@ -32,6 +33,7 @@ pub mod layout;
 pub mod original_code;
 pub mod peephole;
 pub mod regalloc;
+pub mod shared_edges;
 pub mod shared_exit;
 
 use branches::{FunctionCode, Reloc};
@@ -112,6 +114,7 @@ fn with_allocation(
     let code = peephole::optimize(code);
     let code = known_constants::optimize(hoist_moves::optimize(code));
     let code = shared_exit::optimize(code);
+    let code = shared_edges::optimize(code);
     let code = peephole::optimize(code);
     branches::resolve(code).map_err(|e| diagnostic(module, fref, None, &e.message))
 }
