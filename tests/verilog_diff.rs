@@ -12,85 +12,16 @@
 //!   entered, one per clock.
 
 mod support;
+#[path = "support/verilog_programs.rs"]
+mod verilog_programs;
 
-use backends::verilog::{compile_program, CompiledPipeline, PipelineOptions};
-use frontend::lift::{lift_program, LiftOptions};
-use frontend::object::ProgramKind;
+use backends::verilog::CompiledPipeline;
 use hw::tools::stimulus::{Stimulus, StimulusPacket};
-use passes::pass::PassContext;
-use passes::pipeline::{pipeline, PassManager};
 use sim::pipeline::{packet_in, run_xdp_pipeline, PipelineSim};
-use sim::runtime::{ExecState, Runtime, RuntimeConfig, XdpInput};
-use std::path::Path;
-
-struct Candidate {
-    name: String,
-    obj: frontend::Object,
-    index: usize,
-    compiled: Result<CompiledPipeline, String>,
-}
-
-/// Every kernel-accepted corpus XDP program, compiled (or refused) for the pipeline target.
-fn candidates() -> Vec<Candidate> {
-    if let Err(why) = hw::linux::kernel_available() {
-        panic!("this test needs the kernel's bpf() to know which programs it accepts: {why}");
-    }
-    let mut out = Vec::new();
-    for path in support::valid_objects() {
-        let Ok(obj) = frontend::elf::read_file(&path) else {
-            continue;
-        };
-        let rel = path
-            .strip_prefix(support::corpus().join("elf"))
-            .unwrap_or(&path)
-            .display()
-            .to_string();
-        for (i, p) in obj.programs.iter().enumerate() {
-            if p.kind != ProgramKind::Xdp || hw::linux::KernelObject::load(&obj, &[i]).is_err() {
-                continue;
-            }
-            let name = format!("{rel} {}", p.name);
-            let compiled = compile(&obj, i);
-            out.push(Candidate {
-                name,
-                obj: obj.clone(),
-                index: i,
-                compiled,
-            });
-        }
-    }
-    out
-}
-
-fn compile(obj: &frontend::Object, i: usize) -> Result<CompiledPipeline, String> {
-    let mut module = lift_program(obj, i, &LiftOptions { inline_calls: true })
-        .map_err(|d| format!("not lifted: {}", d.message))?;
-    let pipe = pipeline("hw").ok_or("no hw pipeline")?;
-    let mut ctx = PassContext::new(pipe.target);
-    PassManager::new()
-        .run(&pipe, &mut module, &mut ctx)
-        .map_err(|e| format!("hw pipeline failed: {e}"))?;
-    let entry = module.programs[0].func;
-    compile_program(
-        &module,
-        entry,
-        &obj.programs[i].name,
-        &PipelineOptions::default(),
-    )
-    .map_err(|r| r.to_string())
-}
-
-fn runtime_for(obj: &frontend::Object) -> Runtime {
-    let mut rt = Runtime::new(obj, RuntimeConfig::default()).expect("runtime");
-    let file = Path::new(&obj.name)
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    if let Some(seed) = support::seeds::seed_for(&file, obj) {
-        rt.load_snapshot(&seed).expect("seed");
-    }
-    rt
-}
+use sim::runtime::{ExecState, Runtime, XdpInput};
+use verilog_programs::{
+    compile, corpus_object, kernel_accepted_candidates as candidates, runtime_for,
+};
 
 /// The corpus packets an XDP frame can hold (the others `BPF_PROG_TEST_RUN` refuses).
 fn runnable_packets() -> Vec<XdpInput> {
@@ -328,11 +259,6 @@ fn verilator_agrees_with_the_pipeline_simulator_cycle_for_cycle() {
     );
     assert!(compared >= 3, "only {compared} programs compared");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// The corpus object at `rel` under `elf/`.
-fn corpus_object(rel: &str) -> frontend::Object {
-    frontend::elf::read_file(&support::corpus().join("elf").join(rel)).expect("corpus object")
 }
 
 /// The first runnable corpus packet that is IPv4 with IP protocol `proto`.

@@ -10,50 +10,15 @@
 //! and `tuser_dst`, no dropped packet, and every map row equal to the interpreter's maps.
 
 mod support;
+#[path = "support/verilog_programs.rs"]
+mod verilog_programs;
 
 use backends::verilog::shell::{self, shell_verilog};
-use backends::verilog::{compile_program, emit, CompiledPipeline, PipelineOptions};
-use frontend::lift::{lift_program, LiftOptions};
+use backends::verilog::{emit, CompiledPipeline};
 use hw::tools::shell_stimulus::{ShellCommand, ShellResult, ShellStimulus};
-use passes::pass::PassContext;
-use passes::pipeline::{pipeline, PassManager};
 use sim::pipeline::{load_memories, store_memories, PipelineSim};
-use sim::runtime::{ExecState, Redirect, Runtime, RuntimeConfig, XdpAction, XdpInput};
-use std::path::Path;
-
-fn corpus_object(rel: &str) -> frontend::Object {
-    frontend::elf::read_file(&support::corpus().join("elf").join(rel)).expect("corpus object")
-}
-
-fn compile(obj: &frontend::Object, i: usize) -> Result<CompiledPipeline, String> {
-    let mut module = lift_program(obj, i, &LiftOptions { inline_calls: true })
-        .map_err(|d| format!("not lifted: {}", d.message))?;
-    let pipe = pipeline("hw").ok_or("no hw pipeline")?;
-    let mut ctx = PassContext::new(pipe.target);
-    PassManager::new()
-        .run(&pipe, &mut module, &mut ctx)
-        .map_err(|e| format!("hw pipeline failed: {e}"))?;
-    let entry = module.programs[0].func;
-    compile_program(
-        &module,
-        entry,
-        &obj.programs[i].name,
-        &PipelineOptions::default(),
-    )
-    .map_err(|r| r.to_string())
-}
-
-fn runtime_for(obj: &frontend::Object) -> Runtime {
-    let mut rt = Runtime::new(obj, RuntimeConfig::default()).expect("runtime");
-    let file = Path::new(&obj.name)
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    if let Some(seed) = support::seeds::seed_for(&file, obj) {
-        rt.load_snapshot(&seed).expect("seed");
-    }
-    rt
-}
+use sim::runtime::{ExecState, Redirect, Runtime, XdpAction, XdpInput};
+use verilog_programs::{compile, corpus_object, runtime_for};
 
 /// The ports packets arrive from, in OpenNIC's `tuser_src` format: MAC ports 0 and 1 (bits 6
 /// and 7) and PCIe function 0 (bit 0). The program sees the value as `ingress_ifindex`.

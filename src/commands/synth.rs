@@ -1,7 +1,10 @@
 //! `nicc synth OBJ...`: synthesizes programs' Verilog pipelines with Yosys and prints the
 //! resources, the logic depth and the clock they allow: one line per program, or with
 //! `--table` one Markdown table over every XDP program of every object given (programs the
-//! pipeline backend refuses are listed under it with the reason).
+//! pipeline backend refuses are listed under it with the reason). Each stage's depth is shown
+//! twice: the LUT levels the delay model predicted when it scheduled the stage, and the LUT
+//! levels Yosys's netlist has on the deepest path into the stage's registers, so that the
+//! model can be checked against the tool stage by stage.
 
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -28,7 +31,7 @@ pub fn synth(args: &SynthArgs) -> Result<String, String> {
     let mut refused = Vec::new();
     if args.table {
         println!(
-            "| program | stages | LUTs | % U50 | flip-flops | BRAM | LUT-RAM | DSP | LUT levels (deepest stage) | model MHz |\n|---|---|---|---|---|---|---|---|---|---|"
+            "| program | stages | LUTs | % U50 | flip-flops | BRAM | LUT-RAM | DSP | LUT levels per stage, Yosys | predicted by the model | deepest, Yosys `ltp` | model MHz |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
     }
     for path in &args.objects {
@@ -60,6 +63,15 @@ pub fn synth(args: &SynthArgs) -> Result<String, String> {
             };
             let top = backends::verilog::emit::core_name(&c.block);
             let r = hw::tools::yosys::synth_xilinx(&top, &c.verilog)?;
+            let measured = backends::verilog::emit::stage_lut_levels(&c.block, &r.register_depths);
+            let model = backends::verilog::PipelineOptions::default().model;
+            let predicted: Vec<u32> = c
+                .schedule
+                .stage_delay_ps
+                .iter()
+                .map(|&d| model.lut_levels(d))
+                .collect();
+            let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
             if args.table {
                 let file = path
                     .file_name()
@@ -68,7 +80,7 @@ pub fn synth(args: &SynthArgs) -> Result<String, String> {
                 // Rows are printed as they are made: a table over the corpus takes hours of
                 // Yosys time, and a partial table is worth having.
                 println!(
-                    "| {file} {name} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {:.0} |",
+                    "| {file} {name} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
                     c.block.stages,
                     r.luts,
                     100.0 * r.luts as f64 / U50_LUTS,
@@ -76,13 +88,15 @@ pub fn synth(args: &SynthArgs) -> Result<String, String> {
                     r.brams,
                     r.lutram_cells,
                     r.dsps,
+                    list(&measured),
+                    list(&predicted),
                     r.lut_levels,
                     c.schedule.fmax_mhz()
                 );
             } else {
                 let _ = writeln!(
                     s,
-                    "{name}: {} stages; {} LUTs ({:.3}% of an Alveo U50), {} flip-flops, {} BRAM tiles, {} LUT-RAM cells, {} DSPs; deepest stage {} LUT levels; slowest stage by the delay model {:.0} MHz",
+                    "{name}: {} stages; {} LUTs ({:.3}% of an Alveo U50), {} flip-flops, {} BRAM tiles, {} LUT-RAM cells, {} DSPs; deepest stage {} LUT levels; slowest stage by the delay model {:.0} MHz\n  LUT levels per stage, Yosys: {}\n  predicted by the model:      {}",
                     c.block.stages,
                     r.luts,
                     100.0 * r.luts as f64 / U50_LUTS,
@@ -91,7 +105,9 @@ pub fn synth(args: &SynthArgs) -> Result<String, String> {
                     r.lutram_cells,
                     r.dsps,
                     r.lut_levels,
-                    c.schedule.fmax_mhz()
+                    c.schedule.fmax_mhz(),
+                    list(&measured),
+                    list(&predicted)
                 );
             }
         }

@@ -2,8 +2,10 @@
 //! itself: given only a scheduled block and a delay model, it recomputes every stage's
 //! combinational paths and says which constraints hold.
 //!
-//! Violations (the schedule is wrong): an operand from a later stage; a memory accessed in
-//! more than one stage. Overruns (the schedule is legal but slower than asked): a stage whose
+//! Violations (the schedule is wrong): an operand from a later stage; a memory read used in its
+//! own stage (its row is registered); a memory read in more than one stage, written in more
+//! than one, or written in a stage other than the one right after its reads (the only write
+//! the hardware forwards). Overruns (the schedule is legal but slower than asked): a stage whose
 //! longest path exceeds the period, which happens only inside a memory's read-modify-write
 //! section or for a single operation slower than the period; they are reported with the memory
 //! or operation responsible.
@@ -49,6 +51,7 @@ pub fn check_schedule(block: &Block, model: &DelayModel) -> ScheduleReport {
     let period = block.clock_period_ps;
     let (section_of, _) = memory_sections(block);
     let delays = model.node_delays(block);
+    let forward = model.forward_delay();
     let mut finish = vec![0u32; block.nodes.len()];
     for (i, node) in block.nodes.iter().enumerate() {
         if node.kind.is_constant() {
@@ -72,6 +75,13 @@ pub fn check_schedule(block: &Block, model: &DelayModel) -> ScheduleReport {
                     "n{i} (stage {}) reads n{op}, which is computed later, in stage {}",
                     node.stage, o.stage
                 ));
+            } else if o.kind.is_registered() && o.stage == node.stage {
+                report.violations.push(format!(
+                    "n{i} (stage {}) reads the memory read n{op} of its own stage, whose row is registered at the end of it",
+                    node.stage
+                ));
+            } else if o.kind.is_registered() && o.stage + 1 == node.stage {
+                arrival = arrival.max(forward);
             } else if o.stage == node.stage {
                 arrival = arrival.max(finish[op as usize]);
             }
@@ -111,17 +121,31 @@ pub fn check_schedule(block: &Block, model: &DelayModel) -> ScheduleReport {
         }
     }
     for (k, m) in block.memories.iter().enumerate() {
-        let stages: std::collections::BTreeSet<u32> = block
-            .nodes
-            .iter()
-            .filter(|n| matches!(n.kind, NodeKind::MemRead { mem, .. } | NodeKind::MemWrite { mem, .. } if mem as usize == k))
-            .map(|n| n.stage)
-            .collect();
-        if stages.len() > 1 {
+        let stages_of = |want_read: bool| -> std::collections::BTreeSet<u32> {
+            block
+                .nodes
+                .iter()
+                .filter(|n| match n.kind {
+                    NodeKind::MemRead { mem, .. } => want_read && mem as usize == k,
+                    NodeKind::MemWrite { mem, .. } => !want_read && mem as usize == k,
+                    _ => false,
+                })
+                .map(|n| n.stage)
+                .collect()
+        };
+        let (reads, writes) = (stages_of(true), stages_of(false));
+        if reads.len() > 1 || writes.len() > 1 {
             report.violations.push(format!(
-                "map `{}` is accessed in stages {stages:?}; all its accesses must share one stage",
+                "map `{}` is read in stages {reads:?} and written in stages {writes:?}; its reads must share one stage and its writes another",
                 m.name
             ));
+        } else if let (Some(&r), Some(&w)) = (reads.first(), writes.first()) {
+            if w != r + 1 {
+                report.violations.push(format!(
+                    "map `{}` is read in stage {r} and written in stage {w}; the hardware forwards only a write in the stage right after the read",
+                    m.name
+                ));
+            }
         }
     }
     report

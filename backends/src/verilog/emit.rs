@@ -3,9 +3,11 @@
 //! The module implements the block's timing contract (`hw::pipeline::block`) literally: one
 //! wire `nK` per node, one register `rB_nK` per pipeline register the block lists, a valid bit
 //! `vB` per boundary, a global `advance` that stalls everything when the output is held, and
-//! one `reg` array per memory, written at the rising edge by the memory's stage. Memories are
+//! one `reg` array per memory, read synchronously in the memory's read stage (a block RAM's
+//! output register, with the write of the next stage forwarded into it when the rows match)
+//! and written at the rising edge by the stage after it. Memories are
 //! also reachable through a control port (`ctl_*`: select a memory and a row, read the row
-//! combinationally, write it at the rising edge) that the shell exposes over AXI4-Lite and the
+//! a cycle later, write it at the rising edge) that the shell exposes over AXI4-Lite and the
 //! testbench uses to seed and read maps. A control write stalls the pipeline for its cycle
 //! (`advance` is low), so it takes effect between two packets and never collides with a
 //! pipeline write.
@@ -355,20 +357,100 @@ impl<'a> Emitter<'a> {
                 value,
                 enable,
             } => self.write_bytes(array, offset, size as u32, value, enable, s),
-            NodeKind::MemRead { mem, row } => {
-                let m = self.block.memories[mem as usize].clone();
-                let rn = self.named64(row, s);
-                let bits = index_bits(m.rows as u64);
-                Expr::cond(
-                    self.below(row, s, m.rows as u64),
-                    Expr::Index {
-                        name: format!("mem{mem}"),
-                        index: Box::new(Expr::slice(rn, bits - 1, 0)),
-                    },
-                    Expr::lit(m.row_bytes * 8, 0),
-                )
-            }
+            // A memory read has no wire in its own stage: its row is registered at the end of
+            // the stage (`registered_read`) and nothing in the stage uses it.
+            NodeKind::MemRead { .. } => return None,
         })
+    }
+
+    /// The synchronous read `id` of memory `mem` at row `row` in stage `s`, as block RAM reads,
+    /// with the forwarding that makes it see the write the next stage makes at the same edge:
+    /// the row register `rdK_q` (a block RAM's output register), whether the row exists, and
+    /// whether and what the memory's write in stage `s + 1` wrote to the same row. Returns the
+    /// register statements (clocked under `advance`); the row's value from stage `s + 1` on is
+    /// the wire `r{s+1}_nK` this also declares.
+    fn registered_read(&mut self, id: NodeId, mem: u32, row: NodeId, s: u32) -> Vec<Stmt> {
+        let Some(m) = self.block.memories.get(mem as usize).cloned() else {
+            return Vec::new();
+        };
+        let width = m.row_bytes * 8;
+        let bits = index_bits(m.rows as u64);
+        let q = format!("rd{id}_q");
+        let ok = format!("rd{id}_ok");
+        let hit = format!("rd{id}_hit");
+        let fwd = format!("rd{id}_fwd");
+        self.items.push(Item::Comment(format!(
+            "n{id}: row of memory {mem} read in stage {s}, registered, with stage {}'s write forwarded",
+            s + 1
+        )));
+        let rn = self.named64(row, s);
+        let in_range = self.below(row, s, m.rows as u64);
+        // The writes of the next stage, in the priority the memory's write logic gives them.
+        let mut hits = Vec::new();
+        for (_, node) in self.block.memory_writes(mem) {
+            let NodeKind::MemWrite {
+                row: wrow,
+                data,
+                enable,
+                ..
+            } = node.kind
+            else {
+                continue;
+            };
+            let ws = node.stage;
+            let write_valid = if ws == 0 {
+                Expr::ident("in_valid")
+            } else {
+                Expr::ident(format!("v{ws}"))
+            };
+            let wn = self.named64(wrow, ws);
+            let same_row = Expr::bin(
+                BinOp::Eq,
+                Expr::slice(wn, bits - 1, 0),
+                Expr::slice(rn.clone(), bits - 1, 0),
+            );
+            let cond = Expr::bin(
+                BinOp::LogicAnd,
+                Expr::bin(
+                    BinOp::LogicAnd,
+                    Expr::bin(BinOp::LogicAnd, write_valid, self.operand(enable, ws)),
+                    self.below(wrow, ws, m.rows as u64),
+                ),
+                Expr::bin(BinOp::LogicAnd, same_row, in_range.clone()),
+            );
+            hits.push((cond, self.operand(data, ws)));
+        }
+        let mut any_hit = Expr::lit(1, 0);
+        let mut data = Expr::lit(width, 0);
+        for (cond, d) in hits.into_iter().rev() {
+            any_hit = Expr::bin(BinOp::LogicOr, cond.clone(), any_hit);
+            data = Expr::cond(cond, d, data);
+        }
+        let value = Expr::cond(
+            Expr::ident(hit.clone()),
+            Expr::ident(fwd.clone()),
+            Expr::cond(
+                Expr::ident(ok.clone()),
+                Expr::ident(q.clone()),
+                Expr::lit(width, 0),
+            ),
+        );
+        self.items.push(Item::Assign(
+            Expr::ident(format!("r{}_n{id}", s + 1)),
+            value,
+        ));
+        vec![
+            Stmt::NonBlocking(
+                Expr::ident(q),
+                Expr::Index {
+                    name: format!("mem{mem}"),
+                    index: Box::new(Expr::slice(rn, bits - 1, 0)),
+                },
+            ),
+            Stmt::NonBlocking(Expr::ident(ok), in_range),
+            Stmt::NonBlocking(Expr::ident(hit), any_hit),
+            Stmt::NonBlocking(Expr::ident(fwd), data),
+        ]
     }
 
     fn read_bytes(
@@ -616,11 +698,36 @@ pub fn core_module(block: &Block) -> Module {
             width: 1,
         });
     }
-    let regs = block.registers();
+    // A memory read's first register is the forwarding wire `registered_read` declares.
+    let regs: Vec<_> = block
+        .registers()
+        .into_iter()
+        .filter(|r| {
+            let n = block.node(r.node);
+            !(n.kind.is_registered() && r.boundary == n.stage + 1)
+        })
+        .collect();
     for r in &regs {
         e.items.push(Item::Reg {
             name: format!("r{}_n{}", r.boundary, r.node),
             width: block.node(r.node).shape.bits(),
+        });
+    }
+    // The registers of every memory read (`registered_read`) and the wire its users read.
+    for (id, node) in block.nodes.iter().enumerate() {
+        if !node.kind.is_registered() {
+            continue;
+        }
+        let width = node.shape.bits();
+        for (name, w) in [("q", width), ("ok", 1), ("hit", 1), ("fwd", width)] {
+            e.items.push(Item::Reg {
+                name: format!("rd{id}_{name}"),
+                width: w,
+            });
+        }
+        e.items.push(Item::Wire {
+            name: format!("r{}_n{id}", node.stage + 1),
+            width,
         });
     }
     e.items.push(Item::Wire {
@@ -666,26 +773,46 @@ pub fn core_module(block: &Block) -> Module {
             }
         }
     }
+    let mut read_registers = Vec::new();
+    for id in 0..block.nodes.len() as NodeId {
+        let node = block.node(id);
+        if let NodeKind::MemRead { mem, row } = node.kind {
+            read_registers.extend(e.registered_read(id, mem, row, node.stage));
+        }
+    }
     for o in Output::ALL {
         if let Some(&x) = block.outputs.get(&o) {
             let v = e.operand(x, stages);
             e.items.push(Item::Assign(Expr::ident(output_port(o)), v));
         }
     }
-    // Control-port reads.
+    // Control-port reads are synchronous, like the pipeline's: each memory's row register
+    // `ctlK_q` reads the selected row at every edge (a block RAM port of its own), and the
+    // memory select and range check are registered beside it, so `ctl_rdata` shows the row
+    // selected one cycle earlier.
     let mut rdata = Expr::lit(row_bits, 0);
+    let mut ctl_reads = Vec::new();
     for (k, m) in block.memories.iter().enumerate().rev() {
         let bits = index_bits(m.rows as u64);
-        let word = Expr::Index {
-            name: format!("mem{k}"),
-            index: Box::new(Expr::slice("ctl_row", bits - 1, 0)),
-        };
-        let word = if m.row_bytes * 8 < row_bits {
-            Expr::Concat(vec![Expr::lit(row_bits - m.row_bytes * 8, 0), word])
-        } else {
-            word
-        };
-        rdata = Expr::cond(
+        let width = m.row_bytes * 8;
+        let (q, ok) = (format!("ctl{k}_q"), format!("ctl{k}_ok"));
+        e.items.push(Item::Reg {
+            name: q.clone(),
+            width,
+        });
+        e.items.push(Item::Reg {
+            name: ok.clone(),
+            width: 1,
+        });
+        ctl_reads.push(Stmt::NonBlocking(
+            Expr::ident(q.clone()),
+            Expr::Index {
+                name: format!("mem{k}"),
+                index: Box::new(Expr::slice("ctl_row", bits - 1, 0)),
+            },
+        ));
+        ctl_reads.push(Stmt::NonBlocking(
+            Expr::ident(ok.clone()),
             Expr::bin(
                 BinOp::LogicAnd,
                 Expr::bin(
@@ -699,13 +826,17 @@ pub fn core_module(block: &Block) -> Module {
                     Expr::lit(CTL_ROW_BITS, m.rows as u64),
                 ),
             ),
-            word,
-            rdata,
-        );
+        ));
+        let word = if width < row_bits {
+            Expr::Concat(vec![Expr::lit(row_bits - width, 0), Expr::ident(q)])
+        } else {
+            Expr::ident(q)
+        };
+        rdata = Expr::cond(Expr::ident(ok), word, rdata);
     }
     e.items.push(Item::Assign(Expr::ident("ctl_rdata"), rdata));
     // The clocked part: valid bits, pipeline registers, memory writes.
-    let mut body = vec![];
+    let mut body = ctl_reads;
     let mut valid = vec![];
     for b in 1..=stages {
         let from = if b == 1 {
@@ -734,15 +865,46 @@ pub fn core_module(block: &Block) -> Module {
             src,
         ));
     }
+    moves.extend(read_registers);
     if !moves.is_empty() {
         body.push(Stmt::If(Expr::ident("advance"), moves, vec![]));
     }
+    // Each memory has one write port, as a block RAM has: the pipeline's writes (all in one
+    // stage; the first in node order wins, as the forwarding in `registered_read` assumes) and
+    // then the control port's, multiplexed onto one enable, row and data.
     for (k, m) in block.memories.iter().enumerate() {
         let bits = index_bits(m.rows as u64);
-        let mut pipeline_writes = Vec::new();
-        for (_, node) in block.memory_writes(k as u32) {
+        let width = m.row_bytes * 8;
+        let ctl_hit = Expr::bin(
+            BinOp::LogicAnd,
+            Expr::bin(
+                BinOp::LogicAnd,
+                Expr::ident("ctl_we"),
+                Expr::bin(
+                    BinOp::Eq,
+                    Expr::ident("ctl_mem"),
+                    Expr::lit(CTL_MEM_BITS, k as u64),
+                ),
+            ),
+            Expr::bin(
+                BinOp::Lt,
+                Expr::ident("ctl_row"),
+                Expr::lit(CTL_ROW_BITS, m.rows as u64),
+            ),
+        );
+        let mut enable = ctl_hit;
+        let mut row = Expr::slice("ctl_row", bits - 1, 0);
+        let mut data = Expr::slice("ctl_wdata", width - 1, 0);
+        let writes: Vec<_> = block
+            .memory_writes(k as u32)
+            .map(|(_, n)| n.clone())
+            .collect();
+        for node in writes.into_iter().rev() {
             let NodeKind::MemWrite {
-                row, data, enable, ..
+                row: wrow,
+                data: wdata,
+                enable: wen,
+                ..
             } = node.kind
             else {
                 continue;
@@ -753,61 +915,44 @@ pub fn core_module(block: &Block) -> Module {
             } else {
                 Expr::ident(format!("v{s}"))
             };
-            let rn = e.named64(row, s);
+            let rn = e.named64(wrow, s);
             let cond = Expr::bin(
                 BinOp::LogicAnd,
                 Expr::bin(
                     BinOp::LogicAnd,
                     Expr::bin(BinOp::LogicAnd, Expr::ident("advance"), valid),
-                    e.operand(enable, s),
+                    e.operand(wen, s),
                 ),
-                e.below(row, s, m.rows as u64),
+                e.below(wrow, s, m.rows as u64),
             );
-            pipeline_writes.push((cond, rn, e.operand(data, s)));
+            let c = e.temp(1, cond);
+            enable = Expr::bin(BinOp::LogicOr, Expr::ident(c.clone()), enable);
+            row = Expr::cond(Expr::ident(c.clone()), Expr::slice(rn, bits - 1, 0), row);
+            data = Expr::cond(Expr::ident(c), e.operand(wdata, s), data);
         }
-        let ctl = Stmt::If(
-            Expr::bin(
-                BinOp::LogicAnd,
-                Expr::bin(
-                    BinOp::LogicAnd,
-                    Expr::ident("ctl_we"),
-                    Expr::bin(
-                        BinOp::Eq,
-                        Expr::ident("ctl_mem"),
-                        Expr::lit(CTL_MEM_BITS, k as u64),
-                    ),
-                ),
-                Expr::bin(
-                    BinOp::Lt,
-                    Expr::ident("ctl_row"),
-                    Expr::lit(CTL_ROW_BITS, m.rows as u64),
-                ),
-            ),
+        let (we, wrow, wdata) = (
+            format!("mem{k}_we"),
+            format!("mem{k}_wrow"),
+            format!("mem{k}_wdata"),
+        );
+        for (name, w, value) in [(&we, 1, enable), (&wrow, bits, row), (&wdata, width, data)] {
+            e.items.push(Item::Wire {
+                name: name.clone(),
+                width: w,
+            });
+            e.items.push(Item::Assign(Expr::ident(name.clone()), value));
+        }
+        body.push(Stmt::If(
+            Expr::ident(we),
             vec![Stmt::NonBlocking(
                 Expr::Index {
                     name: format!("mem{k}"),
-                    index: Box::new(Expr::slice("ctl_row", bits - 1, 0)),
+                    index: Box::new(Expr::ident(wrow)),
                 },
-                Expr::slice("ctl_wdata", m.row_bytes * 8 - 1, 0),
+                Expr::ident(wdata),
             )],
             vec![],
-        );
-        // Pipeline writes take priority: a nested if-else chain ending in the control write.
-        let mut stmt = ctl;
-        for (cond, rn, data) in pipeline_writes.into_iter().rev() {
-            stmt = Stmt::If(
-                cond,
-                vec![Stmt::NonBlocking(
-                    Expr::Index {
-                        name: format!("mem{k}"),
-                        index: Box::new(Expr::slice(rn, bits - 1, 0)),
-                    },
-                    data,
-                )],
-                vec![stmt],
-            );
-        }
-        body.push(stmt);
+        ));
     }
     let mut items = e.items;
     items.push(Item::AlwaysPosedge {
@@ -833,4 +978,54 @@ pub fn core_module(block: &Block) -> Module {
         ports,
         items,
     }
+}
+
+/// The stage whose logic feeds the register the core names `name` (as Yosys keeps the name:
+/// `r3_n17`, `v3`, `rd17_q`, `mem0[5]`), or `None` for a name the core does not give a
+/// pipeline register. Register `rB_nK` and valid bit `vB` hold what stage `B - 1` computed;
+/// a memory read's registers belong to the read's stage; a memory word to the stage that
+/// writes it.
+pub fn register_stage(block: &Block, name: &str) -> Option<u32> {
+    let number = |s: &str| s.parse::<u32>().ok();
+    if let Some(rest) = name.strip_prefix("mem") {
+        let k = number(rest.split('[').next()?)?;
+        return block
+            .memory_writes(k)
+            .map(|(_, n)| n.stage)
+            .next()
+            .or_else(|| {
+                block.nodes.iter().find_map(|n| match n.kind {
+                    NodeKind::MemRead { mem, .. } if mem == k => Some(n.stage),
+                    _ => None,
+                })
+            });
+    }
+    if let Some(rest) = name.strip_prefix("rd") {
+        let k = number(rest.split('_').next()?)?;
+        return block.nodes.get(k as usize).map(|n| n.stage);
+    }
+    if let Some(rest) = name.strip_prefix('v') {
+        return number(rest)?.checked_sub(1);
+    }
+    if let Some(rest) = name.strip_prefix('r') {
+        let (b, node) = rest.split_once("_n")?;
+        number(node)?;
+        return number(b)?.checked_sub(1);
+    }
+    None
+}
+
+/// The LUT levels of each stage measured on a netlist of the core: the deepest path into any
+/// register the stage feeds (`register_stage`).
+pub fn stage_lut_levels(
+    block: &Block,
+    depths: &hw::tools::netlist_depth::RegisterDepths,
+) -> Vec<u32> {
+    let mut levels = vec![0; block.stages as usize];
+    for (name, &d) in &depths.by_register {
+        if let Some(slot) = register_stage(block, name).and_then(|s| levels.get_mut(s as usize)) {
+            *slot = (*slot).max(d);
+        }
+    }
+    levels
 }

@@ -2,15 +2,21 @@
 //! period, under dependency and delay constraints (as XLS does; `check.rs` verifies the
 //! result independently).
 //!
-//! Nodes are placed as soon as possible: a node joins the stage of its latest operand when the
-//! chain of combinational delays through that stage still fits the period, and starts the next
-//! stage otherwise. One constraint overrides the period: every access to one memory, and every
-//! node on a path from a read of it to a write of it, shares one stage (a memory's
-//! read-modify-write section). Packets pass that stage one per clock and each sees the writes of
-//! the packet before it, so back-to-back packets updating the same map entry give the results
-//! of sequential execution with no forwarding logic. A section is placed no earlier than the
-//! latest value it takes from outside; because those values can come later in node order than
-//! the section's first read, placement repeats until no section moves.
+//! Nodes are placed as soon as possible: a node joins the stage where its latest operand is
+//! available when the chain of combinational delays through that stage still fits the period,
+//! and starts the next stage otherwise. A memory read's row is registered (block RAM reads
+//! synchronously), so its users start in the stage after it, behind the forwarding
+//! multiplexer.
+//!
+//! One constraint overrides the period: every access to one memory, and every node on a path
+//! from a read of it to a write of it, forms the memory's read-modify-write section. Its reads
+//! share one stage `r` and everything else in it shares stage `r + 1`, where the writes are.
+//! Packets pass one per clock; the write of the packet in `r + 1` is forwarded to the read of
+//! the packet in `r` when they hit the same row, so back-to-back packets updating one map entry
+//! give the results of sequential execution while the read (the address decode of a block
+//! RAM) and the modify-write have a stage each. A section is placed no earlier than the latest
+//! value it takes from outside; because those values can come later in node order than the
+//! section's first read, placement repeats until no section moves.
 
 use hw::pipeline::{Block, DelayModel, NodeId, NodeKind};
 use std::collections::BTreeSet;
@@ -96,16 +102,30 @@ pub fn memory_sections(block: &Block) -> (Vec<Option<usize>>, Vec<BTreeSet<NodeI
     (of, sections)
 }
 
+/// The stage in which node `id`, placed in `stage`, can first be used: a memory read's row
+/// exists only after the edge that ends its stage.
+pub fn available_stage(block: &Block, id: NodeId, stage: u32) -> u32 {
+    stage + u32::from(block.node(id).kind.is_registered())
+}
+
+/// The stage of a section member relative to the section's read stage: reads in it, everything
+/// else (the modify and the writes) in the next; a section with no read is one stage.
+fn section_offset(block: &Block, id: NodeId, section_has_read: bool) -> u32 {
+    u32::from(section_has_read && !block.node(id).kind.is_registered())
+}
+
 /// The stage and the time within it at which each node's result is ready, for a given
-/// placement of sections; the period is ignored inside sections.
+/// placement of sections (by their first stage); the period is ignored inside sections.
 fn place(
     block: &Block,
     model: &DelayModel,
     period: u32,
     section_of: &[Option<usize>],
     section_stage: &[u32],
+    section_has_read: &[bool],
 ) -> Vec<(u32, u32)> {
     let delays = model.node_delays(block);
+    let forward = model.forward_delay();
     let mut at: Vec<(u32, u32)> = vec![(0, 0); block.nodes.len()];
     for (i, node) in block.nodes.iter().enumerate() {
         if node.kind.is_constant() {
@@ -117,18 +137,31 @@ fn place(
             .into_iter()
             .filter(|&o| !block.node(o).kind.is_constant())
             .collect();
-        let ready = ops.iter().map(|&o| at[o as usize].0).max().unwrap_or(0);
+        // Where and when each operand can be used: a registered read comes out of the
+        // forwarding multiplexer at the start of the stage after its own.
+        let avail = |o: NodeId| {
+            let (stage, time) = at[o as usize];
+            if block.node(o).kind.is_registered() {
+                (stage + 1, forward)
+            } else {
+                (stage, time)
+            }
+        };
+        let ready = ops.iter().map(|&o| avail(o).0).max().unwrap_or(0);
         let arrival_in = |stage: u32| {
             ops.iter()
-                .filter(|&&o| at[o as usize].0 == stage)
-                .map(|&o| at[o as usize].1)
+                .map(|&o| avail(o))
+                .filter(|&(s, _)| s == stage)
+                .map(|(_, t)| t)
                 .max()
                 .unwrap_or(0)
         };
         let d = delays[i];
         at[i] = match section_of[i] {
             Some(s) => {
-                let stage = ready.max(section_stage[s]);
+                let stage = ready.max(
+                    section_stage[s] + section_offset(block, i as NodeId, section_has_read[s]),
+                );
                 (stage, arrival_in(stage) + d)
             }
             None => {
@@ -148,16 +181,29 @@ fn place(
 pub fn schedule(block: &mut Block, model: &DelayModel, period_ps: Option<u32>) {
     let period = period_ps.unwrap_or(model.clock_period_ps);
     let (section_of, sections) = memory_sections(block);
+    let section_has_read: Vec<bool> = sections
+        .iter()
+        .map(|members| members.iter().any(|&m| block.node(m).kind.is_registered()))
+        .collect();
     let mut section_stage = vec![0u32; sections.len()];
     let at = loop {
-        let at = place(block, model, period, &section_of, &section_stage);
+        let at = place(
+            block,
+            model,
+            period,
+            &section_of,
+            &section_stage,
+            &section_has_read,
+        );
         let mut moved = false;
         for (k, members) in sections.iter().enumerate() {
             let mut want = section_stage[k];
             for &m in members {
+                let offset = section_offset(block, m, section_has_read[k]);
                 for op in block.node(m).kind.operands() {
                     if section_of[op as usize] != Some(k) && !block.node(op).kind.is_constant() {
-                        want = want.max(at[op as usize].0);
+                        let avail = available_stage(block, op, at[op as usize].0);
+                        want = want.max(avail.saturating_sub(offset));
                     }
                 }
             }

@@ -186,7 +186,9 @@ struct Packet { unsigned gap, len, ifindex, rxq; std::vector<uint8_t> window; };
   top->in_valid = 0;
   for (unsigned k = 0; k < MEMORIES; ++k) {
     for (unsigned row = 0; row < MEM_ROWS[k + 1]; ++row) {
-      top->ctl_mem = k; top->ctl_row = row; top->eval();
+      // The control port reads synchronously: the row shows one clock after it is selected.
+      // No packet is in the pipeline any more, so the clock changes nothing else.
+      top->ctl_mem = k; top->ctl_row = row; top->clk = 1; top->eval(); top->clk = 0; top->eval();
       out += "mem " + std::to_string(k) + " " + std::to_string(row) + " ";
 "#,
     );

@@ -19,6 +19,12 @@
 //!   the simulator has no control port and the testbenches write only before traffic starts.
 //! - A packet enters at the edge where `in_valid && in_ready` and leaves at the edge where
 //!   `out_valid && out_ready`; with no stall it leaves `stages` cycles later.
+//! - Memories are read synchronously, as block RAM is: every read of a memory is in one stage
+//!   `r`, its row is registered at the end of `r`, and every write of that memory is in stage
+//!   `r + 1`. The registered row is the memory after that edge's writes (the hardware forwards
+//!   the write of stage `r + 1` when it hits the row being read), so packets see each other's
+//!   updates in arrival order although a read-modify-write spans two stages. A memory that is
+//!   only written has its writes in one stage.
 //!
 //! Values are either bit vectors of 1 to 64 bits ([`Shape::Bits`]) or byte arrays
 //! ([`Shape::Bytes`], byte `i` in bits `8i..8i+8`): the packet window, stack slots and map
@@ -208,8 +214,12 @@ pub enum NodeKind {
         value: NodeId,
         enable: NodeId,
     },
-    /// Row `row` of memory `mem` as it stands at the start of the cycle (zero past the last
-    /// row).
+    /// Row `row` of memory `mem` (zero past the last row), read synchronously as block RAM
+    /// reads: the row address is presented in the node's stage and the row is registered at
+    /// the end of it, so the value exists only from the next stage on (no node of the read's
+    /// own stage may use it). The registered row is the memory as it stands after that edge's
+    /// writes: the hardware forwards the write of the stage after the read, which is where the
+    /// memory's writes are (see [`Block`]'s timing contract).
     MemRead { mem: u32, row: NodeId },
     /// Writes byte array `data` to row `row` of memory `mem` at the rising edge, when `enable`
     /// is 1, the node's stage holds a valid packet and the pipeline advances.
@@ -255,6 +265,12 @@ impl NodeKind {
     /// True for nodes that belong to no stage: they are wired wherever they are used.
     pub fn is_constant(&self) -> bool {
         matches!(self, NodeKind::Const(_) | NodeKind::Zeros)
+    }
+
+    /// True for nodes whose value is registered at the end of their stage and used only from
+    /// the next stage on: memory reads.
+    pub fn is_registered(&self) -> bool {
+        matches!(self, NodeKind::MemRead { .. })
     }
 }
 

@@ -99,6 +99,15 @@ struct ModelFile {
     #[serde(default)]
     delay_ps_by_bits: BTreeMap<String, Vec<(u32, u32)>>,
     luts_per_bit: BTreeMap<String, f64>,
+    /// Optional delays of adding a constant, `[[bits, ps], ...]` by the bits where the
+    /// constant and the other operand overlap: synthesis makes an incrementer-like chain of
+    /// them, shallower than an adder of two variables. The `add` prices apply when absent.
+    #[serde(default)]
+    add_constant_ps_by_bits: Vec<(u32, u32)>,
+    /// The delay the model prices one LUT level at, for turning delays into the LUT levels
+    /// Yosys measures; a sixth of the clock period when absent.
+    #[serde(default)]
+    lut_level_ps: u32,
 }
 
 /// A delay and resource model.
@@ -107,8 +116,11 @@ pub struct DelayModel {
     pub name: String,
     /// The clock period the model schedules for by default.
     pub clock_period_ps: u32,
+    /// The delay of one LUT level with its routing.
+    pub lut_level_ps: u32,
     delay: BTreeMap<OpClass, u32>,
     delay_by_bits: BTreeMap<OpClass, Vec<(u32, u32)>>,
+    add_constant_by_bits: Vec<(u32, u32)>,
     luts_per_bit: BTreeMap<OpClass, f64>,
 }
 
@@ -171,9 +183,23 @@ impl DelayModel {
                 file.name
             ));
         }
+        let lut_level_ps = if file.lut_level_ps == 0 {
+            (file.clock_period_ps / 6).max(1)
+        } else {
+            file.lut_level_ps
+        };
+        let increasing = |t: &[(u32, u32)]| t.windows(2).all(|w| w[0].0 < w[1].0);
+        if !increasing(&file.add_constant_ps_by_bits) {
+            return Err(format!(
+                "delay model `{}`: add_constant_ps_by_bits must list widths in increasing order",
+                file.name
+            ));
+        }
         Ok(DelayModel {
+            add_constant_by_bits: file.add_constant_ps_by_bits,
             name: file.name,
             clock_period_ps: file.clock_period_ps,
+            lut_level_ps,
             delay,
             delay_by_bits: by_bits,
             luts_per_bit: luts,
@@ -217,6 +243,17 @@ impl DelayModel {
         }
     }
 
+    /// A delay in LUT levels, rounded up: what the model predicts Yosys will count.
+    pub fn lut_levels(&self, delay_ps: u32) -> u32 {
+        delay_ps.div_ceil(self.lut_level_ps.max(1))
+    }
+
+    /// The delay a registered memory read's row takes to reach its users: the multiplexer
+    /// that forwards the next stage's write in place of the block RAM's output.
+    pub fn forward_delay(&self) -> u32 {
+        self.delay(OpClass::Mux)
+    }
+
     /// The combinational delay of node `kind` in `block` at full width.
     pub fn node_delay(&self, block: &Block, kind: &NodeKind) -> u32 {
         self.delay(OpClass::of(block, kind))
@@ -233,6 +270,9 @@ impl DelayModel {
             .iter()
             .map(|n| {
                 let class = OpClass::of(block, &n.kind);
+                if let Some(d) = self.constant_add_delay(block, &n.kind, &sig) {
+                    return d;
+                }
                 let width = match n.kind {
                     NodeKind::Alu { width, a, b, .. } | NodeKind::Cmp { width, a, b, .. } => {
                         let cap = width.bits();
@@ -243,6 +283,54 @@ impl DelayModel {
                 self.delay_sized(class, width.max(1))
             })
             .collect()
+    }
+
+    /// The delay of an addition of a constant, as synthesis sees it: the constant's low zero
+    /// bits pass the other operand's bits through, so only the bits where both can be
+    /// non-zero form a carry chain, and above the other operand's significant bits the sum is
+    /// the constant plus one carry bit, one more LUT level. `None` for anything else. (Yosys
+    /// propagates the constant this way; pricing the adder at full width predicted 22 levels
+    /// for `x + 0xffffffff00000000` on a 33-bit `x`, where Yosys measured at most 6 for the
+    /// whole stage.)
+    fn constant_add_delay(&self, block: &Block, kind: &NodeKind, sig: &[u32]) -> Option<u32> {
+        let NodeKind::Alu {
+            op: ir::semantics::AluOp::Add,
+            width,
+            a,
+            b,
+        } = *kind
+        else {
+            return None;
+        };
+        let constant = |id: u32| match block.nodes.get(id as usize).map(|n| &n.kind) {
+            Some(NodeKind::Const(c)) => Some(*c),
+            _ => None,
+        };
+        let (var, c) = match (constant(a), constant(b)) {
+            (None, Some(c)) => (a, c),
+            (Some(c), None) => (b, c),
+            _ => return None,
+        };
+        let cap = width.bits();
+        let c = if cap < 64 { c & ((1u64 << cap) - 1) } else { c };
+        let var_bits = sig.get(var as usize).copied().unwrap_or(64).min(cap);
+        let low_zeros = c.trailing_zeros().min(cap);
+        if var_bits <= low_zeros {
+            // The operand's bits and the constant's do not overlap: wiring.
+            return Some(self.delay(OpClass::Wire));
+        }
+        let overlap = var_bits - low_zeros;
+        let chain = match self
+            .add_constant_by_bits
+            .iter()
+            .find(|(b, _)| *b >= overlap)
+            .or(self.add_constant_by_bits.last())
+        {
+            Some(&(_, d)) => d,
+            None => self.delay_sized(OpClass::Add, overlap),
+        };
+        let constant_above = var_bits < cap && (c >> var_bits) != 0;
+        Some(chain + if constant_above { self.lut_level_ps } else { 0 })
     }
 
     /// An estimate of the LUTs of a whole block: each node's class times its width.
@@ -271,8 +359,10 @@ fn unreachable_model(error: &str) -> DelayModel {
     DelayModel {
         name: format!("invalid built-in model: {error}"),
         clock_period_ps: u32::MAX,
+        lut_level_ps: 1,
         delay: BTreeMap::new(),
         delay_by_bits: BTreeMap::new(),
+        add_constant_by_bits: Vec::new(),
         luts_per_bit: BTreeMap::new(),
     }
 }
@@ -293,6 +383,61 @@ mod tests {
         }
         assert_eq!(DelayModel::unit().delay(OpClass::Add), 1);
         assert_eq!(DelayModel::ultrascale().clock_period_ps, 4000);
+    }
+
+    /// `in_len + c` (16 significant bits) in a block of its own.
+    fn length_plus(c: u64) -> Block {
+        use super::super::block::{Input, Node};
+        use ir::semantics::{AluOp, Width};
+        let node = |kind, shape| Node {
+            kind,
+            shape,
+            stage: 0,
+            insn: u32::MAX,
+        };
+        Block {
+            name: "t".into(),
+            window_bytes: 1,
+            stages: 1,
+            clock_period_ps: 4000,
+            nodes: vec![
+                node(NodeKind::Input(Input::Length), Shape::Bits(16)),
+                node(NodeKind::Const(c), Shape::Bits(64)),
+                node(
+                    NodeKind::Alu {
+                        op: AluOp::Add,
+                        width: Width::W64,
+                        a: 0,
+                        b: 1,
+                    },
+                    Shape::Bits(64),
+                ),
+            ],
+            memories: Vec::new(),
+            outputs: BTreeMap::new(),
+            redirect_map: None,
+            redirect_value_bytes: 1,
+        }
+    }
+
+    #[test]
+    fn adding_a_constant_costs_only_the_overlapping_bits() {
+        let m = DelayModel::ultrascale();
+        // The constant's bits all lie above the operand's 16: only wiring.
+        assert_eq!(m.node_delays(&length_plus(1 << 16))[2], 0);
+        // Overlapping from bit 0: a 16-bit incrementer, no constant bits above it; Yosys
+        // 0.23 measured 3 LUT levels for `x + 1` on 16 bits.
+        assert_eq!(m.lut_levels(m.node_delays(&length_plus(1))[2]), 3);
+        // Low 8 bits zero, bits above 16 set: an 8-bit chain (2 levels measured for `x + 1`
+        // on 8 bits) plus one level for the carry into the constant's upper bits.
+        assert_eq!(m.lut_levels(m.node_delays(&length_plus(0xffff_ff00))[2]), 3);
+        // Without the constant table, the adder of two variables prices it.
+        let mut plain = m.clone();
+        plain.add_constant_by_bits.clear();
+        assert_eq!(
+            plain.node_delays(&length_plus(1))[2],
+            m.delay_sized(OpClass::Add, 16)
+        );
     }
 
     #[test]

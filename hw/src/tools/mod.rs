@@ -7,8 +7,10 @@
 //! - [`verilator`]: build and run a Verilator testbench (C++ or Verilog).
 //! - [`icarus`]: build and run a Verilog testbench under Icarus Verilog.
 //! - [`yosys`]: `synth_xilinx` resource counts and logic depth.
+//! - [`netlist_depth`]: LUT levels into every register of a Yosys JSON netlist.
 
 pub mod icarus;
+pub mod netlist_depth;
 pub mod shell_stimulus;
 pub mod stimulus;
 pub mod verilator;

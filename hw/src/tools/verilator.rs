@@ -17,36 +17,44 @@ pub fn available() -> Result<String, String> {
     probe("verilator")
 }
 
+/// The `verilator` arguments every nicc build uses: a C++ model with its `main` (`--exe`),
+/// built in place, optimized, uninitialized state and `x` as zeros (what the simulator
+/// assumes), top module `top`, objects in `obj/` and the binary `obj/tb`; `extra_warnings_off`
+/// names more warnings to silence than the width warnings every nicc design has.
+fn base_args(top: &str, extra_warnings_off: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--cc", "--exe", "--build", "-Wno-fatal", "-Wno-WIDTH"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(extra_warnings_off.iter().map(|w| format!("-Wno-{w}")));
+    for a in [
+        "-O2",
+        "--x-assign",
+        "0",
+        "--x-initial",
+        "0",
+        "--top-module",
+        top,
+        "-Mdir",
+        "obj",
+        "-o",
+        "tb",
+    ] {
+        args.push(a.to_string());
+    }
+    args
+}
+
 /// Builds `verilog` (top module `top`) with the C++ testbench `testbench`.
 pub fn build(top: &str, verilog: &str, testbench: &str) -> Result<VerilatedDesign, String> {
     available()?;
     let dir = scratch_dir("verilator")?;
     std::fs::write(dir.join("design.v"), verilog).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("tb.cpp"), testbench).map_err(|e| e.to_string())?;
-    run_in(
-        &dir,
-        "verilator",
-        &[
-            "--cc",
-            "--exe",
-            "--build",
-            "-Wno-fatal",
-            "-Wno-WIDTH",
-            "-O2",
-            "--x-assign",
-            "0",
-            "--x-initial",
-            "0",
-            "--top-module",
-            top,
-            "-Mdir",
-            "obj",
-            "-o",
-            "tb",
-            "design.v",
-            "tb.cpp",
-        ],
-    )?;
+    let mut args = base_args(top, &[]);
+    args.extend(["design.v".to_string(), "tb.cpp".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_in(&dir, "verilator", &args)?;
     Ok(VerilatedDesign {
         binary: dir.join("obj").join("tb"),
         dir,
@@ -106,28 +114,8 @@ pub fn build_verilog_testbench(
     available()?;
     let dir = scratch_dir("verilator-tb")?;
     std::fs::write(dir.join("main.cpp"), clock_main(top)).map_err(|e| e.to_string())?;
-    let mut args: Vec<String> = [
-        "--cc",
-        "--exe",
-        "--build",
-        "-Wno-fatal",
-        "-Wno-WIDTH",
-        "-Wno-STMTDLY",
-        "-O2",
-        "--x-assign",
-        "0",
-        "--x-initial",
-        "0",
-        "--top-module",
-        top,
-        "-Mdir",
-        "obj",
-        "-o",
-        "tb",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    // The testbench's `#` delays are for Icarus; Verilator drives the clock from C++.
+    let mut args = base_args(top, &["STMTDLY"]);
     for (name, value) in defines {
         args.push(format!("+define+{name}={value}"));
     }

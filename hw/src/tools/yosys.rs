@@ -5,7 +5,9 @@
 //! `synth_xilinx` the flip-flops are Xilinx primitives that `ltp -noff` does not recognise, so
 //! its paths run through them and mean nothing; in the generic netlist flip-flops are Yosys's
 //! own cells, `-noff` cuts paths at them, and the longest path counts 6-input LUTs between
-//! registers: the deepest stage's LUT levels.
+//! registers: the deepest stage's LUT levels. The same netlist, written as JSON, gives the
+//! depth into every named register (`netlist_depth`), from which callers that know the
+//! register names (the Verilog printer's) get each stage's depth.
 
 use super::{probe, run_in, scratch_dir};
 use serde_json::Value;
@@ -25,6 +27,8 @@ pub struct SynthReport {
     /// LUT levels of the longest path between registers, ports and memories: the deepest
     /// stage.
     pub lut_levels: u64,
+    /// LUT levels into every named register of the generic netlist.
+    pub register_depths: super::netlist_depth::RegisterDepths,
     pub cells_by_type: BTreeMap<String, u64>,
 }
 
@@ -42,14 +46,18 @@ pub fn synth_xilinx(top: &str, verilog: &str) -> Result<SynthReport, String> {
         "read_verilog design.v; synth_xilinx -top {top} -flatten; tee -q -o stat.json stat -json"
     );
     let depth = format!(
-        "read_verilog design.v; synth -top {top} -flatten; abc -lut 6; tee -q -o ltp.txt ltp -noff"
+        "read_verilog design.v; synth -top {top} -flatten; abc -lut 6; opt_clean; write_json depth.json; tee -q -o ltp.txt ltp -noff"
     );
     let result = run_in(&dir, "yosys", &["-q", "-p", &script])
         .and_then(|_| run_in(&dir, "yosys", &["-q", "-p", &depth]))
         .and_then(|_| {
             let stat = std::fs::read_to_string(dir.join("stat.json")).map_err(|e| e.to_string())?;
             let ltp = std::fs::read_to_string(dir.join("ltp.txt")).map_err(|e| e.to_string())?;
-            parse(top, &stat, &ltp)
+            let json =
+                std::fs::read_to_string(dir.join("depth.json")).map_err(|e| e.to_string())?;
+            let mut report = parse(top, &stat, &ltp)?;
+            report.register_depths = super::netlist_depth::register_depths(&json, top)?;
+            Ok(report)
         });
     let _ = std::fs::remove_dir_all(&dir);
     result

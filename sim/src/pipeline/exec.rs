@@ -221,18 +221,24 @@ impl<'b> PipelineSim<'b> {
                 }
                 Val::Bytes(bytes)
             }
-            NodeKind::MemRead { mem, row } => {
-                let m = &self.block.memories[*mem as usize];
-                let r = op(*row).bits();
-                Val::Bytes(
-                    usize::try_from(r)
-                        .ok()
-                        .and_then(|r| self.memories[*mem as usize].get(r))
-                        .cloned()
-                        .unwrap_or_else(|| vec![0; m.row_bytes as usize]),
-                )
-            }
+            // The row as the memory holds it before this edge; nothing reads it in this stage
+            // (the block's validator makes sure), and waveforms show the address's row.
+            NodeKind::MemRead { mem, row } => Val::Bytes(self.memory_row(*mem, op(*row).bits())),
         })
+    }
+
+    /// Row `row` of memory `mem` as it stands, zero past the last row.
+    fn memory_row(&self, mem: u32, row: u64) -> Vec<u8> {
+        let bytes = self
+            .block
+            .memories
+            .get(mem as usize)
+            .map_or(0, |m| m.row_bytes as usize);
+        usize::try_from(row)
+            .ok()
+            .and_then(|r| self.memories.get(mem as usize)?.get(r))
+            .cloned()
+            .unwrap_or_else(|| vec![0; bytes])
     }
 
     fn valid_of_stage(&self, stage: u32, input: Option<&PacketIn>) -> bool {
@@ -302,7 +308,16 @@ impl<'b> PipelineSim<'b> {
             }
             let mut regs = HashMap::new();
             for r in block.registers() {
-                let v = self.operand(&values, r.node, r.boundary - 1);
+                let node = block.node(r.node);
+                // A memory read registers its row at the end of its stage, after this edge's
+                // writes: what the Verilog's forwarding of the next stage's write gives.
+                let v = match node.kind {
+                    NodeKind::MemRead { mem, row } if r.boundary == node.stage + 1 => {
+                        let at = self.operand(&values, row, node.stage).bits();
+                        Val::Bytes(self.memory_row(mem, at))
+                    }
+                    _ => self.operand(&values, r.node, r.boundary - 1),
+                };
                 regs.insert((r.boundary, r.node), v);
             }
             self.regs = regs;
