@@ -12,7 +12,8 @@
 //! does not need their registers, and [`known_constants`] drops the constant moves that
 //! leaves repeated; [`shared_exit`] returns constants through one `exit` with `r0` written
 //! early, where that is shorter; [`shared_edges`] keeps one copy of edge code that several
-//! edges repeat;
+//! edges repeat; [`narrow_compares`] tests a zero-extended value with a 32-bit jump on its
+//! source;
 //! [`branches`] resolves labels into jump offsets and drops jumps to the next instruction.
 //! [`elf`] then writes the functions of a module, with their map, global-data and call
 //! relocations, as an object like the ones clang builds, keeping a one-function program's
@@ -30,6 +31,7 @@ pub mod hoist_moves;
 pub mod isel;
 pub mod known_constants;
 pub mod layout;
+pub mod narrow_compares;
 pub mod original_code;
 pub mod peephole;
 pub mod regalloc;
@@ -115,7 +117,7 @@ fn with_allocation(
     let code = known_constants::optimize(hoist_moves::optimize(code));
     let code = shared_exit::optimize(code);
     let code = shared_edges::optimize(code);
-    let code = peephole::optimize(code);
+    let code = peephole::optimize(narrow_compares::optimize(code));
     branches::resolve(code).map_err(|e| diagnostic(module, fref, None, &e.message))
 }
 
