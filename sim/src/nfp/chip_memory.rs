@@ -189,6 +189,11 @@ impl ChipMemory {
         }
     }
 
+    /// True when map `m` lives in chip memory.
+    pub fn has_image(&self, m: usize) -> bool {
+        self.maps.get(m).is_some_and(Option::is_some)
+    }
+
     /// The images, by object map index.
     pub fn images(&self) -> impl Iterator<Item = (usize, &MapImage)> {
         self.maps

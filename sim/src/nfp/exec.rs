@@ -642,6 +642,12 @@ fn command(
         }
         let latency = if matches!(id, 1..=3 | 195) {
             match rt.map_of_pointer(args[0]) {
+                Ok(m) if chip.has_image(m) => {
+                    return Err(Fault::new(format!(
+                        "helper {id} reached the lookup engine for map {m}, which lives in chip memory: the runtime's copy of it is not the map the microcode keeps"
+                    ))
+                    .help("this is a compiler error: the NFP backend must operate on maps in chip memory with its routines"));
+                }
                 Ok(m) => {
                     let kind = map_kind(rt.maps()[m].map_type());
                     let lvl = code.map_levels.get(m).copied().unwrap_or(MemLevel::Emem);

@@ -98,6 +98,18 @@ impl<'a> Selector<'a> {
     ) -> Result<bool, Diagnostic> {
         let in_chip =
             |sel: &Self, v: &Value| sel.const_map(*v).filter(|m| sel.layout_of(*m).is_some());
+        let map_helper = matches!(id, LOOKUP | UPDATE | DELETE | 195);
+        if map_helper
+            && args.first().is_some_and(|v| self.const_map(*v).is_none())
+            && self.layouts.iter().any(Option::is_some)
+        {
+            // The lookup engine would operate on the runtime's copy of the map, which the
+            // microcode never sees, so this must not reach it.
+            return Err(self.err(format!(
+                "the map of this call of helper {id} is chosen at run time, and this program keeps maps in chip memory, where a map operation needs its map known when compiling"
+            ))
+            .help("call the helper once per map (clang merges calls that differ only in the map; a separate branch per map keeps them apart)"));
+        }
         let Some(m) = args.first().and_then(|v| in_chip(self, v)) else {
             if let Some(m) = args.iter().find_map(|v| in_chip(self, v)) {
                 return Err(self.err(format!(
