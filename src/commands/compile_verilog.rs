@@ -182,7 +182,7 @@ pub fn readme(c: &CompiledPipeline) -> String {
             "ctl_rdata".into(),
             "out",
             b.max_row_bytes() * 8,
-            "control port: the row, combinationally".into(),
+            "control port: the row selected at the previous rising edge (a synchronous block RAM read)".into(),
         ),
     ];
     for (p, d, w, m) in rows {
@@ -201,7 +201,7 @@ pub fn readme(c: &CompiledPipeline) -> String {
         }
         let _ = writeln!(
             s,
-            "\nA row is the map's value for the key equal to the row number (array maps; per-CPU arrays hold CPU 0's value), little-endian as the program sees it."
+            "\nA row is the map's value for the key equal to the row number (array maps; per-CPU arrays hold CPU 0's value), little-endian as the program sees it. Memories are read synchronously and written through one port each, so synthesis can put them in block RAM; the pipeline reads a map in one stage and writes it in the next, forwarding the write to the read when both hit the same row, so back-to-back packets see each other's updates in order. A control-port write between a packet's read and its write (the pipeline holds, but the packet already has its row) is not forwarded: write maps over the control port while no packet is inside."
         );
     }
     let sh = shell::shell_name(b);
