@@ -41,6 +41,21 @@
 //! The nicc JIT has an entry cost of its own (the call from Rust, resetting the context
 //! block), measured the same way on the same two-instruction program ([`JIT_LOOP`]) and
 //! subtracted in [`JIT_NET`]; [`JIT_NATIVE`] is the gross figure.
+//!
+//! # Like for like
+//!
+//! Both sides time the same thing: a program run again and again on a packet already in its
+//! frame, nothing rebuilt between runs. The kernel's figure is the `duration` that
+//! `BPF_PROG_TEST_RUN` with `repeat = N` reports (its own clock around its loop, divided by
+//! N and truncated to whole nanoseconds); nicc's is the wall time of `run_repeated(N)`
+//! divided by N, whose loop does per run what the kernel's does around its program: reset
+//! three words of bookkeeping (live frames, fault flag, loop budget, which the semantics
+//! need), call, test the fault flag. Each side's loop is measured on the same
+//! two-instruction program and subtracted from that side only: [`JIT_NET`] against
+//! [`KERNEL_NET`] compares program execution, [`JIT_NATIVE`] against [`KERNEL`] the whole
+//! per-packet cost. With whole nanoseconds on the kernel side, net kernel figures of a few
+//! nanoseconds carry an error of about one nanosecond, so their ratios scatter; the median
+//! over the corpus is the figure to read.
 
 use frontend::insn::{Insn, RawInsn};
 use frontend::lift::{lift_object, lift_program, LiftOptions};
