@@ -21,9 +21,10 @@
 //! are unchanged; the verifier's view of a dead register does not matter to it.
 
 use super::branches::{Label, MachInsn};
+use super::isel::invert_cond;
 use super::peephole::{effects, live_after, sole_entry_labels, RegSet};
 use frontend::insn::{Insn, Operand};
-use ir::semantics::{AluOp, JmpCond, Width};
+use ir::semantics::{AluOp, Width};
 use std::collections::HashMap;
 
 /// The most moves hoisted above one jump: a parallel copy is rarely longer, and hoisting
@@ -39,23 +40,6 @@ pub fn optimize(mut code: Vec<MachInsn>) -> Vec<MachInsn> {
         }
     }
     code
-}
-
-/// The negated condition (`jset` has none).
-pub(super) fn negate(c: JmpCond) -> Option<JmpCond> {
-    Some(match c {
-        JmpCond::Eq => JmpCond::Ne,
-        JmpCond::Ne => JmpCond::Eq,
-        JmpCond::Gt => JmpCond::Le,
-        JmpCond::Le => JmpCond::Gt,
-        JmpCond::Ge => JmpCond::Lt,
-        JmpCond::Lt => JmpCond::Ge,
-        JmpCond::Sgt => JmpCond::Sle,
-        JmpCond::Sle => JmpCond::Sgt,
-        JmpCond::Sge => JmpCond::Slt,
-        JmpCond::Slt => JmpCond::Sge,
-        JmpCond::Set => return None,
-    })
 }
 
 /// True for the instructions this pass may move above a jump: they only write their
@@ -130,7 +114,8 @@ fn hoist_once(code: &[MachInsn]) -> Option<Vec<MachInsn>> {
         };
         let jump_reads = effects(m).uses;
         // Fall-through moves ending in a jump over the taken target.
-        if let (Some(inv), Some((ja_at, dest))) = (negate(cond), moves_then_jump(code, k + 1)) {
+        if let (Some(inv), Some((ja_at, dest))) = (invert_cond(cond), moves_then_jump(code, k + 1))
+        {
             let mut t = ja_at + 1;
             let mut lands = false;
             while let Some(MachInsn::Label(l)) = code.get(t) {
@@ -183,6 +168,7 @@ fn hoist_once(code: &[MachInsn]) -> Option<Vec<MachInsn>> {
 mod tests {
     use super::*;
     use frontend::insn::Reg;
+    use ir::semantics::JmpCond;
 
     fn mov_imm(dst: u8, imm: i32) -> MachInsn {
         MachInsn::Insn(Insn::Alu {

@@ -145,8 +145,10 @@ fn swap_cond(c: JmpCond) -> JmpCond {
     }
 }
 
-/// The negated condition, when BPF has one (`jset` has none).
-fn invert_cond(c: JmpCond) -> Option<JmpCond> {
+/// The negated condition, when BPF has one (`jset` has none). The one definition the
+/// selector and the machine-code clean-ups ([`super::hoist_moves`], [`super::shared_edges`])
+/// share.
+pub(super) fn invert_cond(c: JmpCond) -> Option<JmpCond> {
     Some(match c {
         JmpCond::Eq => JmpCond::Ne,
         JmpCond::Ne => JmpCond::Eq,

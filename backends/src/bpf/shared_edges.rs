@@ -19,7 +19,7 @@
 //! register states, exactly as it walked the copies.
 
 use super::branches::{Label, MachInsn};
-use super::hoist_moves::negate;
+use super::isel::invert_cond;
 use super::peephole::{jump_targets, sole_entry_labels};
 use frontend::insn::Insn;
 use std::collections::HashMap;
@@ -123,7 +123,7 @@ fn occurrences(code: &[MachInsn]) -> Vec<Occurrence> {
                     .iter()
                     .take_while(|m| matches!(m, MachInsn::Label(_)))
                     .any(|m| matches!(m, MachInsn::Label(l) if l == target));
-                if lands && negate(*cond).is_some() {
+                if lands && invert_cond(*cond).is_some() {
                     Shape::FallThrough { jcc: p - 1 }
                 } else {
                     Shape::Plain
@@ -196,7 +196,7 @@ fn share_once(code: &[MachInsn]) -> Option<Vec<MachInsn>> {
                 else {
                     return None;
                 };
-                let inverse = negate(cond)?;
+                let inverse = invert_cond(cond)?;
                 edits.push((
                     jcc,
                     o.ja,
