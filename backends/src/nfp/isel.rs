@@ -1180,10 +1180,24 @@ impl<'a> Selector<'a> {
                 }
                 Ok(())
             }
-            _ => Err(self.err(format!(
-                "{} is not supported on the NFP target (signed division and modulo have no microcode routine)",
-                op.name()
-            ))),
+            BinaryOp::SDiv | BinaryOp::SMod => {
+                let want_mod = op == BinaryOp::SMod;
+                if !w64 {
+                    return self.sdivide32(xl, yl, want_mod, dl);
+                }
+                // Operands below 2^32 are non-negative, so the unsigned routine is exact.
+                if xh == S::C(0) && yh == S::C(0) {
+                    if let Some(dh) = dh {
+                        self.mov(dh, S::C(0))?;
+                    }
+                    return self.divide32(xl, yl, want_mod, dl);
+                }
+                Err(self.err(format!(
+                    "64-bit {} of values that may be negative is not supported on the NFP target (the 32-bit form is, and the 64-bit form of values below 2^32)",
+                    op.name()
+                )))
+            }
+            _ => Err(self.err(format!("{} is not supported on the NFP target", op.name()))),
         }
     }
 
@@ -1271,6 +1285,66 @@ impl<'a> Selector<'a> {
         self.mov(d, if want_mod { x } else { S::C(0) })?;
         self.bind(&[to_done]);
         Ok(())
+    }
+
+    /// `|x|` of a 32-bit half into register `r`: a constant folded, else a move that sets
+    /// the condition codes and a negation when the sign bit was set.
+    fn abs32(&mut self, r: u8, x: S) -> Result<(), Diagnostic> {
+        if let S::C(c) = x {
+            self.imm32(Dest::Both(r), (c as i32).unsigned_abs());
+            return Ok(());
+        }
+        self.alu(Dest::Both(r), S::C(0), AluOp::Or, x)?;
+        let to_positive = self.branch_here(Insn::Br {
+            cond: BrCond::Ge,
+            target: 0,
+            defer: 0,
+        });
+        self.alu(Dest::Both(r), S::C(0), AluOp::Sub, S::R(r))?;
+        self.bind(&[to_positive]);
+        Ok(())
+    }
+
+    /// Signed 32-bit division or modulo (BPF_SDIV, BPF_SMOD of ISA v4): the unsigned
+    /// routine on the magnitudes, then the sign of the quotient (the operands' signs differ)
+    /// or of the remainder (the dividend's) applied with `(r ^ s) - s` where `s` is 0 or all
+    /// ones. This gives `ir::semantics`' results on every edge: a zero divisor (quotient 0,
+    /// remainder the dividend, whose magnitude gets its sign back) and `INT_MIN / -1`
+    /// (the magnitude 2^31 read back as `INT_MIN`, remainder 0). The signs wait in
+    /// next-neighbour registers 0 and 1, which nothing else uses, because the routine takes
+    /// every scratch register.
+    fn sdivide32(
+        &mut self,
+        x: S,
+        y: S,
+        want_mod: bool,
+        dst: Option<Dest>,
+    ) -> Result<(), Diagnostic> {
+        let Some(Dest::Both(d)) = dst else {
+            return Ok(());
+        };
+        self.alu(Dest::Nn(0), x, AluOp::Xor, y)?;
+        self.mov(Dest::Nn(1), x)?;
+        self.abs32(RET_HI, x)?;
+        self.abs32(RET_LO, y)?;
+        // Constants the moves above put in scratch are dead: the routine may have them all.
+        self.scratch_next = 0;
+        self.divide32(S::R(RET_HI), S::R(RET_LO), want_mod, Some(Dest::Both(d)))?;
+        self.push(Insn::Alu {
+            dst: Dest::Both(RET_LO),
+            a: Operand::None,
+            op: AluOp::PassB,
+            b: Operand::Nn(u8::from(want_mod)),
+        });
+        self.shf(
+            Dest::Both(RET_LO),
+            S::R(RET_LO),
+            ShfOp::Ashr,
+            ShiftClass::Right,
+            31,
+        )?;
+        self.alu(Dest::Both(d), S::R(d), AluOp::Xor, S::R(RET_LO))?;
+        self.alu(Dest::Both(d), S::R(d), AluOp::Sub, S::R(RET_LO))
     }
 
     /// Unsigned 64-bit division or modulo: the loop of [`Self::divide32`] on register pairs

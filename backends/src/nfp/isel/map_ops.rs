@@ -81,6 +81,35 @@ impl<'a> Selector<'a> {
         }
     }
 
+    /// The maps a value may name, when it can only be map handles: `lddw rX, map`
+    /// constants, possibly through block parameters (a map chosen on each path). `None`
+    /// when anything else may flow in.
+    fn possible_maps(&self, v: Value) -> Option<Vec<usize>> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut work = vec![v];
+        while let Some(v) = work.pop() {
+            if !seen.insert(v) {
+                continue;
+            }
+            if let Some(m) = self.const_map(v) {
+                out.push(m);
+                continue;
+            }
+            let ir::ValueDef::Param(block, index) = self.func.dfg.value_def(v) else {
+                return None;
+            };
+            for inst in self.func.insts() {
+                for dest in self.func.dfg.inst(inst).branch_destinations() {
+                    if dest.block == block {
+                        work.push(*dest.args.get(index)?);
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// The chip-memory layout of map `m`, when it has one.
     fn layout_of(&self, m: usize) -> Option<MapLayout> {
         self.layouts.get(m).cloned().flatten()
@@ -99,9 +128,28 @@ impl<'a> Selector<'a> {
         let in_chip =
             |sel: &Self, v: &Value| sel.const_map(*v).filter(|m| sel.layout_of(*m).is_some());
         let map_helper = matches!(id, LOOKUP | UPDATE | DELETE | 195);
+        // A map chosen at run time among maps that all live in chip memory: compare the
+        // handle with each and run that map's operation.
+        if let (true, Some(&handle)) = (matches!(id, LOOKUP | UPDATE | DELETE), args.first()) {
+            if self.const_map(handle).is_none() {
+                if let Some(mut maps) = self.possible_maps(handle) {
+                    maps.sort_unstable();
+                    maps.dedup();
+                    if maps.len() > 1 && maps.iter().all(|m| self.layout_of(*m).is_some()) {
+                        self.chip_map_dispatch(id, &maps, args, result)?;
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        let may_be_in_chip = |sel: &Self, v: Value| match sel.possible_maps(v) {
+            Some(maps) => maps.iter().any(|m| sel.layout_of(*m).is_some()),
+            None => sel.layouts.iter().any(Option::is_some),
+        };
         if map_helper
-            && args.first().is_some_and(|v| self.const_map(*v).is_none())
-            && self.layouts.iter().any(Option::is_some)
+            && args
+                .first()
+                .is_some_and(|v| self.const_map(*v).is_none() && may_be_in_chip(self, *v))
         {
             // The lookup engine would operate on the runtime's copy of the map, which the
             // microcode never sees, so this must not reach it.
@@ -141,6 +189,59 @@ impl<'a> Selector<'a> {
             }
         }
         Ok(true)
+    }
+
+    /// One map operation per candidate map, chosen by comparing the handle's region word
+    /// (the last candidate needs no compare: the handle can be nothing else).
+    fn chip_map_dispatch(
+        &mut self,
+        id: u32,
+        maps: &[usize],
+        args: &[Value],
+        result: Option<Value>,
+    ) -> Result<(), Diagnostic> {
+        let handle = self.hi(args[0])?;
+        let mut to_done = Vec::new();
+        for (i, &m) in maps.iter().enumerate() {
+            self.scratch_next = 0;
+            let to_next = if i + 1 < maps.len() {
+                self.alu(Dest::None, handle, AluOp::Sub, S::C(REGION_MAP + m as u32))?;
+                Some(self.branch_here(Insn::Br {
+                    cond: BrCond::Ne,
+                    target: 0,
+                    defer: 0,
+                }))
+            } else {
+                None
+            };
+            self.scratch_next = 0;
+            let layout = self
+                .layout_of(m)
+                .ok_or_else(|| self.err("internal: no layout"))?;
+            if layout.kind == "hash" {
+                self.hash_call(id, m, &layout, args, result)?;
+            } else {
+                match id {
+                    LOOKUP => self.array_lookup(m, &layout, args, result)?,
+                    UPDATE => self.array_update(m, &layout, args, result)?,
+                    _ => {
+                        if let Some(r) = result {
+                            self.set_const(r, -EINVAL)?;
+                        }
+                    }
+                }
+            }
+            if let Some(next) = to_next {
+                to_done.push(self.branch_here(Insn::Br {
+                    cond: BrCond::Always,
+                    target: 0,
+                    defer: 0,
+                }));
+                self.bind(&[next]);
+            }
+        }
+        self.bind(&to_done);
+        Ok(())
     }
 
     /// Writes the 64-bit constant `c` into `r`'s registers.
