@@ -149,7 +149,7 @@ pub const MAX_CHIP_HASH_KEY: u32 = 32;
 /// whole 32-bit words of at most [`MAX_CHIP_HASH_KEY`] bytes; other hashes stay with the
 /// lookup engine.
 fn hash_layout(region: u32, m: &ir::MapDecl) -> Option<MapLayout> {
-    if m.key_size == 0 || m.key_size % 4 != 0 || m.key_size > MAX_CHIP_HASH_KEY {
+    if m.key_size == 0 || !m.key_size.is_multiple_of(4) || m.key_size > MAX_CHIP_HASH_KEY {
         return None;
     }
     let key8 = (m.key_size + 7) & !7;
