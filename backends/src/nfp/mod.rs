@@ -19,8 +19,11 @@
 //! [`kernel_offload`] says what the Linux kernel's own NFP offload would accept, for the
 //! coverage comparison. Maps are placed in the chip's memories by size: small ones (global
 //! data, counters) in the cluster local scratch, medium ones in the internal memory, the rest
-//! in external memory. Map operations and helpers are commands to the memory unit's lookup
-//! engine; the simulator serves them with the shared runtime (see `sim::nfp`).
+//! in external memory. Arrays, per-CPU arrays (one copy per hardware context), global data
+//! and hashes with whole-word keys up to 32 bytes are laid out in chip memory ([`map_layout`])
+//! and operated on by microcode (`isel::map_ops`); the other maps and all other helpers are
+//! commands to the memory unit's lookup engine, which the simulator serves with the shared
+//! runtime (see `sim::nfp`).
 
 pub mod isel;
 pub mod kernel_offload;

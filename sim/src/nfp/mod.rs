@@ -10,16 +10,19 @@
 //!
 //! # Results identical to the interpreter
 //!
-//! Every memory command, map operation and helper is served by the one shared runtime:
-//! a command's address is the runtime's pointer value (region word and offset), so packet
-//! reads and writes go through `Runtime::load`/`store` with their bounds checks, map
-//! operations are lookup-engine commands served by `runtime::helpers::call` on the runtime's
-//! maps (the chip's memories hold exactly the runtime's maps; which memory a map lives in
-//! only sets the latency), and local memory is the run's stack frame. Packets execute
-//! functionally one after the other in arrival order, as `BPF_PROG_TEST_RUN` runs them, and
-//! the scheduler then replays their traces on the engines for timing. So verdicts, packets and
-//! map contents are bit-identical to the interpreter's whenever the microcode computes the
-//! same values, which is what the differential test checks; what the model does not capture
+//! Packet reads and writes go through `Runtime::load`/`store` with their bounds checks, and
+//! local memory is the run's stack frame. Maps the backend lays out in chip memory (arrays,
+//! per-CPU arrays, global data, hashes with whole-word keys up to 32 bytes: see
+//! `hw::nfp::abi::MapLayout`) live in [`chip_memory`]: the microcode's own routines operate
+//! on them with memory commands, so their cycles count, and the images are converted from the
+//! runtime's maps at load and back with [`NfpMachine::store_maps`]. The other maps (per-CPU
+//! and LRU hashes, LPM tries, program arrays, redirect and perf maps) are still served by the
+//! lookup engine from the shared runtime (`runtime::helpers::call`), as are all other
+//! helpers. Packets execute functionally one after the other in arrival order, as
+//! `BPF_PROG_TEST_RUN` runs them, and the scheduler then replays their traces on the engines
+//! for timing. So verdicts, packets and map contents are bit-identical to the interpreter's
+//! whenever the microcode computes the same values, which is what the differential test
+//! checks; what the model does not capture
 //! is two in-flight packets racing on one map entry.
 
 pub mod chip_memory;
