@@ -52,6 +52,10 @@ pub struct Summary {
     pub max_micros: u128,
     /// XDP programs whose kernel runs differ for a reason other than a random or clock helper.
     pub unexplained_differences: usize,
+    /// Programs whose output is shorter than, as long as, and longer than the original.
+    pub smaller: usize,
+    pub equal: usize,
+    pub larger: usize,
 }
 
 fn objects(dir: &Path) -> Vec<PathBuf> {
@@ -282,6 +286,9 @@ pub fn summarize(rows: &[Row]) -> Summary {
             .iter()
             .filter(|r| r.check.contains("DIFFERENCES") && !r.check.contains("(expected"))
             .count(),
+        smaller: both.iter().filter(|r| r.after < Some(r.before)).count(),
+        equal: both.iter().filter(|r| r.after == Some(r.before)).count(),
+        larger: both.iter().filter(|r| r.after > Some(r.before)).count(),
     }
 }
 
@@ -316,6 +323,7 @@ fn format_rows(rows: &[Row]) -> String {
         s,
         "{} programs; the kernel accepted {} originals and {} of their outputs; \
          instructions {} -> {}; per-program reduction: mean {:.2}%, best {:.2}%, worst {:.2}%; \
+         smaller {}, equal {}, larger {}; \
          time per program: mean {:.0} us, max {} us; \
          XDP programs with unexplained kernel differences: {}",
         m.programs,
@@ -326,6 +334,9 @@ fn format_rows(rows: &[Row]) -> String {
         100.0 * m.mean_reduction,
         100.0 * m.best_reduction,
         100.0 * m.worst_reduction,
+        m.smaller,
+        m.equal,
+        m.larger,
         m.mean_micros,
         m.max_micros,
         m.unexplained_differences
