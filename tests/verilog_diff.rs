@@ -341,10 +341,36 @@ fn yosys_synthesizes_a_corpus_pipeline_within_budget() {
         "xdp1: {} stages, {} LUTs, {} flip-flops, {} BRAM, {} LUT-RAM cells, {} DSP, deepest stage {} LUT levels",
         compiled.block.stages, r.luts, r.flip_flops, r.brams, r.lutram_cells, r.dsps, r.lut_levels
     );
+    let measured = backends::verilog::emit::stage_lut_levels(&compiled.block, &r.register_depths);
+    let model = backends::verilog::PipelineOptions::default().model;
+    let predicted: Vec<u32> = compiled
+        .schedule
+        .stage_delay_ps
+        .iter()
+        .map(|&d| model.lut_levels(d))
+        .collect();
+    println!("xdp1 LUT levels per stage: Yosys {measured:?}, delay model {predicted:?}");
     assert!(
         r.luts > 0 && r.flip_flops > 0,
         "synthesis produced no logic: {r:?}"
     );
+    // The per-stage measurement covers every stage and finds no path longer than Yosys's
+    // own longest one.
+    assert_eq!(measured.len(), compiled.block.stages as usize);
+    assert!(
+        measured.iter().all(|&l| l as u64 <= r.lut_levels),
+        "a stage deeper than Yosys's longest path: {measured:?} vs {}",
+        r.lut_levels
+    );
+    // The map's read-modify-write spans two stages (the read registered, the write
+    // forwarded), so no stage is deeper than the 6 LUT levels of 250 MHz on UltraScale+
+    // (../shared/design/targets.md), and the counters sit in block RAM.
+    assert!(
+        r.lut_levels <= 6,
+        "deepest stage {} LUT levels",
+        r.lut_levels
+    );
+    assert!(r.brams >= 1, "the counters should be in block RAM: {r:?}");
     // eHDL's designs take 6.5 to 13.3 percent of an Alveo U50's 872K LUTs
     // (../shared/design/targets.md); this one must stay well under the low end.
     assert!((r.luts as f64) < 0.065 * 872_000.0 / 2.0, "{} LUTs", r.luts);
