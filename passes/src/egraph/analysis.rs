@@ -95,6 +95,8 @@ pub fn node_facts(node: &BpfLang, child: impl Fn(Id) -> ClassFacts, leaf_bits: u
             (UnaryOp::Mov, _) => kids[0].bits.min(32),
             (_, w) => w.bits(),
         },
+        // A branch condition is 0 or 1.
+        NodeOp::Compare(..) | NodeOp::Not => 1,
         NodeOp::Endian(_, bits) => (bits as u32).min(match op {
             NodeOp::Endian(ir::semantics::ByteOrder::ToLe, _) => kids[0].bits,
             _ => 64,

@@ -15,13 +15,19 @@
 //!   shifts by constants, masks, extensions and byte swaps are wiring and cost nothing; adders
 //!   are cheap, barrel shifters and multipliers expensive, dividers enormous.
 //!
+//! A branch condition (a comparison node, perhaps under `not`) costs what the conditional
+//! jump costs on the target; `not` is free, since it only swaps the destinations. What makes
+//! one form of a condition cheaper than another is therefore what its operands cost: a
+//! 32-bit comparison that needs no zero extension of its operands, or `set` that needs no
+//! `and`. On the NFP and in hardware a 64-bit comparison also costs more than a 32-bit one.
+//!
 //! A cost is compared by a per-target key whose last component is the node count, so a node
 //! always costs strictly more than each of its children and extraction cannot choose a cycle.
 
 use super::analysis::BpfEGraph;
 use super::language::{BpfLang, NodeOp};
 use egg::{CostFunction, Id, Language};
-use ir::semantics::{ByteOrder, Width};
+use ir::semantics::{ByteOrder, JmpCond, Width};
 use ir::{BinaryOp, UnaryOp};
 use std::cmp::Ordering;
 
@@ -161,6 +167,13 @@ pub fn node_cost(
         }
         (target, NodeOp::Unary(op, width)) => unary_cost(target, op, width),
         (target, NodeOp::Endian(order, bits)) => endian_cost(target, order, bits),
+        (target, NodeOp::Compare(cond, width)) => {
+            let (own, latency, rhs_free) =
+                compare_cost(target, cond, width, child_const(children[1]));
+            free[1] = rhs_free;
+            (own, latency)
+        }
+        (_, NodeOp::Not) => (0, 0),
     };
     NodeCost {
         own,
@@ -240,6 +253,42 @@ fn binary_cost(
     }
 }
 
+/// `(own, latency, right operand free)` of a conditional branch on `cond` at `width`.
+fn compare_cost(
+    target: CostTarget,
+    cond: JmpCond,
+    width: Width,
+    rhs: Option<u64>,
+) -> (u64, u64, bool) {
+    let wide = width == Width::W64;
+    match target {
+        // A jump's immediate is 32 bits, sign-extended at 64 bits and used as is at 32. In BPF a
+        // 32-bit jump only breaks ties worse (its latency is the tie-breaker), so it is chosen
+        // when it saves an instruction and not otherwise: the kernel verifier learns less
+        // about a register's 64-bit range from a 32-bit comparison.
+        CostTarget::BpfInsnCount => (
+            1,
+            if wide { 1 } else { 2 },
+            rhs.is_some_and(|c| !wide || fits_i32(c)),
+        ),
+        CostTarget::NativeLatency => (1, 1, rhs.is_some_and(|c| !wide || fits_i32(c))),
+        // One 32-bit compare-and-branch, or two halves at 64 bits.
+        CostTarget::NfpCycles => {
+            let cycles = if wide { 2 } else { 1 };
+            (cycles, cycles, rhs.is_some_and(|c| c < 256))
+        }
+        // An equality or bit test is a reduction tree; a magnitude comparison a carry chain.
+        CostTarget::HwAreaDepth => {
+            let bits = width.bits() as u64;
+            let levels = if wide { 6 } else { 5 };
+            match cond {
+                JmpCond::Eq | JmpCond::Ne | JmpCond::Set => (bits / 4, levels / 2, true),
+                _ => (bits, levels, true),
+            }
+        }
+    }
+}
+
 fn unary_cost(target: CostTarget, op: UnaryOp, width: Width) -> (u64, u64) {
     let wide = width == Width::W64;
     match target {
@@ -312,7 +361,7 @@ impl CostFunction<BpfLang> for TargetCost<'_> {
 mod tests {
     use super::*;
     use crate::egraph::analysis::BpfAnalysis;
-    use crate::egraph::language::all_operator_nodes;
+    use crate::egraph::language::{all_condition_nodes, all_operator_nodes};
     use crate::egraph::rules::all_rewrites;
     use egg::{Extractor, RecExpr, Runner};
 
@@ -397,7 +446,10 @@ mod tests {
     #[test]
     fn every_node_has_a_cost_on_every_target() {
         for target in CostTarget::ALL {
-            for node in all_operator_nodes() {
+            for node in all_operator_nodes()
+                .into_iter()
+                .chain(all_condition_nodes())
+            {
                 let c = node_cost(target, &node, &|_| None);
                 assert_eq!(c.free_children.len(), node.children().len());
             }

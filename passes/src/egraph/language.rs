@@ -2,7 +2,10 @@
 //!
 //! Only pure dataflow enters the e-graph: constants, the ALU operations of BPF at 32 and 64
 //! bits, the unary operations (negation, zero extension through `mov.w32`, sign extension) and
-//! byte-order conversions. Everything else a block computes (loads, helper results, block
+//! byte-order conversions. A block's `brif` condition enters too, as a comparison node
+//! (`gt.w64 a b`, 1 when the branch is taken) that may sit under `not` (the same branch with
+//! its destinations swapped); these two kinds of node exist only as branch conditions and
+//! never become instructions of their own. Everything else a block computes (loads, helper results, block
 //! parameters, values from other blocks) appears as an opaque leaf named by its IR value
 //! (`v12`), so the e-graph can reason about `v12 + 0` without knowing what `v12` is.
 //!
@@ -12,7 +15,7 @@
 //! `ir::semantics` and nothing else.
 
 use egg::{define_language, Id};
-use ir::semantics::{self, ByteOrder, Width};
+use ir::semantics::{self, ByteOrder, JmpCond, Width};
 use ir::{BinaryOp, UnaryOp, Value};
 use std::fmt;
 use std::str::FromStr;
@@ -89,6 +92,29 @@ define_language! {
         "bswap16" = Bswap16(Id),
         "bswap32" = Bswap32(Id),
         "bswap64" = Bswap64(Id),
+        "eq.w32" = Eq32([Id; 2]),
+        "eq.w64" = Eq64([Id; 2]),
+        "ne.w32" = Ne32([Id; 2]),
+        "ne.w64" = Ne64([Id; 2]),
+        "gt.w32" = Gt32([Id; 2]),
+        "gt.w64" = Gt64([Id; 2]),
+        "ge.w32" = Ge32([Id; 2]),
+        "ge.w64" = Ge64([Id; 2]),
+        "lt.w32" = Lt32([Id; 2]),
+        "lt.w64" = Lt64([Id; 2]),
+        "le.w32" = Le32Cmp([Id; 2]),
+        "le.w64" = Le64Cmp([Id; 2]),
+        "sgt.w32" = Sgt32([Id; 2]),
+        "sgt.w64" = Sgt64([Id; 2]),
+        "sge.w32" = Sge32([Id; 2]),
+        "sge.w64" = Sge64([Id; 2]),
+        "slt.w32" = Slt32([Id; 2]),
+        "slt.w64" = Slt64([Id; 2]),
+        "sle.w32" = Sle32([Id; 2]),
+        "sle.w64" = Sle64([Id; 2]),
+        "set.w32" = Set32([Id; 2]),
+        "set.w64" = Set64([Id; 2]),
+        "not" = Not(Id),
         Const(i64),
         Leaf(ValueLeaf),
     }
@@ -101,6 +127,11 @@ pub enum NodeOp {
     Unary(UnaryOp, Width),
     /// A byte-order conversion of 16, 32 or 64 bits.
     Endian(ByteOrder, u8),
+    /// A branch condition: 1 when `brif cond.width a, b` takes its first destination.
+    Compare(JmpCond, Width),
+    /// The negation of a branch condition (1 for 0, 0 for 1): the branch with its
+    /// destinations swapped.
+    Not,
     Const(i64),
     Leaf(Value),
 }
@@ -128,6 +159,14 @@ macro_rules! operator_table {
                 (Le16, ToLe, 16), (Le32, ToLe, 32), (Be16, ToBe, 16), (Be32, ToBe, 32),
                 (Be64, ToBe, 64), (Bswap16, Swap, 16), (Bswap32, Swap, 32), (Bswap64, Swap, 64),
             ],
+            compare: [
+                (Eq32, Eq, W32), (Eq64, Eq, W64), (Ne32, Ne, W32), (Ne64, Ne, W64),
+                (Gt32, Gt, W32), (Gt64, Gt, W64), (Ge32, Ge, W32), (Ge64, Ge, W64),
+                (Lt32, Lt, W32), (Lt64, Lt, W64), (Le32Cmp, Le, W32), (Le64Cmp, Le, W64),
+                (Sgt32, Sgt, W32), (Sgt64, Sgt, W64), (Sge32, Sge, W32), (Sge64, Sge, W64),
+                (Slt32, Slt, W32), (Slt64, Slt, W64), (Sle32, Sle, W32), (Sle64, Sle, W64),
+                (Set32, Set, W32), (Set64, Set, W64),
+            ],
         }
     };
 }
@@ -137,6 +176,7 @@ macro_rules! impl_node_mapping {
         binary: [$(($bv:ident, $bop:ident, $bw:ident)),* $(,)?],
         unary: [$(($uv:ident, $uop:ident, $uw:ident)),* $(,)?],
         endian: [$(($ev:ident, $eo:ident, $eb:literal)),* $(,)?],
+        compare: [$(($cv:ident, $cc:ident, $cw:ident)),* $(,)?],
     ) => {
         impl BpfLang {
             /// The IR operation this node stands for.
@@ -145,6 +185,8 @@ macro_rules! impl_node_mapping {
                     $(BpfLang::$bv(_) => NodeOp::Binary(BinaryOp::$bop, Width::$bw),)*
                     $(BpfLang::$uv(_) => NodeOp::Unary(UnaryOp::$uop, Width::$uw),)*
                     $(BpfLang::$ev(_) => NodeOp::Endian(ByteOrder::$eo, $eb),)*
+                    $(BpfLang::$cv(_) => NodeOp::Compare(JmpCond::$cc, Width::$cw),)*
+                    BpfLang::Not(_) => NodeOp::Not,
                     BpfLang::Const(c) => NodeOp::Const(*c),
                     BpfLang::Leaf(l) => NodeOp::Leaf(l.0),
                 }
@@ -174,6 +216,13 @@ macro_rules! impl_node_mapping {
                     _ => None,
                 }
             }
+
+            /// The node for the condition of `brif cond.width a, b`.
+            pub fn compare(cond: JmpCond, width: Width, args: [Id; 2]) -> BpfLang {
+                match (cond, width) {
+                    $((JmpCond::$cc, Width::$cw) => BpfLang::$cv(args),)*
+                }
+            }
         }
     };
 }
@@ -187,6 +236,10 @@ pub fn eval_node(op: NodeOp, args: &[u64]) -> Option<u64> {
         (NodeOp::Binary(op, width), &[a, b]) => Some(semantics::alu(op.alu_op(), width, a, b)),
         (NodeOp::Unary(op, width), &[a]) => Some(op.eval(width, a)),
         (NodeOp::Endian(order, bits), &[a]) => Some(semantics::byte_order(order, bits as u32, a)),
+        (NodeOp::Compare(cond, width), &[a, b]) => {
+            Some(u64::from(semantics::compare(cond, width, a, b)))
+        }
+        (NodeOp::Not, &[a]) => Some(u64::from(a == 0)),
         (NodeOp::Const(c), &[]) => Some(c as u64),
         _ => None,
     }
@@ -210,6 +263,20 @@ pub fn all_operator_nodes() -> Vec<BpfLang> {
             out.extend(BpfLang::endian(order, bits, id));
         }
     }
+    out
+}
+
+/// Every comparison node with placeholder children, and `not`: the nodes that stand only for
+/// branch conditions.
+pub fn all_condition_nodes() -> Vec<BpfLang> {
+    let id = Id::from(0usize);
+    let mut out: Vec<BpfLang> = Vec::new();
+    for width in [Width::W32, Width::W64] {
+        for cond in ir::instructions::ALL_CONDS {
+            out.push(BpfLang::compare(cond, width, [id, id]));
+        }
+    }
+    out.push(BpfLang::Not(id));
     out
 }
 
@@ -249,6 +316,37 @@ mod tests {
             let parsed = BpfLang::from_op(&expected, node.children().to_vec()).unwrap();
             assert_eq!(parsed, node);
         }
+    }
+
+    #[test]
+    fn condition_names_are_the_ir_text_names() {
+        let nodes = all_condition_nodes();
+        assert_eq!(nodes.len(), 23);
+        for node in nodes {
+            let expected = match node.op() {
+                NodeOp::Compare(c, w) => {
+                    let back = BpfLang::compare(c, w, [Id::from(0usize), Id::from(0usize)]);
+                    assert_eq!(back, node);
+                    format!(
+                        "{}.{}",
+                        ir::instructions::cond_name(c),
+                        ir::types::width_name(w)
+                    )
+                }
+                NodeOp::Not => "not".to_string(),
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(node.to_string(), expected);
+            assert_eq!(
+                BpfLang::from_op(&expected, node.children().to_vec()).unwrap(),
+                node
+            );
+        }
+        let gt32 = BpfLang::compare(JmpCond::Gt, Width::W32, [0.into(), 0.into()]).op();
+        // 0x1_0000_0001 > 2 at 64 bits, but 1 < 2 at 32.
+        assert_eq!(eval_node(gt32, &[0x1_0000_0001, 2]), Some(0));
+        assert_eq!(eval_node(NodeOp::Not, &[0]), Some(1));
+        assert_eq!(eval_node(NodeOp::Not, &[1]), Some(0));
     }
 
     #[test]

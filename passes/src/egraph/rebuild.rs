@@ -7,7 +7,11 @@
 //! in another block enter as constants, so constants propagate across blocks.
 //!
 //! The roots are the pure values the skeleton needs: operands of this block's skeleton
-//! instructions and every value used in another block. After saturation, the cheapest term
+//! instructions and every value used in another block, and the condition of a closing `brif`
+//! (a comparison node over its two operands). The cheapest form of the condition may be
+//! another comparison (32-bit instead of 64-bit over zero-extended operands, `set` instead of
+//! testing an `and` against zero) or one under `not`, which becomes the same branch with its
+//! destinations swapped. After saturation, the cheapest term
 //! of each root is materialized right before its first skeleton use (values used in other
 //! blocks before the terminator), children first, each e-class once. So every value used
 //! outside the block stays defined in it, and uses are rewritten consistently.
@@ -25,6 +29,7 @@ use super::runner::{saturate, RunReport, RunnerLimits};
 use egg::{Extractor, Id, Language, Rewrite};
 use ir::dfg::ValueDef;
 use ir::instructions::InstructionData;
+use ir::semantics::{JmpCond, Width};
 use ir::{Block, Function, Inst, MemSize, SrcLoc, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -111,7 +116,8 @@ fn inst_for(node: &BpfLang, children: &[Value]) -> Option<InstructionData> {
             bits,
             arg: *children.first()?,
         },
-        NodeOp::Leaf(_) => return None,
+        // Leaves are values already; conditions exist only inside a `brif`.
+        NodeOp::Leaf(_) | NodeOp::Compare(..) | NodeOp::Not => return None,
     })
 }
 
@@ -215,6 +221,44 @@ impl Planner<'_> {
         Ok(value)
     }
 
+    /// Materializes the cheapest form of a `brif` condition before the branch `anchor` (at
+    /// position `pos`): the comparison, its width, its operands and whether the destinations
+    /// swap. When the cheapest form is not a comparison (a constant, when the analysis decided
+    /// the branch), the original comparison of `operands` stays, for simplify-cfg to fold.
+    fn branch_condition(
+        &mut self,
+        condition: Id,
+        original: (JmpCond, Width),
+        operands: [Id; 2],
+        anchor: Inst,
+        pos: usize,
+        loc: SrcLoc,
+    ) -> Result<(JmpCond, Width, [Value; 2], bool), PlanError> {
+        let comparison = |class: Id| match self.extractor.find_best_node(class) {
+            node @ BpfLang::Not(_) => (None, node.children().first().copied()),
+            node => match node.op() {
+                NodeOp::Compare(cond, width) => Some((cond, width, node.children().to_vec())),
+                _ => None,
+            }
+            .map_or((None, None), |c| (Some(c), None)),
+        };
+        let (chosen, swap) = match comparison(condition) {
+            (Some(c), _) => (Some(c), false),
+            (None, Some(inner)) => match comparison(inner) {
+                (Some(c), _) => (Some(c), true),
+                _ => (None, false),
+            },
+            _ => (None, false),
+        };
+        let (cond, width, classes, swap) = match chosen {
+            Some((cond, width, children)) => (cond, width, [children[0], children[1]], swap),
+            None => (original.0, original.1, operands, false),
+        };
+        let a = self.materialize(classes[0], anchor, pos, loc)?;
+        let b = self.materialize(classes[1], anchor, pos, loc)?;
+        Ok((cond, width, [a, b], swap))
+    }
+
     /// True when leaf `v` is defined before skeleton position `pos` of this block (or outside
     /// the block, where the verifier already guarantees it dominates the block).
     fn available(&self, v: Value, pos: usize) -> bool {
@@ -227,6 +271,54 @@ impl Planner<'_> {
             ValueDef::Param(..) => true,
             ValueDef::Detached => false,
         }
+    }
+}
+
+/// The e-class of operand `v`: the class of a pure value already entered, a constant when `v`
+/// is one, or else a leaf (with what its definition says about its bits).
+fn operand_class(
+    func: &Function,
+    egraph: &mut BpfEGraph,
+    class_of_value: &mut HashMap<Value, Id>,
+    v: Value,
+) -> Id {
+    if let Some(&id) = class_of_value.get(&v) {
+        return id;
+    }
+    let id = match func.dfg.value_const(v) {
+        Some(c) => egraph.add(BpfLang::Const(c)),
+        None => {
+            if let Some(bits) = leaf_bits(func, v) {
+                egraph.analysis.leaf_bits.insert(v, bits);
+            }
+            egraph.add(BpfLang::Leaf(ValueLeaf(v)))
+        }
+    };
+    class_of_value.insert(v, id);
+    id
+}
+
+/// `brif` with a new comparison, its destinations swapped when the condition was negated.
+fn rebuilt_brif(
+    original: InstructionData,
+    cond: JmpCond,
+    width: Width,
+    args: [Value; 2],
+    swap: bool,
+) -> InstructionData {
+    match original {
+        InstructionData::Brif { mut dests, .. } => {
+            if swap {
+                dests.swap(0, 1);
+            }
+            InstructionData::Brif {
+                cond,
+                width,
+                args,
+                dests,
+            }
+        }
+        other => other,
     }
 }
 
@@ -278,22 +370,7 @@ pub fn optimize_block(
     let mut pure_values: Vec<(Value, Inst)> = Vec::new();
     for &inst in &pure {
         let data = func.dfg.inst(inst).clone();
-        let mut class_of = |v: Value| -> Id {
-            if let Some(&id) = class_of_value.get(&v) {
-                return id;
-            }
-            let id = match func.dfg.value_const(v) {
-                Some(c) => egraph.add(BpfLang::Const(c)),
-                None => {
-                    if let Some(bits) = leaf_bits(func, v) {
-                        egraph.analysis.leaf_bits.insert(v, bits);
-                    }
-                    egraph.add(BpfLang::Leaf(ValueLeaf(v)))
-                }
-            };
-            class_of_value.insert(v, id);
-            id
-        };
+        let mut class_of = |v: Value| operand_class(func, &mut egraph, &mut class_of_value, v);
         let Some(entry) = entry_of(&data, &mut class_of) else {
             return (BlockOutcome::NothingToDo, unchanged);
         };
@@ -307,6 +384,18 @@ pub fn optimize_block(
         class_of_value.insert(result, id);
         pure_values.push((result, inst));
     }
+    // The condition of a closing `brif`, with the operand classes it was built from (what the
+    // original branch uses when no other form of the condition is cheaper).
+    let branch = match func.dfg.inst(terminator).clone() {
+        InstructionData::Brif {
+            cond, width, args, ..
+        } => {
+            let operands = args.map(|v| operand_class(func, &mut egraph, &mut class_of_value, v));
+            let condition = egraph.add(BpfLang::compare(cond, width, operands));
+            Some((condition, (cond, width), operands))
+        }
+        _ => None,
+    };
     egraph.rebuild();
 
     // The roots, with the skeleton instruction before which each is first needed.
@@ -319,8 +408,19 @@ pub fn optimize_block(
         skeleton.iter().enumerate().map(|(p, &i)| (i, p)).collect();
     let pure_result: HashSet<Value> = pure_values.iter().map(|&(v, _)| v).collect();
     let mut needs: Vec<(Value, Inst, usize)> = Vec::new();
+    // Where among the roots the branch condition comes: after everything before the branch
+    // and before its block arguments, the place its operands had before.
+    let mut condition_at = usize::MAX;
     for (pos, &inst) in skeleton.iter().enumerate() {
-        for arg in func.dfg.inst(inst).args() {
+        // The operands of a closing `brif`'s comparison are needed through its condition.
+        let args = match func.dfg.inst(inst) {
+            InstructionData::Brif { dests, .. } if branch.is_some() => {
+                condition_at = needs.len();
+                dests.iter().flat_map(|d| d.args.iter().copied()).collect()
+            }
+            data => data.args(),
+        };
+        for arg in args {
             if pure_result.contains(&arg) {
                 needs.push((arg, inst, pos));
             }
@@ -331,7 +431,7 @@ pub fn optimize_block(
             needs.push((v, terminator, skeleton.len() - 1));
         }
     }
-    if needs.is_empty() {
+    if needs.is_empty() && branch.is_none() {
         return (BlockOutcome::NothingToDo, unchanged);
     }
 
@@ -377,7 +477,25 @@ pub fn optimize_block(
         in_progress: HashSet::new(),
         next_placeholder: 0,
     };
-    for &(v, anchor, pos) in &needs {
+    let mut new_terminator = None;
+    for i in 0..=needs.len() {
+        if i == condition_at {
+            if let Some((condition, original, operands)) = branch {
+                let data = func.dfg.inst(terminator).clone();
+                let loc = func.srclocs[terminator];
+                let last = skeleton.len() - 1;
+                match planner.branch_condition(condition, original, operands, terminator, last, loc)
+                {
+                    Ok((cond, width, args, swap)) => {
+                        new_terminator = Some(rebuilt_brif(data, cond, width, args, swap))
+                    }
+                    Err(PlanError(why)) => return (BlockOutcome::Skipped(report, why), unchanged),
+                }
+            }
+        }
+        let Some(&(v, anchor, pos)) = needs.get(i) else {
+            break;
+        };
         let root_loc = func
             .dfg
             .value_inst(v)
@@ -411,7 +529,10 @@ pub fn optimize_block(
             .iter()
             .zip(&pure)
             .all(|(e, &orig)| e.reuse == Some(orig) && *func.dfg.inst(orig) == e.data)
-        && is_in_place(func, &emissions, &insts);
+        && is_in_place(func, &emissions, &insts)
+        && new_terminator
+            .as_ref()
+            .is_none_or(|t| t == func.dfg.inst(terminator));
     if same {
         return (BlockOutcome::Unchanged(report), unchanged);
     }
@@ -445,6 +566,10 @@ pub fn optimize_block(
         };
         func.layout.insert_inst_before(inst, e.anchor);
         func.srclocs[inst] = e.srcloc;
+    }
+    if let Some(mut data) = new_terminator {
+        data.map_args(|a| resolve(a, &placeholder_value));
+        func.dfg.replace_inst(terminator, data);
     }
     let remap: HashMap<Value, Value> = remap
         .into_iter()

@@ -463,3 +463,92 @@ block2(v8: i64):
     );
     assert_eq!(stats.blocks_rewritten, 3, "{stats:?}");
 }
+
+/// A branch that returns which way it went, after `cond`, for the comparison tests.
+fn branch_program(body: &str, brif: &str) -> Module {
+    parse(&format!(
+        "
+function %f(i64, i64) {{
+block0(v0: i64, v1: i64):
+{body}
+    {brif}
+block1:
+    v100 = iconst 1
+    return v100
+block2:
+    v101 = iconst 2
+    return v101
+}}
+"
+    ))
+}
+
+#[test]
+fn a_zero_test_of_an_and_becomes_set_with_the_destinations_swapped() {
+    let module = branch_program(
+        "    v2 = iconst 4\n    v3 = and.w64 v0, v2\n    v4 = iconst 0",
+        "brif eq.w64 v3, v4, block1, block2",
+    );
+    // In hardware an `and` with a constant is wiring, and a 32-bit equality over the masked
+    // bits is cheaper than a 64-bit bit test; there the result is only checked for meaning.
+    let (_, _) = optimize_checked(&module, CostTarget::HwAreaDepth, &sample_inputs());
+    for target in [
+        CostTarget::BpfInsnCount,
+        CostTarget::NativeLatency,
+        CostTarget::NfpCycles,
+    ] {
+        let (out, _) = optimize_checked(&module, target, &sample_inputs());
+        let text = ir::write::module_to_string(&out);
+        assert!(
+            text.contains("brif set.w64 v0, v2, block2, block1"),
+            "{target:?}:\n{text}"
+        );
+        assert!(!text.contains("and.w64"), "{target:?}:\n{text}");
+    }
+}
+
+#[test]
+fn a_wide_comparison_of_zero_extended_values_is_a_32_bit_one() {
+    // clang's `r <<= 32; r >>= 32; if r > k` for CPU versions without 32-bit jumps.
+    let module = branch_program(
+        "    v2 = iconst 32\n    v3 = lsh.w64 v0, v2\n    v4 = rsh.w64 v3, v2\n    v5 = iconst 1000",
+        "brif gt.w64 v4, v5, block1, block2",
+    );
+    for target in CostTarget::ALL {
+        let (out, _) = optimize_checked(&module, target, &sample_inputs());
+        let text = ir::write::module_to_string(&out);
+        assert!(
+            text.contains("brif gt.w32 v0, v5, block1, block2"),
+            "{target:?}:\n{text}"
+        );
+        assert!(
+            !text.contains("lsh") && !text.contains("rsh"),
+            "{target:?}: the zero extension is gone\n{text}"
+        );
+    }
+}
+
+#[test]
+fn signed_comparisons_narrow_only_when_no_operand_can_read_as_negative() {
+    // A zero-extended operand may have bit 31 set: `sgt.w32` would read it as negative.
+    let module = branch_program(
+        "    v2 = mov.w32 v0\n    v3 = mov.w32 v1",
+        "brif sgt.w64 v2, v3, block1, block2",
+    );
+    for target in CostTarget::ALL {
+        let (out, _) = optimize_checked(&module, target, &sample_inputs());
+        let text = ir::write::module_to_string(&out);
+        assert!(text.contains("brif sgt.w64"), "{target:?}:\n{text}");
+    }
+}
+
+#[test]
+fn a_constant_on_the_left_of_a_comparison_moves_right() {
+    let module = branch_program("    v2 = iconst 7", "brif lt.w64 v2, v0, block1, block2");
+    let (out, _) = optimize_checked(&module, CostTarget::BpfInsnCount, &sample_inputs());
+    let text = ir::write::module_to_string(&out);
+    assert!(
+        text.contains("brif gt.w64 v0, v2, block1, block2"),
+        "{text}"
+    );
+}

@@ -21,6 +21,7 @@
 pub mod address;
 pub mod arith;
 pub mod byteswap;
+pub mod comparisons;
 pub mod extensions;
 pub mod shifts;
 pub mod strength;
@@ -224,6 +225,7 @@ pub fn all_tables() -> Vec<RuleTable> {
         shifts::table(),
         extensions::table(),
         byteswap::table(),
+        comparisons::table(),
         address::table(),
         strength::table(),
     ]
