@@ -931,9 +931,8 @@ impl<'a> Selector<'a> {
                 Ok(())
             }
             I::CallHelper { helper, args } => {
-                if self.chip_map_helper(helper, &args, result)? {
-                    return Ok(());
-                }
+                // An unsupported helper is refused as such before asking what its map
+                // arguments are, which would only explain the refusal less well.
                 if !helper_supported(helper) {
                     return Err(self.err(format!(
                         "helper {} ({}) is not available on the NFP target",
@@ -941,6 +940,9 @@ impl<'a> Selector<'a> {
                         crate::native::abi::helper_name(helper).unwrap_or("unknown")
                     ))
                     .help("the NFP target serves map operations, get_prandom_u32, ktime, csum_diff, adjust_head/tail/meta, redirect, redirect_map, perf_event_output and trace_printk"));
+                }
+                if self.chip_map_helper(helper, &args, result)? {
+                    return Ok(());
                 }
                 self.helper(helper, &args)?;
                 if let Some(r) = result {

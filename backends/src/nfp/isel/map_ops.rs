@@ -162,7 +162,8 @@ impl<'a> Selector<'a> {
             if let Some(m) = args.iter().find_map(|v| in_chip(self, v)) {
                 return Err(self.err(format!(
                     "helper {id} is given map {m}, which lives in chip memory where only the map operations (lookup, update, delete) reach it"
-                )));
+                ))
+                .help("pass this map only to bpf_map_lookup_elem, bpf_map_update_elem and bpf_map_delete_elem, or compile the program for the native target, which serves every helper"));
             }
             return Ok(false);
         };
