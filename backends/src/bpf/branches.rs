@@ -222,3 +222,14 @@ pub(crate) fn drop_jumps_to_next(code: Vec<MachInsn>) -> Vec<MachInsn> {
     }
     out
 }
+
+/// A label no instruction of `code` defines or jumps to, for a clean-up that adds a block.
+pub fn fresh_label(code: &[MachInsn]) -> Label {
+    code.iter()
+        .filter_map(|m| match m {
+            MachInsn::Label(l) | MachInsn::Ja(l) | MachInsn::Jcc { target: l, .. } => Some(*l),
+            _ => None,
+        })
+        .max()
+        .map_or(0, |l| l + 1)
+}

@@ -177,7 +177,7 @@ fn share_once(code: &[MachInsn]) -> Option<Vec<MachInsn>> {
         }
     }
     let (_, group) = best?;
-    let label = fresh_label(code);
+    let label = super::branches::fresh_label(code);
     let first = group[0];
     let mut shared = vec![MachInsn::Label(label)];
     shared.extend_from_slice(&code[first.start..=first.ja]);
@@ -237,16 +237,6 @@ fn share_once(code: &[MachInsn]) -> Option<Vec<MachInsn>> {
     out.extend(shared);
     // Trampolines nothing reaches any more go.
     Some(super::branches::drop_unreachable(out))
-}
-
-fn fresh_label(code: &[MachInsn]) -> Label {
-    code.iter()
-        .filter_map(|m| match m {
-            MachInsn::Label(l) | MachInsn::Ja(l) | MachInsn::Jcc { target: l, .. } => Some(*l),
-            _ => None,
-        })
-        .max()
-        .map_or(0, |l| l + 1)
 }
 
 #[cfg(test)]

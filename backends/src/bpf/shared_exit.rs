@@ -136,16 +136,6 @@ fn next_stub(code: &[MachInsn], tried: &[Label]) -> Option<(Label, usize, usize)
     None
 }
 
-fn fresh_label(code: &[MachInsn]) -> Label {
-    code.iter()
-        .filter_map(|m| match m {
-            MachInsn::Label(l) | MachInsn::Ja(l) | MachInsn::Jcc { target: l, .. } => Some(*l),
-            _ => None,
-        })
-        .max()
-        .map_or(0, |l| l + 1)
-}
-
 /// The stub's jumps rewritten to place its move early and jump to a shared `exit`: the one
 /// labelled `shared`, or the stub's own `exit` given a fresh label. Returns the code and the
 /// label of the `exit` used.
@@ -161,7 +151,7 @@ fn rewrite_stub(
     let exit_label = match shared {
         Some(l) => l,
         None => {
-            let l = fresh_label(&code);
+            let l = super::branches::fresh_label(&code);
             code.insert(exit_at, MachInsn::Label(l));
             l
         }
