@@ -10,7 +10,11 @@
 //!   when the moves `M` write no register the jump reads or the code at `L1` needs.
 //! - **Trampolines.** `if c goto T; ...` where only that jump reaches `T: M; ja L2` becomes
 //!   `M; if c goto L2; ...` when `M` writes no register the jump reads or the fall-through
-//!   path needs; the trampoline is left unreachable and branch resolution drops it.
+//!   path needs; the trampoline is left unreachable and branch resolution drops it. A
+//!   trampoline may also fall through into `L2` instead of jumping there: that is the second
+//!   arm of a diamond, `if c goto T; M1; ja L2; T: M; L2:`, which becomes
+//!   `M; if c goto L2; M1; L2:`. This matters where the jump cannot be inverted (`jset`),
+//!   so the fall-through rule cannot apply.
 //!
 //! Either way one `ja` goes. Only moves are hoisted (register copies, immediates, 64-bit
 //! constants, map and function addresses): they cannot fault, and a 64-bit register copy
@@ -85,6 +89,20 @@ fn moves_then_jump(code: &[MachInsn], from: usize) -> Option<(usize, Label)> {
     None
 }
 
+/// The moves starting at `from` up to a `ja` or up to a label they fall through into, with the
+/// position and the label where control continues; at least one move.
+fn moves_then_continue(code: &[MachInsn], from: usize) -> Option<(usize, Label)> {
+    let mut j = from;
+    while j < code.len() && j - from <= MAX_MOVES {
+        match &code[j] {
+            MachInsn::Ja(l) | MachInsn::Label(l) => return Some((j, *l)).filter(|_| j > from),
+            m if is_move(m) => j += 1,
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Registers the instructions write.
 fn writes(code: &[MachInsn]) -> RegSet {
     code.iter().fold(0, |acc, m| acc | effects(m).defs)
@@ -139,9 +157,10 @@ fn hoist_once(code: &[MachInsn]) -> Option<Vec<MachInsn>> {
                 return Some(out);
             }
         }
-        // A trampoline only this jump reaches.
+        // A trampoline only this jump reaches; what follows its moves (a `ja`, or the label it
+        // falls into) stays in place and becomes unreachable with it.
         if let Some(&t) = sole_entry.get(&target) {
-            if let Some((ja_at, dest)) = moves_then_jump(code, t + 1) {
+            if let Some((ja_at, dest)) = moves_then_continue(code, t + 1) {
                 let moves = &code[t + 1..ja_at];
                 let w = writes(moves);
                 let fall_live = before.get(k + 1).copied().unwrap_or(0);
@@ -167,46 +186,16 @@ fn hoist_once(code: &[MachInsn]) -> Option<Vec<MachInsn>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bpf::testing::{exit_with, jcc, mov_imm};
     use frontend::insn::Reg;
     use ir::semantics::JmpCond;
-
-    fn mov_imm(dst: u8, imm: i32) -> MachInsn {
-        MachInsn::Insn(Insn::Alu {
-            width: Width::W64,
-            op: AluOp::Mov,
-            dst: Reg(dst),
-            src: Operand::Imm(imm),
-        })
-    }
-
-    fn jcc(cond: JmpCond, dst: u8, imm: i32, target: Label) -> MachInsn {
-        MachInsn::Jcc {
-            width: Width::W64,
-            cond,
-            dst: Reg(dst),
-            src: Operand::Imm(imm),
-            target,
-        }
-    }
-
-    fn exit_with(reg: u8) -> Vec<MachInsn> {
-        vec![
-            MachInsn::Insn(Insn::Alu {
-                width: Width::W64,
-                op: AluOp::Mov,
-                dst: Reg::R0,
-                src: Operand::Reg(Reg(reg)),
-            }),
-            MachInsn::Insn(Insn::Exit),
-        ]
-    }
 
     #[test]
     fn fall_through_moves_go_above_the_jump() {
         // if r1 == 0 goto 1; r6 = 2; goto 2; 1: r6 = r1; 2: r0 = r6; exit
         let mut code = vec![
             jcc(JmpCond::Eq, 1, 0, 1),
-            mov_imm(6, 2),
+            mov_imm(Width::W64, 6, 2),
             MachInsn::Ja(2),
             MachInsn::Label(1),
             MachInsn::Insn(Insn::Alu {
@@ -239,7 +228,7 @@ mod tests {
         // if r1 == 0 goto 1; r6 = 2; goto 2; 1: r0 = r6; exit; 2: r0 = r6; exit
         let mut code = vec![
             jcc(JmpCond::Eq, 1, 0, 1),
-            mov_imm(6, 2),
+            mov_imm(Width::W64, 6, 2),
             MachInsn::Ja(2),
             MachInsn::Label(1),
         ];
@@ -254,10 +243,10 @@ mod tests {
     fn moves_stay_when_the_jump_reads_their_register() {
         let mut code = vec![
             jcc(JmpCond::Eq, 6, 0, 1),
-            mov_imm(6, 2),
+            mov_imm(Width::W64, 6, 2),
             MachInsn::Ja(2),
             MachInsn::Label(1),
-            mov_imm(6, 3),
+            mov_imm(Width::W64, 6, 3),
             MachInsn::Label(2),
         ];
         code.extend(exit_with(6));
@@ -268,9 +257,17 @@ mod tests {
     #[test]
     fn trampolines_are_hoisted_and_left_unreachable() {
         // if r1 > 5 goto 9; r6 = 1; 2: r0 = r6; exit; 9: r6 = 7; goto 2
-        let mut code = vec![jcc(JmpCond::Gt, 1, 5, 9), mov_imm(6, 1), MachInsn::Label(2)];
+        let mut code = vec![
+            jcc(JmpCond::Gt, 1, 5, 9),
+            mov_imm(Width::W64, 6, 1),
+            MachInsn::Label(2),
+        ];
         code.extend(exit_with(6));
-        code.extend([MachInsn::Label(9), mov_imm(6, 7), MachInsn::Ja(2)]);
+        code.extend([
+            MachInsn::Label(9),
+            mov_imm(Width::W64, 6, 7),
+            MachInsn::Ja(2),
+        ]);
         let out = optimize(code);
         // r6 = 1 is written on the fall-through path, after the jump: r6 is dead there, so
         // r6 = 7 may go first.
@@ -286,5 +283,47 @@ mod tests {
             .count();
         // r6 = 7, the jump, r6 = 1, r0 = r6, exit: the trampoline's `ja` is gone.
         assert_eq!(insns, 5, "{live:?}");
+    }
+
+    #[test]
+    fn the_second_arm_of_a_diamond_is_hoisted_above_a_jset() {
+        // if r1 & 8 goto 9; r6 = 1; goto 2; 9: r6 = 7; 2: r0 = r6; exit
+        let mut code = vec![
+            jcc(JmpCond::Set, 1, 8, 9),
+            mov_imm(Width::W64, 6, 1),
+            MachInsn::Ja(2),
+            MachInsn::Label(9),
+            mov_imm(Width::W64, 6, 7),
+            MachInsn::Label(2),
+        ];
+        code.extend(exit_with(6));
+        let out = super::super::branches::drop_unreachable(optimize(code));
+        let insns: Vec<&MachInsn> = out
+            .iter()
+            .filter(|m| !matches!(m, MachInsn::Label(_)))
+            .collect();
+        // r6 = 7; if r1 & 8 goto 2; r6 = 1; goto 2 (to the next instruction); r0 = r6; exit.
+        assert!(matches!(
+            insns[0],
+            MachInsn::Insn(Insn::Alu {
+                dst: Reg(6),
+                src: Operand::Imm(7),
+                ..
+            })
+        ));
+        assert!(matches!(
+            insns[1],
+            MachInsn::Jcc {
+                cond: JmpCond::Set,
+                target: 2,
+                ..
+            }
+        ));
+        assert_eq!(
+            super::super::branches::resolve(out)
+                .map(|c| c.insns.len())
+                .ok(),
+            Some(5)
+        );
     }
 }

@@ -187,15 +187,7 @@ pub fn optimize(code: Vec<MachInsn>) -> Vec<MachInsn> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mov_imm(width: Width, dst: u8, imm: i32) -> MachInsn {
-        MachInsn::Insn(Insn::Alu {
-            width,
-            op: AluOp::Mov,
-            dst: Reg(dst),
-            src: Operand::Imm(imm),
-        })
-    }
+    use crate::bpf::testing::mov_imm;
 
     fn jcc(target: u32) -> MachInsn {
         MachInsn::Jcc {

@@ -37,6 +37,8 @@ pub mod peephole;
 pub mod regalloc;
 pub mod shared_edges;
 pub mod shared_exit;
+#[cfg(test)]
+mod testing;
 
 use branches::{FunctionCode, Reloc};
 use frontend::insn::{CallTarget, Imm64, Insn};

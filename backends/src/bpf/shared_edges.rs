@@ -242,77 +242,11 @@ fn share_once(code: &[MachInsn]) -> Option<Vec<MachInsn>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use frontend::insn::{Operand, Reg};
-    use ir::semantics::{AluOp, JmpCond, Width};
-
-    fn mov_imm(dst: u8, imm: i32) -> MachInsn {
-        MachInsn::Insn(Insn::Alu {
-            width: Width::W32,
-            op: AluOp::Mov,
-            dst: Reg(dst),
-            src: Operand::Imm(imm),
-        })
-    }
-
-    fn jcc(cond: JmpCond, dst: u8, imm: i32, target: Label) -> MachInsn {
-        MachInsn::Jcc {
-            width: Width::W64,
-            cond,
-            dst: Reg(dst),
-            src: Operand::Imm(imm),
-            target,
-        }
-    }
+    use crate::bpf::testing::{jcc, mov_imm, run};
+    use ir::semantics::{JmpCond, Width};
 
     fn count(code: &[MachInsn]) -> usize {
         total(code)
-    }
-
-    /// Runs the code from the start with the given registers, following labels, and returns
-    /// `r7` at `exit` (the only instructions used are immediate moves and jumps on r1-r3).
-    fn run(code: &[MachInsn], regs: [u64; 4]) -> u64 {
-        let mut r = [0u64; 11];
-        r[1..4].copy_from_slice(&regs[1..4]);
-        let at = |l: Label| {
-            code.iter()
-                .position(|m| matches!(m, MachInsn::Label(x) if *x == l))
-                .expect("label exists")
-        };
-        let mut pc = 0;
-        for _ in 0..1000 {
-            match &code[pc] {
-                MachInsn::Label(_) => pc += 1,
-                MachInsn::Ja(l) => pc = at(*l),
-                MachInsn::Jcc {
-                    cond,
-                    width,
-                    dst,
-                    src: Operand::Imm(imm),
-                    target,
-                } => {
-                    let taken = ir::semantics::compare(
-                        *cond,
-                        *width,
-                        r[dst.0 as usize],
-                        *imm as i64 as u64,
-                    );
-                    pc = if taken { at(*target) } else { pc + 1 };
-                }
-                MachInsn::Insn(Insn::Alu {
-                    op: AluOp::Mov,
-                    width,
-                    dst,
-                    src: Operand::Imm(imm),
-                }) => {
-                    r[dst.0 as usize] =
-                        ir::semantics::alu(AluOp::Mov, *width, 0, *imm as i64 as u64);
-                    pc += 1;
-                }
-                MachInsn::Insn(Insn::Exit) => return r[7],
-                other => panic!("not simulated: {other:?}"),
-            }
-        }
-        panic!("no exit")
     }
 
     #[test]
@@ -321,18 +255,18 @@ mod tests {
         // 2: if r3 == 3 goto 3; w7 = -1; goto 9; 3: w7 = 5; 9: exit
         let code = vec![
             jcc(JmpCond::Eq, 1, 1, 1),
-            mov_imm(7, -1),
+            mov_imm(Width::W32, 7, -1),
             MachInsn::Ja(9),
             MachInsn::Label(1),
             jcc(JmpCond::Eq, 2, 2, 2),
-            mov_imm(7, -1),
+            mov_imm(Width::W32, 7, -1),
             MachInsn::Ja(9),
             MachInsn::Label(2),
             jcc(JmpCond::Eq, 3, 3, 3),
-            mov_imm(7, -1),
+            mov_imm(Width::W32, 7, -1),
             MachInsn::Ja(9),
             MachInsn::Label(3),
-            mov_imm(7, 5),
+            mov_imm(Width::W32, 7, 5),
             MachInsn::Label(9),
             MachInsn::Insn(Insn::Exit),
         ];
@@ -343,8 +277,8 @@ mod tests {
         for a in 0..2u64 {
             for b in 0..2u64 {
                 for c in 0..2u64 {
-                    let regs = [0, a, 2 * b, 3 * c];
-                    assert_eq!(run(&out, regs), run(&code, regs), "{regs:?}");
+                    let args = [a, 2 * b, 3 * c, 0, 0];
+                    assert_eq!(run(&out, args), run(&code, args), "{args:?}");
                 }
             }
         }
@@ -354,14 +288,14 @@ mod tests {
     fn different_runs_or_targets_stay_apart() {
         let code = vec![
             jcc(JmpCond::Eq, 1, 1, 1),
-            mov_imm(7, -1),
+            mov_imm(Width::W32, 7, -1),
             MachInsn::Ja(9),
             MachInsn::Label(1),
             jcc(JmpCond::Eq, 2, 2, 2),
-            mov_imm(7, -2),
+            mov_imm(Width::W32, 7, -2),
             MachInsn::Ja(9),
             MachInsn::Label(2),
-            mov_imm(7, 5),
+            mov_imm(Width::W32, 7, 5),
             MachInsn::Label(9),
             MachInsn::Insn(Insn::Exit),
         ];

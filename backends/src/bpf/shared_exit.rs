@@ -230,44 +230,22 @@ fn rewrite_stub(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bpf::testing::{exit, jcc, mov, mov_imm};
     use ir::semantics::JmpCond;
-
-    fn mov_imm(dst: u8, imm: i32) -> MachInsn {
-        MachInsn::Insn(Insn::Alu {
-            width: Width::W64,
-            op: AluOp::Mov,
-            dst: Reg(dst),
-            src: Operand::Imm(imm),
-        })
-    }
-
-    fn jcc(dst: u8, imm: i32, target: Label) -> MachInsn {
-        MachInsn::Jcc {
-            width: Width::W64,
-            cond: JmpCond::Eq,
-            dst: Reg(dst),
-            src: Operand::Imm(imm),
-            target,
-        }
-    }
-
-    fn exit() -> MachInsn {
-        MachInsn::Insn(Insn::Exit)
-    }
 
     #[test]
     fn a_chain_of_checks_shares_one_early_move() {
         // if r1 == 1 goto 8; if r1 == 2 goto 8; r2 = 3; if r2 == 3 goto 8; r0 = 1; exit;
         // 8: r0 = 2; exit
         let code = vec![
-            jcc(1, 1, 8),
-            jcc(1, 2, 8),
-            mov_imm(2, 3),
-            jcc(2, 3, 8),
-            mov_imm(0, 1),
+            jcc(JmpCond::Eq, 1, 1, 8),
+            jcc(JmpCond::Eq, 1, 2, 8),
+            mov_imm(Width::W64, 2, 3),
+            jcc(JmpCond::Eq, 2, 3, 8),
+            mov_imm(Width::W64, 0, 1),
             exit(),
             MachInsn::Label(8),
-            mov_imm(0, 2),
+            mov_imm(Width::W64, 0, 2),
             exit(),
         ];
         let out = optimize(code);
@@ -299,11 +277,11 @@ mod tests {
         // r0 is set before the jump and returned on the fall-through: the stub's move may not
         // go above the jump.
         let code = vec![
-            mov_imm(0, 5),
-            jcc(1, 1, 8),
+            mov_imm(Width::W64, 0, 5),
+            jcc(JmpCond::Eq, 1, 1, 8),
             exit(),
             MachInsn::Label(8),
-            mov_imm(0, 2),
+            mov_imm(Width::W64, 0, 2),
             exit(),
         ];
         let out = optimize(code.clone());
@@ -314,22 +292,12 @@ mod tests {
     fn a_move_stops_below_a_call_and_below_a_write_of_its_source() {
         let code = vec![
             MachInsn::Insn(Insn::Call(frontend::insn::CallTarget::Helper(7))),
-            mov_imm(6, 4),
-            jcc(1, 1, 8),
-            MachInsn::Insn(Insn::Alu {
-                width: Width::W64,
-                op: AluOp::Mov,
-                dst: Reg::R0,
-                src: Operand::Reg(Reg(6)),
-            }),
+            mov_imm(Width::W64, 6, 4),
+            jcc(JmpCond::Eq, 1, 1, 8),
+            mov(0, 6),
             exit(),
             MachInsn::Label(8),
-            MachInsn::Insn(Insn::Alu {
-                width: Width::W64,
-                op: AluOp::Mov,
-                dst: Reg::R0,
-                src: Operand::Reg(Reg(6)),
-            }),
+            mov(0, 6),
             exit(),
         ];
         let (rewritten, _) = rewrite_stub(&code, 8, 6, 7, None);
