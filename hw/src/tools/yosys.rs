@@ -1,7 +1,8 @@
 //! Yosys: `synth_xilinx` for LUT, flip-flop and block-RAM counts (`stat -json`, read from a
 //! file written with `tee -q -o`), and the logic depth in LUT levels.
 //!
-//! The depth comes from a second, generic run (`synth; abc -lut 6; ltp -noff`): after
+//! The depth comes from a second, generic run (the coarse part of `synth`, which keeps each
+//! memory whole as block RAM keeps it, then `techmap; abc -lut 6; ltp -noff`): after
 //! `synth_xilinx` the flip-flops are Xilinx primitives that `ltp -noff` does not recognise, so
 //! its paths run through them and mean nothing; in the generic netlist flip-flops are Yosys's
 //! own cells, `-noff` cuts paths at them, and the longest path counts 6-input LUTs between
@@ -46,7 +47,7 @@ pub fn synth_xilinx(top: &str, verilog: &str) -> Result<SynthReport, String> {
         "read_verilog design.v; synth_xilinx -top {top} -flatten; tee -q -o stat.json stat -json"
     );
     let depth = format!(
-        "read_verilog design.v; synth -top {top} -flatten; abc -lut 6; opt_clean; write_json depth.json; tee -q -o ltp.txt ltp -noff"
+        "read_verilog design.v; synth -top {top} -flatten -run begin:fine; opt -full; techmap; opt -fast; abc -lut 6; opt_clean; write_json depth.json; tee -q -o ltp.txt ltp -noff"
     );
     let result = run_in(&dir, "yosys", &["-q", "-p", &script])
         .and_then(|_| run_in(&dir, "yosys", &["-q", "-p", &depth]))
