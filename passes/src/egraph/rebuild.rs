@@ -16,6 +16,15 @@
 //! blocks before the terminator), children first, each e-class once. So every value used
 //! outside the block stays defined in it, and uses are rewritten consistently.
 //!
+//! Extraction prices terms as trees, so for a branch condition it would count a zero
+//! extension as saved even when another root keeps that extension, and it cannot see that
+//! testing an interior value keeps it live up to the branch. For BPF the condition is
+//! therefore chosen last, as a DAG: among the comparison nodes of its class (and of the class
+//! under `not`), the one that adds the fewest instructions to what the other roots already
+//! materialized, and among those the one testing values that are live at the branch anyway
+//! (the branch's arguments and values used in other blocks) rather than interior values whose
+//! lives it would lengthen. Other targets keep the tree choice, in the original root order.
+//!
 //! Materializing reuses an original instruction of the same e-class where one exists: it
 //! keeps its value number (so most uses need no rewriting) and its source location. A new
 //! instruction takes the location of the root it serves. When the extracted terms would need
@@ -23,7 +32,7 @@
 //! saw conflicting constants, the block is left exactly as it was.
 
 use super::analysis::{BpfAnalysis, BpfEGraph};
-use super::cost::{CostTarget, TargetCost};
+use super::cost::{node_cost, CostTarget, TargetCost};
 use super::language::{BpfLang, NodeOp, ValueLeaf};
 use super::runner::{saturate, RunReport, RunnerLimits};
 use egg::{Extractor, Id, Language, Rewrite};
@@ -155,6 +164,10 @@ struct Planner<'a> {
     in_progress: HashSet<Id>,
     /// Values that new instructions will define, allocated at apply time; placeholders here.
     next_placeholder: u32,
+    target: CostTarget,
+    /// Canonical classes of the roots needed at the terminator (its arguments and values used
+    /// in other blocks): live at the branch whatever its condition tests.
+    live_at_branch: HashSet<Id>,
 }
 
 /// A placeholder for the result of a new instruction, replaced when the plan is applied.
@@ -242,7 +255,7 @@ impl Planner<'_> {
             }
             .map_or((None, None), |c| (Some(c), None)),
         };
-        let (chosen, swap) = match comparison(condition) {
+        let (mut chosen, mut swap) = match comparison(condition) {
             (Some(c), _) => (Some(c), false),
             (None, Some(inner)) => match comparison(inner) {
                 (Some(c), _) => (Some(c), true),
@@ -250,6 +263,14 @@ impl Planner<'_> {
             },
             _ => (None, false),
         };
+        if chosen.is_some() && self.target == CostTarget::BpfInsnCount {
+            if let Some((node, negated)) = self.cheapest_condition_in_context(condition) {
+                if let NodeOp::Compare(cond, width) = node.op() {
+                    chosen = Some((cond, width, node.children().to_vec()));
+                    swap = negated;
+                }
+            }
+        }
         let (cond, width, classes, swap) = match chosen {
             Some((cond, width, children)) => (cond, width, [children[0], children[1]], swap),
             None => (original.0, original.1, operands, false),
@@ -257,6 +278,86 @@ impl Planner<'_> {
         let a = self.materialize(classes[0], anchor, pos, loc)?;
         let b = self.materialize(classes[1], anchor, pos, loc)?;
         Ok((cond, width, [a, b], swap))
+    }
+
+    /// The comparison node, of the condition's class or under its `not` (then `true`), that
+    /// adds the fewest instructions to what is already materialized; on a tie the one that
+    /// lengthens the fewest lives (an operand that is an interior value materialized for
+    /// another root, not live at the branch anyway), then the extractor's own choice, then
+    /// the first in the class. `None` when the class holds no comparison.
+    fn cheapest_condition_in_context(&self, condition: Id) -> Option<(BpfLang, bool)> {
+        let condition = self.egraph.find(condition);
+        let mut candidates: Vec<(BpfLang, bool)> = Vec::new();
+        for node in &self.egraph[condition].nodes {
+            match node {
+                BpfLang::Not(inner) => {
+                    for inner_node in &self.egraph[*inner].nodes {
+                        if matches!(inner_node.op(), NodeOp::Compare(..)) {
+                            candidates.push((inner_node.clone(), true));
+                        }
+                    }
+                }
+                n if matches!(n.op(), NodeOp::Compare(..)) => candidates.push((n.clone(), false)),
+                _ => {}
+            }
+        }
+        let extractor_choice = match self.extractor.find_best_node(condition) {
+            BpfLang::Not(inner) => (self.extractor.find_best_node(*inner).clone(), true),
+            node => (node.clone(), false),
+        };
+        candidates
+            .into_iter()
+            .enumerate()
+            .min_by_key(|(order, candidate)| {
+                let (added, lengthened) = self.condition_price(&candidate.0);
+                (added, lengthened, *candidate != extractor_choice, *order)
+            })
+            .map(|(_, candidate)| candidate)
+    }
+
+    /// What a comparison node costs given what is materialized: the instruction slots it adds
+    /// (its own and those of operand terms not yet materialized, each class counted once),
+    /// and how many of its register operands are interior values whose lives it lengthens.
+    fn condition_price(&self, node: &BpfLang) -> (u64, u64) {
+        let egraph = self.egraph;
+        let own = node_cost(self.target, node, &|id| egraph[id].data.constant);
+        let mut added = own.own;
+        let mut lengthened = 0;
+        let mut counted: HashSet<Id> = HashSet::new();
+        for (i, &child) in node.children().iter().enumerate() {
+            if own.free_children[i] {
+                continue;
+            }
+            let child = egraph.find(child);
+            if self.plan.class_value.contains_key(&child) {
+                let leaf = matches!(self.extractor.find_best_node(child), BpfLang::Leaf(_));
+                if !leaf && !self.live_at_branch.contains(&child) {
+                    lengthened += 1;
+                }
+            } else {
+                added = added.saturating_add(self.added_slots(child, &mut counted));
+            }
+        }
+        (added, lengthened)
+    }
+
+    /// The slots materializing `class` with the extractor's terms adds, counting classes
+    /// already materialized or already counted in `counted` as free.
+    fn added_slots(&self, class: Id, counted: &mut HashSet<Id>) -> u64 {
+        let class = self.egraph.find(class);
+        if self.plan.class_value.contains_key(&class) || !counted.insert(class) {
+            return 0;
+        }
+        let egraph = self.egraph;
+        let node = self.extractor.find_best_node(class);
+        let own = node_cost(self.target, node, &|id| egraph[id].data.constant);
+        let mut slots = own.own;
+        for (i, &child) in node.children().iter().enumerate() {
+            if !own.free_children[i] {
+                slots = slots.saturating_add(self.added_slots(child, counted));
+            }
+        }
+        slots
     }
 
     /// True when leaf `v` is defined before skeleton position `pos` of this block (or outside
@@ -476,7 +577,17 @@ pub fn optimize_block(
         },
         in_progress: HashSet::new(),
         next_placeholder: 0,
+        target,
+        live_at_branch: needs
+            .iter()
+            .filter(|&&(_, anchor, _)| anchor == terminator)
+            .map(|&(v, ..)| egraph.find(class_of_value[&v]))
+            .collect(),
     };
+    // For BPF the condition comes last, so its choice sees every other root materialized.
+    if target == CostTarget::BpfInsnCount && branch.is_some() {
+        condition_at = needs.len();
+    }
     let mut new_terminator = None;
     for i in 0..=needs.len() {
         if i == condition_at {

@@ -552,3 +552,34 @@ fn a_constant_on_the_left_of_a_comparison_moves_right() {
         "{text}"
     );
 }
+
+#[test]
+fn a_bpf_branch_tests_the_zero_extension_another_root_keeps() {
+    // lathist's histogram step: the zero extension is passed on, so testing its source with a
+    // 32-bit jump saves nothing and keeps the source live up to the branch.
+    let module = parse(
+        "
+function %f(i64, i64) {
+block0(v0: i64, v1: i64):
+    v2 = rsh.w64 v0, v1
+    v3 = mov.w32 v2
+    v4 = iconst 255
+    brif gt.w64 v3, v4, block1(v3), block2
+block1(v10: i64):
+    return v10
+block2:
+    v11 = iconst 2
+    return v11
+}
+",
+    );
+    let (out, _) = optimize_checked(&module, CostTarget::BpfInsnCount, &sample_inputs());
+    let text = ir::write::module_to_string(&out);
+    assert!(
+        text.contains("brif gt.w32 v3, v4, block1(v3), block2")
+            || text.contains("brif gt.w64 v3, v4, block1(v3), block2"),
+        "{text}"
+    );
+    // The shift, the extension, the constant 255 and block2's constant: nothing added.
+    assert_eq!(pure_count(&out), 4, "{text}");
+}
