@@ -8,6 +8,7 @@
 //! spills the values with the fewest uses, the coalescing one also in a variant that puts
 //! values between calls in `r0`), and the shortest resulting code is kept; [`isel`] turns IR instructions into BPF instructions with labels;
 //! [`peephole`] removes the register copies allocation and selection leave behind;
+//! [`merge_stores`] writes constant stack fields with fewer, wider stores;
 //! [`hoist_moves`] writes an edge's moves before its conditional jump where the other path
 //! does not need their registers, and [`known_constants`] drops the constant moves that
 //! leaves repeated; [`shared_exit`] returns constants through one `exit` with `r0` written
@@ -31,6 +32,7 @@ pub mod hoist_moves;
 pub mod isel;
 pub mod known_constants;
 pub mod layout;
+pub mod merge_stores;
 pub mod narrow_compares;
 pub mod original_code;
 pub mod peephole;
@@ -115,7 +117,7 @@ fn with_allocation(
     let alloc = allocator(func, order).map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
     let code = isel::select(func, order, &alloc)
         .map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
-    let code = peephole::optimize(code);
+    let code = merge_stores::optimize(peephole::optimize(code));
     let code = known_constants::optimize(hoist_moves::optimize(code));
     let code = shared_exit::optimize(code);
     let code = shared_edges::optimize(code);
