@@ -24,6 +24,7 @@ fn program(insns: Vec<Insn>) -> NfpProgram {
         entry: EntryKind::Xdp,
         registers: 0,
         lm_windows: 0,
+        routine_words: 0,
         program_branches: Vec::new(),
     }
 }

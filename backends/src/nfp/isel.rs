@@ -48,6 +48,8 @@ pub enum Target {
     Exit,
     /// [`TAIL_CALL_FAULT_TARGET`]: a tail call chose a program that is not linked.
     TailCallFault,
+    /// [`MAP_HANDLE_FAULT_TARGET`]: a map helper's handle is none of the maps that can reach it.
+    MapHandleFault,
     /// The entry of another program of the object (a tail call), by program index.
     Program(usize),
     /// An item of the selector's own list (a label inside one instruction's expansion, such
@@ -457,6 +459,10 @@ impl<'a> Selector<'a> {
         sc: ShiftClass,
         k: u32,
     ) -> Result<(), Diagnostic> {
+        // A shift amount of 0 encodes an indirect shift, so shifting by nothing is a move.
+        if k == 0 && op == ShfOp::None {
+            return self.mov(dst, b);
+        }
         let b = self.reg_operand(b, Bank::B)?;
         self.push(Insn::Shf {
             dst,

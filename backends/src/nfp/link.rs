@@ -54,6 +54,7 @@ pub fn link_programs(
         program_branches: Vec::new(),
         registers: entry.registers,
         lm_windows: entry.lm_windows,
+        routine_words: 0,
         ..entry.clone()
     };
     let all = std::iter::once((entry_index, entry)).chain(others);
@@ -104,6 +105,7 @@ pub fn link_programs(
             }));
         out.registers = out.registers.max(prog.registers);
         out.lm_windows = out.lm_windows.max(prog.lm_windows);
+        out.routine_words += prog.routine_words;
     }
     Ok(out)
 }

@@ -19,10 +19,11 @@
 //! [`kernel_offload`] says what the Linux kernel's own NFP offload would accept, for the
 //! coverage comparison. Maps are placed in the chip's memories by size: small ones (global
 //! data, counters) in the cluster local scratch, medium ones in the internal memory, the rest
-//! in external memory. Arrays, per-CPU arrays (one copy per hardware context), global data
-//! and hashes with whole-word keys up to 32 bytes are laid out in chip memory ([`map_layout`])
-//! and operated on by microcode (`isel::map_ops`); the other maps and all other helpers are
-//! commands to the memory unit's lookup engine, which the simulator serves with the shared
+//! in external memory. Arrays, per-CPU arrays and hashes (one copy per hardware context),
+//! global data, and hashes with keys up to 32 bytes are laid out in chip memory
+//! ([`map_layout`]) and operated on by microcode (`isel::map_ops`); the other maps and all
+//! other helpers are commands to the memory unit's lookup engine, which the simulator serves
+//! with the shared
 //! runtime (see `sim::nfp`).
 
 pub mod isel;
@@ -37,7 +38,8 @@ use hw::nfp::abi::{
     STACK_SIZE,
 };
 use hw::nfp::{
-    encode, program_listing, Insn, MemLevel, CODE_STORE_WORDS, EXIT_TARGET, TAIL_CALL_FAULT_TARGET,
+    encode, program_listing, Insn, MemLevel, CODE_STORE_WORDS, EXIT_TARGET,
+    MAP_HANDLE_FAULT_TARGET, TAIL_CALL_FAULT_TARGET,
 };
 use isel::{Item, Selector, Target};
 pub use shapes::EntryKind;
@@ -77,6 +79,10 @@ pub struct NfpProgram {
     pub registers: usize,
     /// Local-memory address registers the stack window uses.
     pub lm_windows: usize,
+    /// How many of the words are map routines (`isel::map_ops`): code that is the same for
+    /// every program using the map, which a chip would ship once rather than per program,
+    /// so density figures count it apart from the program's own words.
+    pub routine_words: usize,
 }
 
 impl NfpProgram {
@@ -123,7 +129,9 @@ pub fn map_layout(index: usize, m: &ir::MapDecl) -> Option<MapLayout> {
     let (kind, copies) = match m.map_type {
         2 => ("array", 1),
         6 => ("percpu_array", PERCPU_COPIES),
-        1 => return hash_layout(region, m),
+        1 => return hash_layout(region, m, 1),
+        5 => return hash_layout(region, m, PERCPU_COPIES),
+        11 => return lpm_layout(region, m),
         _ => return None,
     };
     // Values are 8-byte aligned (BPF map values are) and strides powers of two, so that the
@@ -148,17 +156,29 @@ pub fn map_layout(index: usize, m: &ir::MapDecl) -> Option<MapLayout> {
 /// comparing it share the 24 free read transfer registers (8 and 16 of them).
 pub const MAX_CHIP_HASH_KEY: u32 = 32;
 
-/// The layout of a hash map in chip memory (see `hw::nfp::abi::MapLayout`), when its key is
-/// whole 32-bit words of at most [`MAX_CHIP_HASH_KEY`] bytes; other hashes stay with the
-/// lookup engine.
-fn hash_layout(region: u32, m: &ir::MapDecl) -> Option<MapLayout> {
-    if m.key_size == 0 || !m.key_size.is_multiple_of(4) || m.key_size > MAX_CHIP_HASH_KEY {
+/// The layout of a hash map in chip memory (see `hw::nfp::abi::MapLayout`) with `copies`
+/// values per entry (1, or [`PERCPU_COPIES`] for a per-CPU hash), when its key is at most
+/// [`MAX_CHIP_HASH_KEY`] bytes; other hashes stay with the lookup engine.
+fn hash_layout(region: u32, m: &ir::MapDecl, copies: u32) -> Option<MapLayout> {
+    if m.key_size == 0 || m.key_size > MAX_CHIP_HASH_KEY {
         return None;
     }
-    let key8 = (m.key_size + 7) & !7;
+    let key_words = hw::nfp::abi::chip_key_pieces(m.key_size).len() as u32;
+    let key8 = (key_words * 4 + 7) & !7;
     let value8 = m.value_size.checked_add(7)? & !7;
-    let entry_stride = (8 + key8)
-        .checked_add(value8)?
+    let (value_offset, value_stride) = if copies > 1 {
+        // The copies start past the insert's burst (the header and key rounded up to a power
+        // of two), and each is a power of two so that a context's copy is a shift away.
+        (
+            (8 + key8).next_power_of_two(),
+            value8.max(8).checked_next_power_of_two()?,
+        )
+    } else {
+        (8 + key8, value8)
+    };
+    let entry_stride = value_stride
+        .checked_mul(copies)?
+        .checked_add(value_offset)?
         .checked_next_power_of_two()?;
     let capacity = m
         .max_entries
@@ -168,15 +188,49 @@ fn hash_layout(region: u32, m: &ir::MapDecl) -> Option<MapLayout> {
     let count_offset = capacity.checked_mul(entry_stride)?;
     count_offset.checked_add(8)?;
     Some(MapLayout {
-        kind: "hash".to_string(),
+        kind: if copies > 1 { "percpu_hash" } else { "hash" }.to_string(),
         region,
         slot_stride: 0,
-        value_stride: 0,
-        copies: 1,
+        value_stride,
+        copies,
         capacity,
         entry_stride,
         key_offset: 8,
-        value_offset: 8 + key8,
+        value_offset,
+        count_offset,
+    })
+}
+
+/// Most prefixes an LPM trie may hold to live in chip memory: the routines scan the whole
+/// table (see `hw::nfp::abi::MapLayout`), one read command per 4 prefixes, so a larger trie
+/// stays with the lookup engine.
+pub const MAX_CHIP_LPM_ENTRIES: u32 = 256;
+
+/// The layout of an LPM trie in chip memory: address data of 1, 2 or 4 bytes (IPv4 and
+/// smaller, each read by one command) and at most [`MAX_CHIP_LPM_ENTRIES`] prefixes.
+fn lpm_layout(region: u32, m: &ir::MapDecl) -> Option<MapLayout> {
+    if !matches!(m.key_size, 5 | 6 | 8)
+        || m.max_entries == 0
+        || m.max_entries > MAX_CHIP_LPM_ENTRIES
+    {
+        return None;
+    }
+    let capacity = m.max_entries.div_ceil(4) * 4;
+    let value_stride = (m.value_size.checked_add(7)? & !7)
+        .max(16)
+        .checked_next_power_of_two()?;
+    let value_offset = capacity * 16;
+    let count_offset = value_offset.checked_add(capacity.checked_mul(value_stride)?)?;
+    Some(MapLayout {
+        kind: "lpm_trie".to_string(),
+        region,
+        slot_stride: 0,
+        value_stride,
+        copies: 1,
+        capacity,
+        entry_stride: 16,
+        key_offset: 0,
+        value_offset,
         count_offset,
     })
 }
@@ -188,7 +242,7 @@ pub fn place_maps(module: &ir::Module) -> Result<Vec<MapPlacement>, Diagnostic> 
     for (i, (_, m)) in module.maps.iter().enumerate() {
         let layout = map_layout(i, m);
         let bytes = match &layout {
-            Some(l) if l.kind == "hash" => l.count_offset as u64 + 8,
+            Some(l) if l.has_table() => l.count_offset as u64 + 8,
             Some(l) => l.slot_stride as u64 * m.max_entries.max(1) as u64,
             None => {
                 let entry = (m.key_size as u64 + m.value_size as u64 + 7) & !7;
@@ -314,7 +368,9 @@ pub fn compile_function_with(
         body.push((b, sel.items.len()));
         sel.block(b, order.get(i + 1).copied())?;
     }
+    let before_routines = sel.items.len();
     sel.emit_routines()?;
+    let routine_words = sel.items.len() - before_routines;
     let prologue = sel.prologue(kind)?;
     let offset = prologue.len();
     let mut items: Vec<Item> = prologue;
@@ -347,6 +403,7 @@ pub fn compile_function_with(
         entry: kind,
         registers: alloc.max_live,
         lm_windows: sel.lm_used.iter().filter(|u| **u).count(),
+        routine_words,
         program_branches: Vec::new(),
     };
     for (i, mut item) in items.into_iter().enumerate() {
@@ -354,6 +411,7 @@ pub fn compile_function_with(
             let addr = match t {
                 Target::Exit => EXIT_TARGET as usize,
                 Target::TailCallFault => TAIL_CALL_FAULT_TARGET as usize,
+                Target::MapHandleFault => MAP_HANDLE_FAULT_TARGET as usize,
                 Target::Block(b) => *block_items.get(&b).ok_or_else(|| {
                     Diagnostic::new(format!("internal: branch to {b}, which was not laid out"))
                         .program(name.clone())

@@ -72,15 +72,23 @@ pub struct Relocation {
 /// lookup is the same arithmetic). Strides are powers of two so the microcode shifts instead
 /// of multiplying.
 ///
+/// A per-CPU hash is a hash whose entry holds `copies` values, `value_stride` bytes apart,
+/// from `value_offset` on (which is past the bytes an insert writes in one burst with the
+/// state and key, so that it never touches another context's copy). Its values are all zero
+/// whenever the entry is not in use (a delete clears them), so an insert writes only its own
+/// context's copy and the others read as zero, as the kernel's insert from a program leaves
+/// them.
+///
 /// A hash is an open-addressing table of `capacity` entries (a power of two, at least twice
 /// `max_entries`, so a probe sequence meets an empty entry soon) probed linearly from
 /// [`chip_hash`] of the key. An entry is `entry_stride` bytes: a 4-byte state word (0 empty,
-/// 1 used, 2 deleted), 4 bytes of padding, the key at `key_offset`, the value at
+/// 1 used, 2 deleted), 4 bytes of padding, the key's words ([`chip_key_words`]) at
+/// `key_offset`, the value at
 /// `value_offset`. The number of live entries is a 4-byte word at `count_offset`, after the
 /// table. A deleted entry stays a tombstone that lookups probe past and inserts reuse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapLayout {
-    /// `array`, `percpu_array` or `hash`.
+    /// `array`, `percpu_array`, `hash`, `percpu_hash` or `lpm_trie`.
     pub kind: String,
     /// The region word of pointers into the image ([`REGION_CHIP_MAP`] + map index).
     pub region: u32,
@@ -108,23 +116,76 @@ pub struct MapLayout {
     pub count_offset: u32,
 }
 
+/// An LPM trie (with at most 4 bytes of address data, and few entries: see
+/// `backends::nfp::map_layout`) is a table of `capacity` prefixes that the routines scan
+/// whole, 4 prefixes per 64-byte read, keeping the longest that matches, as a TCAM would
+/// answer. A prefix is 16 bytes (`entry_stride`): the prefix length plus one (0 for a free
+/// prefix), the address data as the key holds it (little-endian) with the bits past the
+/// prefix cleared, the mask of the prefix in the same byte order, and the key's data as last
+/// stored (the kernel keeps the whole key of the last update, which a snapshot shows). The
+/// values follow at `value_offset`, `value_stride` bytes each, in the order of the prefixes,
+/// and the count of prefixes is at `count_offset`.
 /// Entry states of a hash table in chip memory.
 pub const HASH_EMPTY: u32 = 0;
 pub const HASH_USED: u32 = 1;
 pub const HASH_DELETED: u32 = 2;
 
-/// The hash the microcode computes over a key of whole 32-bit words (read little-endian):
-/// starting from the key's length, each word is mixed in with an xor, an add of the value
-/// shifted left by 10 and an xor of it shifted right by 6 (the per-byte step of Bob Jenkins'
-/// one-at-a-time hash, applied per word), five microengine instructions a word. The
-/// simulator uses this function to convert runtime maps into images; the microcode must
-/// agree with it, which the differential test checks through every seeded lookup.
+/// The pieces of a hash key of `key_size` bytes that the microcode reads into one 32-bit
+/// word each, as (byte offset, bytes): the whole words, then, when the size is not a
+/// multiple of 4, the 4 bytes that end the key (overlapping the last whole word). A key
+/// shorter than 4 bytes is read as a 2-byte and a 1-byte piece. Every piece is a read the key
+/// certainly covers, so the microcode never reads past the key (past the stack frame or the
+/// packet), and no byte needs masking: the words are a function of the key's bytes, and two
+/// keys of one size are equal exactly when their words are.
+pub fn chip_key_pieces(key_size: u32) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = (0..key_size / 4).map(|w| (w * 4, 4)).collect();
+    match (key_size % 4, key_size) {
+        (0, _) => {}
+        (_, 1) => out.push((0, 1)),
+        (_, 2) => out.push((0, 2)),
+        (_, 3) => out.extend([(0, 2), (2, 1)]),
+        _ => out.push((key_size - 4, 4)),
+    }
+    out
+}
+
+/// The words the microcode reads a key as (see [`chip_key_pieces`]), each piece
+/// little-endian and zero-extended: what a hash image stores at an entry's `key_offset`.
+pub fn chip_key_words(key: &[u8]) -> Vec<u32> {
+    chip_key_pieces(key.len() as u32)
+        .iter()
+        .map(|&(at, n)| {
+            let mut b = [0u8; 4];
+            b[..n as usize].copy_from_slice(&key[at as usize..(at + n) as usize]);
+            u32::from_le_bytes(b)
+        })
+        .collect()
+}
+
+/// The key of `key_size` bytes whose words [`chip_key_words`] gives; `None` when `words`
+/// are not the words of any key of that size (overlapping pieces that disagree).
+pub fn chip_key_from_words(words: &[u32], key_size: u32) -> Option<Vec<u8>> {
+    let pieces = chip_key_pieces(key_size);
+    if pieces.len() != words.len() {
+        return None;
+    }
+    let mut key = vec![0u8; key_size as usize];
+    for (&(at, n), w) in pieces.iter().zip(words) {
+        key[at as usize..(at + n) as usize].copy_from_slice(&w.to_le_bytes()[..n as usize]);
+    }
+    (chip_key_words(&key) == words).then_some(key)
+}
+
+/// The hash the microcode computes over a key's words ([`chip_key_words`]): starting from the
+/// key's length, each word is mixed in with an xor, an add of the value shifted left by 10
+/// and an xor of it shifted right by 6 (the per-byte step of Bob Jenkins' one-at-a-time hash,
+/// applied per word), five microengine instructions a word. The simulator uses this function
+/// to convert runtime maps into images; the microcode must agree with it, which the
+/// differential test checks through every seeded lookup.
 pub fn chip_hash(key: &[u8]) -> u32 {
     let mut h = key.len() as u32;
-    for w in key.chunks(4) {
-        let mut b = [0u8; 4];
-        b[..w.len()].copy_from_slice(w);
-        h ^= u32::from_le_bytes(b);
+    for w in chip_key_words(key) {
+        h ^= w;
         h = h.wrapping_add(h << 10);
         h ^= h >> 6;
     }
@@ -132,6 +193,23 @@ pub fn chip_hash(key: &[u8]) -> u32 {
 }
 
 impl MapLayout {
+    /// True for the open-addressing tables (`hash`, `percpu_hash`), whose images hold entry
+    /// states and keys as well as values.
+    pub fn is_hash(&self) -> bool {
+        self.kind == "hash" || self.kind == "percpu_hash"
+    }
+
+    /// True for an LPM trie's table of prefixes.
+    pub fn is_lpm(&self) -> bool {
+        self.kind == "lpm_trie"
+    }
+
+    /// True when the image holds bookkeeping (states, keys, a count) besides values, so that
+    /// accesses are checked against the whole image rather than one value.
+    pub fn has_table(&self) -> bool {
+        self.capacity > 0
+    }
+
     /// The byte offset of the value of `entry` for copy `copy`.
     pub fn value_offset(&self, entry: u32, copy: u32) -> u64 {
         entry as u64 * self.slot_stride as u64 + copy as u64 * self.value_stride as u64

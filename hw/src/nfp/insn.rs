@@ -549,10 +549,17 @@ pub const EXIT_TARGET: u16 = 0x3fff;
 /// store, beside [`EXIT_TARGET`].
 pub const TAIL_CALL_FAULT_TARGET: u16 = 0x3ffe;
 
+/// The branch target that stops a packet with a fault because a map helper was called with
+/// a handle that names none of the maps the compiler found could reach the call (a NULL map
+/// pointer, which the kernel's verifier never lets through but an unverified object can
+/// contain). The interpreter faults on such a call too, so the NFP model must not guess a map.
+pub const MAP_HANDLE_FAULT_TARGET: u16 = 0x3ffd;
+
 /// True for the targets that are not code-store addresses ([`EXIT_TARGET`],
-/// [`TAIL_CALL_FAULT_TARGET`]), which linking leaves where they are.
+/// [`TAIL_CALL_FAULT_TARGET`], [`MAP_HANDLE_FAULT_TARGET`]), which linking leaves where they
+/// are.
 pub fn is_fixed_target(t: u16) -> bool {
-    t == EXIT_TARGET || t == TAIL_CALL_FAULT_TARGET
+    t == EXIT_TARGET || t == TAIL_CALL_FAULT_TARGET || t == MAP_HANDLE_FAULT_TARGET
 }
 /// The register (in both banks) that holds the low word of the program's return value at
 /// [`EXIT_TARGET`].

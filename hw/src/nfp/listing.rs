@@ -11,6 +11,8 @@ fn target(t: u16) -> String {
         ".exit".into()
     } else if t == TAIL_CALL_FAULT_TARGET {
         ".tail_call_fault".into()
+    } else if t == MAP_HANDLE_FAULT_TARGET {
+        ".map_handle_fault".into()
     } else {
         format!(".{t}")
     }

@@ -11,9 +11,10 @@
 //! map value) sees that value copied into the runtime first and copied back afterwards, as
 //! the lookup engine would read and write chip memory itself.
 //!
-//! A hash image is converted with [`chip_hash`] and linear probing, exactly as the update
-//! routine inserts, so that the microcode finds seeded keys; converting back lists the used
-//! entries (the runtime's element order, like the kernel's, is not part of a snapshot).
+//! A hash image (plain or per-CPU) is converted with [`chip_hash`] and linear probing,
+//! exactly as the update routine inserts, so that the microcode finds seeded keys; converting
+//! back lists the used entries (the runtime's element order, like the kernel's, is not part
+//! of a snapshot), with each key rebuilt from the words the microcode compares.
 //!
 //! Memory is kept in 4 KiB pages allocated when first written, so a large or per-CPU map
 //! (one copy per hardware context) costs only the pages a run touches. Every access is
@@ -24,12 +25,22 @@ use crate::runtime::memory::{make_addr, read_le, split_addr, write_le, Fault};
 use crate::runtime::Runtime;
 use frontend::mapdata::{from_hex, to_hex, MapContents, MapEntry};
 use hw::nfp::abi::{
-    chip_hash, MapLayout, MapPlacement, HASH_EMPTY, HASH_USED, REGION_CHIP_MAP, REGION_CHIP_MAP_END,
+    chip_hash, chip_key_from_words, chip_key_pieces, chip_key_words, MapLayout, MapPlacement,
+    HASH_EMPTY, HASH_USED, REGION_CHIP_MAP, REGION_CHIP_MAP_END,
 };
 use std::collections::HashMap;
 
 /// Bytes of one page of the sparse image.
 const PAGE: u64 = 4096;
+
+/// The mask of a prefix of `plen` bits over address data read little-endian from the key's
+/// bytes (network order): the first `plen` bits of the bytes.
+fn lpm_mask(plen: u32) -> u32 {
+    match plen {
+        0 => 0,
+        p => (u32::MAX << (32 - p.min(32))).swap_bytes(),
+    }
+}
 
 /// One map's image.
 #[derive(Clone, Debug)]
@@ -65,18 +76,26 @@ impl MapImage {
     }
 
     /// Inserts the runtime's entries into an empty hash image the way the update routine
-    /// does: the first empty entry of the key's probe sequence from [`chip_hash`].
+    /// does: the first empty entry of the key's probe sequence from [`chip_hash`], the key as
+    /// its words ([`chip_key_words`]), and for a per-CPU hash each CPU's value in the copy of
+    /// the same number.
     fn seed_hash(&mut self, contents: &MapContents) -> Result<(), String> {
         let l = self.layout.clone();
         let mask = l.capacity.wrapping_sub(1);
         for e in &contents.entries {
             let key = from_hex(&e.key).map_err(|m| format!("map `{}`: {m}", self.name))?;
-            let value = match &e.value {
-                Some(v) => from_hex(v).map_err(|m| format!("map `{}`: {m}", self.name))?,
-                None => {
+            let values: Vec<Vec<u8>> = match (&e.value, &e.per_cpu) {
+                (Some(v), _) if l.copies == 1 => {
+                    vec![from_hex(v).map_err(|m| format!("map `{}`: {m}", self.name))?]
+                }
+                (_, Some(vs)) if l.copies > 1 => vs
+                    .iter()
+                    .map(|v| from_hex(v).map_err(|m| format!("map `{}`: {m}", self.name)))
+                    .collect::<Result<_, _>>()?,
+                _ => {
                     return Err(format!(
-                        "map `{}`: a per-CPU entry in a hash laid out with one value",
-                        self.name
+                        "map `{}`: an entry whose values do not match the {} copies of its chip-memory layout",
+                        self.name, l.copies
                     ))
                 }
             };
@@ -86,8 +105,15 @@ impl MapImage {
                 let at = self.hash_entry(index);
                 if self.read_u32(at) == HASH_EMPTY {
                     self.write(at, &HASH_USED.to_le_bytes());
-                    self.write(at + l.key_offset as u64, &key);
-                    self.write(at + l.value_offset as u64, &value);
+                    let words: Vec<u8> = chip_key_words(&key)
+                        .iter()
+                        .flat_map(|w| w.to_le_bytes())
+                        .collect();
+                    self.write(at + l.key_offset as u64, &words);
+                    for (copy, value) in values.iter().enumerate() {
+                        let off = l.value_offset as u64 + copy as u64 * l.value_stride as u64;
+                        self.write(at + off, value);
+                    }
                     placed = true;
                     break;
                 }
@@ -105,21 +131,66 @@ impl MapImage {
         Ok(())
     }
 
-    /// The live entries of a hash image as a snapshot of the runtime's format.
-    fn hash_contents(&self, map_type: frontend::object::MapType) -> MapContents {
+    /// Writes the runtime's prefixes into an empty LPM image, in their order, as the update
+    /// routine stores them (see `hw::nfp::abi::MapLayout`).
+    fn seed_lpm(&mut self, contents: &MapContents) -> Result<(), String> {
+        let l = self.layout.clone();
+        let data_len = self.key_size.saturating_sub(4) as usize;
+        if contents.entries.len() > l.capacity as usize {
+            return Err(format!(
+                "map `{}`: {} prefixes do not fit the {} of the chip-memory table",
+                self.name,
+                contents.entries.len(),
+                l.capacity
+            ));
+        }
+        for (slot, e) in contents.entries.iter().enumerate() {
+            let key = from_hex(&e.key).map_err(|m| format!("map `{}`: {m}", self.name))?;
+            let value = e
+                .value
+                .as_ref()
+                .ok_or_else(|| format!("map `{}`: a prefix without a value", self.name))
+                .and_then(|v| from_hex(v).map_err(|m| format!("map `{}`: {m}", self.name)))?;
+            if key.len() != 4 + data_len {
+                return Err(format!("map `{}`: a key of {} bytes", self.name, key.len()));
+            }
+            let plen = u32::from_le_bytes([key[0], key[1], key[2], key[3]]);
+            let mut d = [0u8; 4];
+            d[..data_len].copy_from_slice(&key[4..]);
+            let data = u32::from_le_bytes(d);
+            let mask = lpm_mask(plen);
+            let at = slot as u64 * l.entry_stride as u64;
+            let words = [plen + 1, data & mask, mask, data];
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            self.write(at, &bytes);
+            self.write(
+                l.value_offset as u64 + slot as u64 * l.value_stride as u64,
+                &value,
+            );
+        }
+        let count = contents.entries.len() as u32;
+        self.write(l.count_offset as u64, &count.to_le_bytes());
+        Ok(())
+    }
+
+    /// The prefixes of an LPM image as a snapshot of the runtime's format.
+    fn lpm_contents(&self, map_type: frontend::object::MapType) -> MapContents {
         let l = &self.layout;
-        let key_size = l.value_offset - l.key_offset;
+        let data_len = self.key_size.saturating_sub(4) as usize;
         let mut entries = Vec::new();
-        for index in 0..l.capacity {
-            let at = self.hash_entry(index);
-            if self.read_u32(at) != HASH_USED {
+        for slot in 0..l.capacity {
+            let at = slot as u64 * l.entry_stride as u64;
+            let state = self.read_u32(at);
+            if state == 0 {
                 continue;
             }
-            let mut key = vec![0u8; self.key_size as usize];
-            self.read(at + l.key_offset as u64, &mut key);
+            let mut key = (state - 1).to_le_bytes().to_vec();
+            key.extend_from_slice(&self.read_u32(at + 12).to_le_bytes()[..data_len]);
             let mut value = vec![0u8; self.value_size as usize];
-            self.read(at + l.value_offset as u64, &mut value);
-            let _ = key_size;
+            self.read(
+                l.value_offset as u64 + slot as u64 * l.value_stride as u64,
+                &mut value,
+            );
             entries.push(MapEntry {
                 key: to_hex(&key),
                 value: Some(to_hex(&value)),
@@ -133,6 +204,59 @@ impl MapImage {
             value_size: self.value_size,
             entries,
         }
+    }
+
+    /// The live entries of a hash image as a snapshot of the runtime's format, with `cpus`
+    /// values each for a per-CPU hash.
+    fn hash_contents(
+        &self,
+        map_type: frontend::object::MapType,
+        cpus: usize,
+    ) -> Result<MapContents, String> {
+        let l = &self.layout;
+        let words = chip_key_pieces(self.key_size).len();
+        let mut entries = Vec::new();
+        for index in 0..l.capacity {
+            let at = self.hash_entry(index);
+            if self.read_u32(at) != HASH_USED {
+                continue;
+            }
+            let key_words: Vec<u32> = (0..words)
+                .map(|w| self.read_u32(at + l.key_offset as u64 + 4 * w as u64))
+                .collect();
+            let key = chip_key_from_words(&key_words, self.key_size).ok_or_else(|| {
+                format!(
+                    "map `{}`: entry {index} holds key words {key_words:x?}, which no key of {} bytes reads as",
+                    self.name, self.key_size
+                )
+            })?;
+            let value_of = |copy: usize| {
+                let mut value = vec![0u8; self.value_size as usize];
+                let off = l.value_offset as u64 + copy as u64 * l.value_stride as u64;
+                self.read(at + off, &mut value);
+                to_hex(&value)
+            };
+            entries.push(if l.copies > 1 {
+                MapEntry {
+                    key: to_hex(&key),
+                    value: None,
+                    per_cpu: Some((0..cpus).map(value_of).collect()),
+                }
+            } else {
+                MapEntry {
+                    key: to_hex(&key),
+                    value: Some(value_of(0)),
+                    per_cpu: None,
+                }
+            });
+        }
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(MapContents {
+            map_type,
+            key_size: self.key_size,
+            value_size: self.value_size,
+            entries,
+        })
     }
 
     fn read(&self, at: u64, out: &mut [u8]) {
@@ -221,8 +345,12 @@ impl ChipMemory {
             }
             image.read_only = state.read_only();
             image.pages.clear();
-            if image.layout.kind == "hash" {
+            if image.layout.is_hash() {
                 image.seed_hash(&state.contents())?;
+                continue;
+            }
+            if image.layout.is_lpm() {
+                image.seed_lpm(&state.contents())?;
                 continue;
             }
             for entry in 0..image.max_entries {
@@ -247,8 +375,13 @@ impl ChipMemory {
             let state = rt
                 .map_mut(m)
                 .ok_or_else(|| format!("map {m} (`{}`) is not in the runtime", image.name))?;
-            if image.layout.kind == "hash" {
-                state.load(&image.hash_contents(state.map_type()))?;
+            if image.layout.is_lpm() {
+                state.load(&image.lpm_contents(state.map_type()))?;
+                continue;
+            }
+            if image.layout.is_hash() {
+                let contents = image.hash_contents(state.map_type(), state.value_cpus)?;
+                state.load(&contents)?;
                 continue;
             }
             for entry in 0..image.max_entries {
@@ -274,7 +407,7 @@ impl ChipMemory {
             )));
         };
         let l = &image.layout;
-        if l.kind == "hash" {
+        if l.has_table() {
             // The routines read and write entry headers and the count as well as values, so
             // a hash image checks only that the access stays within the table and its count.
             if off as u64 + len as u64 > l.count_offset as u64 + 8 {
@@ -377,7 +510,7 @@ impl ChipMemory {
             .get(at.map)
             .and_then(Option::as_ref)
             .ok_or_else(|| Fault::new("internal: located a map without an image"))?;
-        if image.layout.kind == "hash" {
+        if image.layout.has_table() {
             return Err(Fault::new(format!(
                 "a helper the lookup engine serves was given a pointer into a value of hash map `{}` in chip memory, which it cannot reach",
                 image.name

@@ -308,6 +308,16 @@ pub fn run(
                 last_pc,
             );
         }
+        if pc == MAP_HANDLE_FAULT_TARGET as usize {
+            trace.segments.push(Segment::Run(run_cycles));
+            return Stop::Fault(
+                Fault::new(
+                    "a map helper was called with a handle that is none of the maps that can reach this call (a NULL or forged map pointer)",
+                )
+                .help("check the map pointer before the call: the kernel's verifier refuses a program that can pass anything but a map"),
+                last_pc,
+            );
+        }
         let Some(insn) = code.insns.get(pc).copied() else {
             return Stop::Fault(
                 Fault::new(format!(

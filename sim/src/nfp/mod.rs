@@ -12,11 +12,12 @@
 //!
 //! Packet reads and writes go through `Runtime::load`/`store` with their bounds checks, and
 //! local memory is the run's stack frame. Maps the backend lays out in chip memory (arrays,
-//! per-CPU arrays, global data, hashes with whole-word keys up to 32 bytes: see
-//! `hw::nfp::abi::MapLayout`) live in [`chip_memory`]: the microcode's own routines operate
-//! on them with memory commands, so their cycles count, and the images are converted from the
-//! runtime's maps at load and back with [`NfpMachine::store_maps`]. The other maps (per-CPU
-//! and LRU hashes, LPM tries, program arrays, redirect and perf maps) are still served by the
+//! per-CPU arrays, global data, hashes and per-CPU hashes with keys up to 32 bytes, small
+//! IPv4-sized LPM tries: see `hw::nfp::abi::MapLayout`) live in [`chip_memory`]: the
+//! microcode's own routines operate on them with memory commands, so their cycles count, and
+//! the images are converted from the runtime's maps at load and back with
+//! [`NfpMachine::store_maps`]. The other maps (LRU hashes, larger hashes and tries, program
+//! arrays, redirect and perf maps) are still served by the
 //! lookup engine from the shared runtime (`runtime::helpers::call`), as are all other
 //! helpers. Packets execute functionally one after the other in arrival order, as
 //! `BPF_PROG_TEST_RUN` runs them, and the scheduler then replays their traces on the engines

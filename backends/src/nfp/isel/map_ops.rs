@@ -22,7 +22,20 @@
 //!   delete). An insert writes the entry's state and key and counts it with an atomic add;
 //!   the call site then copies the value in. Registers 0 to 5 are the routine's (they are
 //!   free inside an expansion): 2 holds the return address, 3 the probe index, 4 the probes
-//!   left, 5 the entry's offset, 0 and 1 temporaries and the answer.
+//!   left, 5 the entry's offset, 0 and 1 temporaries and the answer. A key that is not whole
+//!   words is read as the words of `hw::nfp::abi::chip_key_pieces` (the last word overlaps
+//!   the one before), so no read goes past the key and no byte needs masking.
+//! - **per-CPU hash**: the same routines; the answer is this context's copy of the value
+//!   (`XFER_CONTEXT` shifted by the copy's stride). A delete clears every copy, so that an
+//!   insert writes only its own and the others read as zero, as the kernel leaves them.
+//! - **LPM trie** (small, IPv4-sized): a routine scans the table of prefixes, 4 per read,
+//!   and keeps the longest match (lookup) or finds the exact prefix (update, delete); the
+//!   mask of a new prefix is computed once, by an indirect shift, when it is inserted.
+//! - **a map chosen at run time** among maps in chip memory: the handle's region word is
+//!   compared with each candidate and that map's operation runs; when NULL may also reach
+//!   the call (clang's select between map pointers and 0, tested before the call), a handle
+//!   that is none of the maps branches to `MAP_HANDLE_FAULT_TARGET` and the packet faults as
+//!   in the interpreter.
 //!
 //! Results follow `sim::runtime::maps` exactly (the same errors in the same order), which the
 //! differential test checks against the interpreter.
@@ -48,6 +61,13 @@ pub enum RoutineOp {
     Delete,
 }
 
+/// The maps a run-time map handle may name (sorted), and whether it may be NULL.
+#[derive(Clone, Debug, Default)]
+struct PossibleMaps {
+    maps: Vec<usize>,
+    null: bool,
+}
+
 /// Read transfer registers the key occupies during a hash routine, and those an entry is
 /// read into.
 const XFER_KEY: u8 = X;
@@ -68,6 +88,7 @@ const DELETE: u32 = 3;
 const EINVAL: i64 = 22;
 const E2BIG: i64 = 7;
 const EEXIST: i64 = 17;
+const ENOSPC: i64 = 28;
 
 impl<'a> Selector<'a> {
     /// The map a value names when it is a constant map handle (`lddw rX, map`).
@@ -82,10 +103,11 @@ impl<'a> Selector<'a> {
     }
 
     /// The maps a value may name, when it can only be map handles: `lddw rX, map`
-    /// constants, possibly through block parameters (a map chosen on each path). `None`
-    /// when anything else may flow in.
-    fn possible_maps(&self, v: Value) -> Option<Vec<usize>> {
-        let mut out = Vec::new();
+    /// constants, possibly through block parameters (a map chosen on each path), and whether
+    /// NULL may flow in too (clang selects between map pointers and 0, then tests for 0
+    /// before the call, which the verifier requires). `None` when anything else may flow in.
+    fn possible_maps(&self, v: Value) -> Option<PossibleMaps> {
+        let mut out = PossibleMaps::default();
         let mut seen = std::collections::HashSet::new();
         let mut work = vec![v];
         while let Some(v) = work.pop() {
@@ -93,7 +115,11 @@ impl<'a> Selector<'a> {
                 continue;
             }
             if let Some(m) = self.const_map(v) {
-                out.push(m);
+                out.maps.push(m);
+                continue;
+            }
+            if self.shape(v).constant() == Some(0) {
+                out.null = true;
                 continue;
             }
             let ir::ValueDef::Param(block, index) = self.func.dfg.value_def(v) else {
@@ -107,6 +133,8 @@ impl<'a> Selector<'a> {
                 }
             }
         }
+        out.maps.sort_unstable();
+        out.maps.dedup();
         Some(out)
     }
 
@@ -132,18 +160,17 @@ impl<'a> Selector<'a> {
         // handle with each and run that map's operation.
         if let (true, Some(&handle)) = (matches!(id, LOOKUP | UPDATE | DELETE), args.first()) {
             if self.const_map(handle).is_none() {
-                if let Some(mut maps) = self.possible_maps(handle) {
-                    maps.sort_unstable();
-                    maps.dedup();
-                    if maps.len() > 1 && maps.iter().all(|m| self.layout_of(*m).is_some()) {
-                        self.chip_map_dispatch(id, &maps, args, result)?;
+                if let Some(p) = self.possible_maps(handle) {
+                    let all_in_chip = p.maps.iter().all(|m| self.layout_of(*m).is_some());
+                    if !p.maps.is_empty() && all_in_chip && (p.maps.len() > 1 || p.null) {
+                        self.chip_map_dispatch(id, &p, args, result)?;
                         return Ok(true);
                     }
                 }
             }
         }
         let may_be_in_chip = |sel: &Self, v: Value| match sel.possible_maps(v) {
-            Some(maps) => maps.iter().any(|m| sel.layout_of(*m).is_some()),
+            Some(p) => p.maps.iter().any(|m| sel.layout_of(*m).is_some()),
             None => sel.layouts.iter().any(Option::is_some),
         };
         if map_helper
@@ -154,7 +181,7 @@ impl<'a> Selector<'a> {
             // The lookup engine would operate on the runtime's copy of the map, which the
             // microcode never sees, so this must not reach it.
             return Err(self.err(format!(
-                "the map of this call of helper {id} is chosen at run time, and this program keeps maps in chip memory, where a map operation needs its map known when compiling"
+                "the map of this call of helper {id} is chosen at run time among maps of which some live in chip memory and some are served by the lookup engine (or the handle may be something other than a map), so neither can run the call alone"
             ))
             .help("call the helper once per map (clang merges calls that differ only in the map; a separate branch per map keeps them apart)"));
         }
@@ -170,7 +197,7 @@ impl<'a> Selector<'a> {
         let layout = self
             .layout_of(m)
             .ok_or_else(|| self.err("internal: no layout"))?;
-        if layout.kind == "hash" {
+        if layout.has_table() {
             self.hash_call(id, m, &layout, args, result)?;
             return Ok(true);
         }
@@ -192,26 +219,40 @@ impl<'a> Selector<'a> {
         Ok(true)
     }
 
-    /// One map operation per candidate map, chosen by comparing the handle's region word
-    /// (the last candidate needs no compare: the handle can be nothing else).
+    /// One map operation per candidate map, chosen by comparing the handle's region word.
+    /// The last candidate needs no compare when the handle can be nothing else; when NULL
+    /// may reach the call as well, every candidate is compared and a handle that matches
+    /// none faults, as the interpreter does.
     fn chip_map_dispatch(
         &mut self,
         id: u32,
-        maps: &[usize],
+        p: &PossibleMaps,
         args: &[Value],
         result: Option<Value>,
     ) -> Result<(), Diagnostic> {
         let handle = self.hi(args[0])?;
         let mut to_done = Vec::new();
-        for (i, &m) in maps.iter().enumerate() {
+        for (i, &m) in p.maps.iter().enumerate() {
             self.scratch_next = 0;
-            let to_next = if i + 1 < maps.len() {
+            let to_next = if i + 1 < p.maps.len() || p.null {
                 self.alu(Dest::None, handle, AluOp::Sub, S::C(REGION_MAP + m as u32))?;
-                Some(self.branch_here(Insn::Br {
-                    cond: BrCond::Ne,
-                    target: 0,
-                    defer: 0,
-                }))
+                if i + 1 == p.maps.len() {
+                    self.push_branch(
+                        Insn::Br {
+                            cond: BrCond::Ne,
+                            target: 0,
+                            defer: 0,
+                        },
+                        Target::MapHandleFault,
+                    );
+                    None
+                } else {
+                    Some(self.branch_here(Insn::Br {
+                        cond: BrCond::Ne,
+                        target: 0,
+                        defer: 0,
+                    }))
+                }
             } else {
                 None
             };
@@ -219,7 +260,7 @@ impl<'a> Selector<'a> {
             let layout = self
                 .layout_of(m)
                 .ok_or_else(|| self.err("internal: no layout"))?;
-            if layout.kind == "hash" {
+            if layout.has_table() {
                 self.hash_call(id, m, &layout, args, result)?;
             } else {
                 match id {
@@ -539,28 +580,42 @@ impl<'a> Selector<'a> {
                 )))
             }
         };
-        // The key, in pieces of 8 and 4 bytes (whole words: see `MAX_CHIP_HASH_KEY`).
+        // The key's words (`hw::nfp::abi::chip_key_pieces`), adjacent whole words read
+        // together in 8 bytes.
         let key_size = self.map_key_sizes.get(m).copied().unwrap_or(0);
+        let pieces = if layout.is_lpm() {
+            // The prefix length, then the address data in one read (1, 2 or 4 bytes).
+            vec![(0, 4), (4, key_size.saturating_sub(4))]
+        } else {
+            hw::nfp::abi::chip_key_pieces(key_size)
+        };
         let (kh, kl) = (self.hi(key)?, self.lo(key)?);
         let level = self.level_of_region(kh);
-        let mut done = 0;
-        while done < key_size {
+        let mut w = 0;
+        while w < pieces.len() {
             self.scratch_next = 0;
-            let size: u32 = if key_size - done >= 8 { 8 } else { 4 };
+            let (at, n) = pieces[w];
+            let pair = n == 4
+                && pieces
+                    .get(w + 1)
+                    .is_some_and(|&(next, size)| size == 4 && next == at + 4);
+            let bytes = if pair { 8 } else { n };
+            // A read into one transfer register clears the next one; the pieces are read in
+            // order, so a later piece lands after that.
             self.command_at_halves(
                 level,
                 MemAction::Read,
                 kh,
                 kl,
-                done,
-                size.trailing_zeros() as u8,
+                at,
+                bytes.trailing_zeros() as u8,
             )?;
             if let Some(last) = self.items.last_mut() {
                 if let Insn::Cmd { xfer, .. } = &mut last.insn {
-                    *xfer = XFER_KEY + (done / 4) as u8;
+                    *xfer = XFER_KEY + w as u8;
                 }
             }
-            done += size;
+            w += if pair { 2 } else { 1 };
         }
         self.scratch_next = 0;
         let k = match self
@@ -615,19 +670,14 @@ impl<'a> Selector<'a> {
                 let value = *args
                     .get(2)
                     .ok_or_else(|| self.err("bpf_map_update_elem needs a value"))?;
-                // A status of 0 leaves the entry's offset in register 1: copy the value there.
+                // A status of 0 leaves the offset of the value (this context's copy) in
+                // register 1: copy the value there.
                 self.alu(Dest::None, S::C(0), AluOp::Or, S::R(RET_LO))?;
                 let to_status = self.branch_here(Insn::Br {
                     cond: BrCond::Ne,
                     target: 0,
                     defer: 0,
                 });
-                self.alu(
-                    Dest::Both(RET_HI),
-                    S::R(RET_HI),
-                    AluOp::Add,
-                    S::C(layout.value_offset),
-                )?;
                 let value_size = self.map_value_sizes.get(m).copied().unwrap_or(0);
                 let level = self.map_levels.get(m).copied().unwrap_or(MemLevel::Emem);
                 self.copy_bytes(
@@ -671,10 +721,20 @@ impl<'a> Selector<'a> {
             let layout = self
                 .layout_of(key.map)
                 .ok_or_else(|| self.err("internal: a routine for a map without a layout"))?;
-            self.hash_routine(key, &layout)?;
+            // Registers 2 to 5 are the routine's own, so no constant may be materialized
+            // in the scratch registers (the same ones) inside a routine: this makes any
+            // attempt an internal error instead of a clobbered return address.
+            self.scratch_next = super::SCRATCH.len();
+            let kind = if layout.is_lpm() {
+                self.lpm_routine(key, &layout)?;
+                "lpm"
+            } else {
+                self.hash_routine(key, &layout)?;
+                "hash"
+            };
             if let Some(first) = self.items.get_mut(start) {
                 first.comment = format!(
-                    "routine: hash {} of map {}",
+                    "routine: {kind} {} of map {}",
                     match key.op {
                         RoutineOp::Lookup => "lookup".to_string(),
                         RoutineOp::Update(f) => format!("update (flags {f})"),
@@ -738,7 +798,7 @@ impl<'a> Selector<'a> {
     fn hash_routine(&mut self, key: RoutineKey, l: &MapLayout) -> Result<(), Diagnostic> {
         let key_size = self.map_key_sizes.get(key.map).copied().unwrap_or(0);
         let max = self.max_entries(key.map);
-        let words = (key_size / 4) as u8;
+        let words = hw::nfp::abi::chip_key_pieces(key_size).len() as u8;
         let region = Operand::Imm(0);
         let region = match l.region {
             r if r <= 0x7f => Operand::Imm(r as u8),
@@ -792,7 +852,7 @@ impl<'a> Selector<'a> {
             ShiftClass::Left,
             l.entry_stride.trailing_zeros(),
         )?;
-        let read = (l.key_offset + ((key_size + 7) & !7)).next_power_of_two();
+        let read = (l.key_offset + ((words as u32 * 4 + 7) & !7)).next_power_of_two();
         self.push(Insn::Cmd {
             level: self
                 .map_levels
@@ -878,17 +938,15 @@ impl<'a> Selector<'a> {
             RoutineOp::Lookup => {
                 self.return_with(&[(RET_LO, S::C(0)), (RET_HI, S::C(0))])?;
                 self.bind(&[to_found]);
-                self.alu(
-                    Dest::Both(RET_LO),
-                    S::R(R_ENTRY),
-                    AluOp::Add,
-                    S::C(l.value_offset),
-                )?;
-                self.return_with(&[(RET_HI, S::C(l.region))])?;
+                self.value_address(l)?;
+                self.return_with(&[(RET_LO, S::R(R_ENTRY)), (RET_HI, S::C(l.region))])?;
             }
             RoutineOp::Delete => {
                 self.return_with(&[(RET_LO, errno(-ENOENT))])?;
                 self.bind(&[to_found]);
+                if l.copies > 1 {
+                    self.clear_copies(l, level, region)?;
+                }
                 self.mov(Dest::Xfer(XFER_ENTRY), S::C(hw::nfp::abi::HASH_DELETED))?;
                 self.mem_cmd(level, MemAction::Write, region, R_ENTRY, 2)?;
                 self.imm32(Dest::Both(t), l.count_offset);
@@ -934,6 +992,7 @@ impl<'a> Selector<'a> {
                     )?;
                     self.mov(Dest::Xfer(XFER_ENTRY), S::C(1))?;
                     self.mem_cmd(level, MemAction::AtomicAdd, region, t, 2)?;
+                    self.value_address(l)?;
                     self.return_with(&[(RET_LO, S::C(0)), (RET_HI, S::R(R_ENTRY))])?;
                     self.bind(&[to_full]);
                     self.return_with(&[(RET_LO, errno(-E2BIG))])?;
@@ -942,10 +1001,301 @@ impl<'a> Selector<'a> {
                 if flags == 1 {
                     self.return_with(&[(RET_LO, errno(-EEXIST))])?;
                 } else {
+                    self.value_address(l)?;
                     self.return_with(&[(RET_LO, S::C(0)), (RET_HI, S::R(R_ENTRY))])?;
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The map's region word as a command's immediate address operand.
+    fn region_operand(&self, map: usize, l: &MapLayout) -> Result<Operand, Diagnostic> {
+        match l.region {
+            r if r <= 0x7f => Ok(Operand::Imm(r as u8)),
+            _ => Err(self.err(format!(
+                "map {map} is past the 64 maps whose chip-memory region fits a command's immediate"
+            ))),
+        }
+    }
+
+    /// A branch to a label of the expansion bound later with [`Selector::bind`].
+    fn br(&mut self, cond: BrCond) -> usize {
+        self.branch_here(Insn::Br {
+            cond,
+            target: 0,
+            defer: 0,
+        })
+    }
+
+    /// The body of one LPM routine (see `hw::nfp::abi::MapLayout` for the table). The key's
+    /// prefix length is in `XFER_KEY` and its address data in `XFER_KEY + 1`. A lookup scans
+    /// every prefix and keeps the longest that is no longer than the key's and matches it
+    /// under its mask (register 3 holds the best length plus one, register 1 its offset);
+    /// an update or delete looks for the prefix of the same length and masked data (register
+    /// 3 holds the mask, register 1 the first free prefix). Results and their order are the
+    /// runtime's: `-EINVAL` for a prefix length longer than the data, then `-EEXIST`,
+    /// `-ENOENT`, `-ENOSPC`.
+    fn lpm_routine(&mut self, key: RoutineKey, l: &MapLayout) -> Result<(), Diagnostic> {
+        let key_size = self.map_key_sizes.get(key.map).copied().unwrap_or(0);
+        let max = self.max_entries(key.map);
+        let bits = 8 * key_size.saturating_sub(4);
+        let region = self.region_operand(key.map, l)?;
+        let level = self
+            .map_levels
+            .get(key.map)
+            .copied()
+            .unwrap_or(MemLevel::Emem);
+        let t = RET_LO;
+        let (plen, data) = (S::X(XFER_KEY), S::X(XFER_KEY + 1));
+        let errno = |e: i64| S::C(e as u32);
+        // A prefix length past the data: NULL, or -EINVAL.
+        self.alu(Dest::None, plen, AluOp::Sub, S::C(bits + 1))?;
+        let to_invalid = self.br(BrCond::Hs);
+        let lookup = key.op == RoutineOp::Lookup;
+        if lookup {
+            self.imm32(Dest::Both(R_INDEX), 0);
+        } else {
+            // The mask: all ones shifted left by 32 - length (none for length 0), in the
+            // data's byte order.
+            self.imm32(Dest::Both(R_INDEX), u32::MAX);
+            self.alu(Dest::Both(t), S::C(32), AluOp::Sub, plen)?;
+            self.push(Insn::Alu {
+                dst: Dest::None,
+                a: Operand::None,
+                op: AluOp::PassB,
+                b: Operand::Gpr(Bank::B, t),
+            });
+            self.push(Insn::Shf {
+                dst: Dest::Both(R_INDEX),
+                a: Operand::None,
+                op: ShfOp::None,
+                b: Operand::Gpr(Bank::B, R_INDEX),
+                sc: ShiftClass::Left,
+                shift: INDIRECT_SHIFT,
+            });
+            self.mov(Dest::None, plen)?;
+            let nonzero = self.br(BrCond::Ne);
+            self.imm32(Dest::Both(R_INDEX), 0);
+            self.bind(&[nonzero]);
+            self.swap32(t, S::R(R_INDEX))?;
+            self.mov(Dest::Both(R_INDEX), S::R(t))?;
+            // No free prefix seen yet.
+            self.imm32(Dest::Both(RET_HI), u32::MAX);
+        }
+        self.imm32(Dest::Both(R_ENTRY), 0);
+        self.imm32(Dest::Both(R_LEFT), l.capacity / 4);
+        let top = self.items.len();
+        self.mem_cmd(level, MemAction::Read, region, R_ENTRY, 6)?;
+        let mut to_found = Vec::new();
+        for j in 0..4u8 {
+            let w = XFER_ENTRY + 4 * j;
+            let mut skip = Vec::new();
+            if lookup {
+                // Longer than the best so far (which also skips free prefixes) ...
+                self.alu(Dest::None, S::R(R_INDEX), AluOp::Sub, S::X(w))?;
+                skip.push(self.br(BrCond::Hs));
+                // ... no longer than the key's ...
+                self.alu(Dest::Both(t), S::X(w), AluOp::Sub, S::C(1))?;
+                self.alu(Dest::None, plen, AluOp::Sub, S::R(t))?;
+                skip.push(self.br(BrCond::Lo));
+                // ... and the key's data equal to the prefix under its mask.
+                // (Two transfer registers cannot be one instruction's operands.)
+                self.mov(Dest::Both(t), data)?;
+                self.alu(Dest::Both(t), S::R(t), AluOp::Xor, S::X(w + 1))?;
+                self.alu(Dest::None, S::R(t), AluOp::And, S::X(w + 2))?;
+                skip.push(self.br(BrCond::Ne));
+                self.mov(Dest::Both(R_INDEX), S::X(w))?;
+                self.alu(
+                    Dest::Both(RET_HI),
+                    S::R(R_ENTRY),
+                    AluOp::Add,
+                    S::C(16 * j as u32),
+                )?;
+            } else {
+                self.mov(Dest::None, S::X(w))?;
+                let used = self.br(BrCond::Ne);
+                // A free prefix: remember the first.
+                self.alu(Dest::None, S::R(RET_HI), AluOp::Add, S::C(1))?;
+                skip.push(self.br(BrCond::Ne));
+                self.alu(
+                    Dest::Both(RET_HI),
+                    S::R(R_ENTRY),
+                    AluOp::Add,
+                    S::C(16 * j as u32),
+                )?;
+                skip.push(self.br(BrCond::Always));
+                self.bind(&[used]);
+                // The same length and the same masked data.
+                self.alu(Dest::Both(t), S::X(w), AluOp::Sub, S::C(1))?;
+                self.alu(Dest::None, S::R(t), AluOp::Xor, plen)?;
+                skip.push(self.br(BrCond::Ne));
+                self.alu(Dest::Both(t), data, AluOp::And, S::R(R_INDEX))?;
+                self.alu(Dest::None, S::R(t), AluOp::Xor, S::X(w + 1))?;
+                skip.push(self.br(BrCond::Ne));
+                self.alu(
+                    Dest::Both(R_ENTRY),
+                    S::R(R_ENTRY),
+                    AluOp::Add,
+                    S::C(16 * j as u32),
+                )?;
+                to_found.push(self.br(BrCond::Always));
+            }
+            self.bind(&skip);
+        }
+        self.alu(Dest::Both(R_ENTRY), S::R(R_ENTRY), AluOp::Add, S::C(64))?;
+        self.alu(Dest::Both(R_LEFT), S::R(R_LEFT), AluOp::Sub, S::C(1))?;
+        self.push_branch(
+            Insn::Br {
+                cond: BrCond::Ne,
+                target: 0,
+                defer: 0,
+            },
+            Target::Here(top),
+        );
+        // The value of the prefix at offset `reg`: the values follow the prefixes in order.
+        let value_shift = l.value_stride.trailing_zeros().saturating_sub(4);
+        match key.op {
+            RoutineOp::Lookup => {
+                self.mov(Dest::None, S::R(R_INDEX))?;
+                let none = self.br(BrCond::Eq);
+                self.shf(
+                    Dest::Both(t),
+                    S::R(RET_HI),
+                    ShfOp::None,
+                    ShiftClass::Left,
+                    value_shift,
+                )?;
+                self.imm32(Dest::Both(R_ENTRY), l.value_offset);
+                self.alu(Dest::Both(t), S::R(t), AluOp::Add, S::R(R_ENTRY))?;
+                self.return_with(&[(RET_HI, S::C(l.region))])?;
+                self.bind(&[none, to_invalid]);
+                self.return_with(&[(RET_LO, S::C(0)), (RET_HI, S::C(0))])?;
+            }
+            RoutineOp::Delete => {
+                self.return_with(&[(RET_LO, errno(-ENOENT))])?;
+                self.bind(&to_found);
+                self.mov(Dest::Xfer(XFER_ENTRY), S::C(0))?;
+                self.mem_cmd(level, MemAction::Write, region, R_ENTRY, 2)?;
+                self.imm32(Dest::Both(t), l.count_offset);
+                self.imm32(Dest::Xfer(XFER_ENTRY), u32::MAX);
+                self.mem_cmd(level, MemAction::AtomicAdd, region, t, 2)?;
+                self.return_with(&[(RET_LO, S::C(0))])?;
+                self.bind(&[to_invalid]);
+                self.return_with(&[(RET_LO, errno(-EINVAL))])?;
+            }
+            RoutineOp::Update(flags) => {
+                let mut to_value = Vec::new();
+                if flags == 2 {
+                    self.return_with(&[(RET_LO, errno(-ENOENT))])?;
+                } else {
+                    // A new prefix: room for it, then the prefix, then the count.
+                    self.imm32(Dest::Both(t), l.count_offset);
+                    self.mem_cmd(level, MemAction::Read, region, t, 2)?;
+                    self.imm32(Dest::Both(R_LEFT), max);
+                    self.alu(Dest::None, S::X(XFER_ENTRY), AluOp::Sub, S::R(R_LEFT))?;
+                    let to_full = self.br(BrCond::Hs);
+                    self.alu(Dest::Xfer(XFER_ENTRY), plen, AluOp::Add, S::C(1))?;
+                    self.alu(Dest::Xfer(XFER_ENTRY + 1), data, AluOp::And, S::R(R_INDEX))?;
+                    self.mov(Dest::Xfer(XFER_ENTRY + 2), S::R(R_INDEX))?;
+                    self.mov(Dest::Xfer(XFER_ENTRY + 3), data)?;
+                    self.mem_cmd(level, MemAction::Write, region, RET_HI, 4)?;
+                    self.mov(Dest::Xfer(XFER_ENTRY), S::C(1))?;
+                    self.mem_cmd(level, MemAction::AtomicAdd, region, t, 2)?;
+                    self.mov(Dest::Both(R_ENTRY), S::R(RET_HI))?;
+                    to_value.push(self.br(BrCond::Always));
+                    self.bind(&[to_full]);
+                    self.return_with(&[(RET_LO, errno(-ENOSPC))])?;
+                }
+                self.bind(&to_found);
+                if flags == 1 {
+                    self.return_with(&[(RET_LO, errno(-EEXIST))])?;
+                } else {
+                    // The stored key becomes the update's: its data word.
+                    self.alu(Dest::Both(t), S::R(R_ENTRY), AluOp::Add, S::C(12))?;
+                    self.mov(Dest::Xfer(XFER_ENTRY), data)?;
+                    self.mem_cmd(level, MemAction::Write, region, t, 2)?;
+                }
+                // A new or found prefix at `R_ENTRY`: answer with its value's offset.
+                self.bind(&to_value);
+                self.shf(
+                    Dest::Both(R_ENTRY),
+                    S::R(R_ENTRY),
+                    ShfOp::None,
+                    ShiftClass::Left,
+                    value_shift,
+                )?;
+                self.imm32(Dest::Both(t), l.value_offset);
+                self.alu(Dest::Both(R_ENTRY), S::R(R_ENTRY), AluOp::Add, S::R(t))?;
+                self.return_with(&[(RET_LO, S::C(0)), (RET_HI, S::R(R_ENTRY))])?;
+                self.bind(&[to_invalid]);
+                self.return_with(&[(RET_LO, errno(-EINVAL))])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `R_ENTRY += value_offset`, plus this context's copy of a per-CPU hash
+    /// (`XFER_CONTEXT << log2(value_stride)`): the offset of the value the program sees.
+    fn value_address(&mut self, l: &MapLayout) -> Result<(), Diagnostic> {
+        self.alu(
+            Dest::Both(R_ENTRY),
+            S::R(R_ENTRY),
+            AluOp::Add,
+            S::C(l.value_offset),
+        )?;
+        if l.copies > 1 {
+            self.shf(
+                Dest::Both(RET_LO),
+                S::X(XFER_CONTEXT),
+                ShfOp::None,
+                ShiftClass::Left,
+                l.value_stride.trailing_zeros(),
+            )?;
+            self.alu(Dest::Both(R_ENTRY), S::R(R_ENTRY), AluOp::Add, S::R(RET_LO))?;
+        }
+        Ok(())
+    }
+
+    /// Zeroes every copy of the value of the entry at `R_ENTRY` of a per-CPU hash, in bursts
+    /// of up to 64 bytes of zeroed write transfer registers: a deleted entry's values are
+    /// zero, so that an insert that reuses it need write only its own context's copy.
+    fn clear_copies(
+        &mut self,
+        l: &MapLayout,
+        level: MemLevel,
+        region: Operand,
+    ) -> Result<(), Diagnostic> {
+        let total = l.value_stride as u64 * l.copies as u64;
+        let burst = total.min(64) as u32;
+        for w in 0..burst / 4 {
+            self.mov(Dest::Xfer(XFER_ENTRY + w as u8), S::C(0))?;
+        }
+        self.alu(
+            Dest::Both(R_INDEX),
+            S::R(R_ENTRY),
+            AluOp::Add,
+            S::C(l.value_offset),
+        )?;
+        self.imm32(Dest::Both(R_LEFT), (total / burst as u64) as u32);
+        let top = self.items.len();
+        self.mem_cmd(
+            level,
+            MemAction::Write,
+            region,
+            R_INDEX,
+            burst.trailing_zeros() as u8,
+        )?;
+        self.alu(Dest::Both(R_INDEX), S::R(R_INDEX), AluOp::Add, S::C(burst))?;
+        self.alu(Dest::Both(R_LEFT), S::R(R_LEFT), AluOp::Sub, S::C(1))?;
+        self.push_branch(
+            Insn::Br {
+                cond: BrCond::Ne,
+                target: 0,
+                defer: 0,
+            },
+            Target::Here(top),
+        );
         Ok(())
     }
 
