@@ -74,9 +74,20 @@ pub fn optimize_module(
             return stats;
         }
     };
-    for func in module.functions.values_mut() {
+    let xdp_entries: Vec<ir::FuncRef> = module
+        .functions
+        .keys()
+        .filter(|&f| crate::range::is_xdp_entry(module, f))
+        .collect();
+    for (fref, func) in module.functions.iter_mut() {
         stats.functions += 1;
         let outside = values_used_outside_their_block(func);
+        // For BPF, what the range analysis knows about a block's leaves (a block parameter
+        // that only ever receives 16-bit loads, a value a branch bounded) lets masks and
+        // zero extensions go. Other targets do not use it yet, so that their reviewed
+        // outputs do not move with this backend's work.
+        let ranges = (target == CostTarget::BpfInsnCount)
+            .then(|| crate::range::RangeAnalysis::compute(func, xdp_entries.contains(&fref)));
         let blocks: Vec<ir::Block> = func.layout.blocks().collect();
         let mut nodes_built = 0;
         for block in blocks {
@@ -87,7 +98,15 @@ pub fn optimize_module(
                     .or_default() += 1;
                 continue;
             }
-            let (outcome, counts) = optimize_block(func, block, target, limits, &rules, &outside);
+            let (outcome, counts) = optimize_block(
+                func,
+                block,
+                target,
+                limits,
+                &rules,
+                &outside,
+                ranges.as_ref(),
+            );
             let report = match &outcome {
                 BlockOutcome::NothingToDo => continue,
                 BlockOutcome::Unchanged(r) => {

@@ -35,6 +35,7 @@ use super::analysis::{BpfAnalysis, BpfEGraph};
 use super::cost::{node_cost, CostTarget, TargetCost};
 use super::language::{BpfLang, NodeOp, ValueLeaf};
 use super::runner::{saturate, RunReport, RunnerLimits};
+use crate::range::RangeAnalysis;
 use egg::{Extractor, Id, Language, Rewrite};
 use ir::dfg::ValueDef;
 use ir::instructions::InstructionData;
@@ -381,6 +382,7 @@ fn operand_class(
     func: &Function,
     egraph: &mut BpfEGraph,
     class_of_value: &mut HashMap<Value, Id>,
+    known_bits: &dyn Fn(Value) -> Option<u32>,
     v: Value,
 ) -> Id {
     if let Some(&id) = class_of_value.get(&v) {
@@ -389,7 +391,11 @@ fn operand_class(
     let id = match func.dfg.value_const(v) {
         Some(c) => egraph.add(BpfLang::Const(c)),
         None => {
-            if let Some(bits) = leaf_bits(func, v) {
+            let bits = match (leaf_bits(func, v), known_bits(v)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(bits) = bits {
                 egraph.analysis.leaf_bits.insert(v, bits);
             }
             egraph.add(BpfLang::Leaf(ValueLeaf(v)))
@@ -436,8 +442,18 @@ fn leaf_bits(func: &Function, v: Value) -> Option<u32> {
     }
 }
 
+/// How many low bits of a value can be non-zero at the start of `block`, by the range
+/// analysis (its own interval narrowed by the branches on the way to the block).
+fn range_bits(ranges: &RangeAnalysis, block: Block, v: Value) -> Option<u32> {
+    let state = ranges.block_state(block)?;
+    let interval = ranges.fact_in(v, state).interval()?;
+    Some(64 - interval.umax.leading_zeros())
+}
+
 /// Optimizes one block. `outside_uses` holds every value used in a block other than the one
-/// defining it.
+/// defining it; `ranges`, when given, is the range analysis of the function as it was before
+/// the e-graph, whose intervals bound the bits of the block's leaves (values the analysis
+/// does not know, such as those earlier blocks created, get no bound).
 pub fn optimize_block(
     func: &mut Function,
     block: Block,
@@ -445,7 +461,9 @@ pub fn optimize_block(
     limits: &RunnerLimits,
     rules: &[Rewrite<BpfLang, BpfAnalysis>],
     outside_uses: &HashSet<Value>,
+    ranges: Option<&RangeAnalysis>,
 ) -> (BlockOutcome, PureCounts) {
+    let known_bits = |v: Value| ranges.and_then(|r| range_bits(r, block, v));
     let insts: Vec<Inst> = func.layout.block_insts(block).collect();
     let pure: Vec<Inst> = insts
         .iter()
@@ -471,7 +489,8 @@ pub fn optimize_block(
     let mut pure_values: Vec<(Value, Inst)> = Vec::new();
     for &inst in &pure {
         let data = func.dfg.inst(inst).clone();
-        let mut class_of = |v: Value| operand_class(func, &mut egraph, &mut class_of_value, v);
+        let mut class_of =
+            |v: Value| operand_class(func, &mut egraph, &mut class_of_value, &known_bits, v);
         let Some(entry) = entry_of(&data, &mut class_of) else {
             return (BlockOutcome::NothingToDo, unchanged);
         };
@@ -491,7 +510,8 @@ pub fn optimize_block(
         InstructionData::Brif {
             cond, width, args, ..
         } => {
-            let operands = args.map(|v| operand_class(func, &mut egraph, &mut class_of_value, v));
+            let operands =
+                args.map(|v| operand_class(func, &mut egraph, &mut class_of_value, &known_bits, v));
             let condition = egraph.add(BpfLang::compare(cond, width, operands));
             Some((condition, (cond, width), operands))
         }

@@ -583,3 +583,38 @@ block2:
     // The shift, the extension, the constant 255 and block2's constant: nothing added.
     assert_eq!(pure_count(&out), 4, "{text}");
 }
+
+#[test]
+fn a_mask_of_a_parameter_that_only_receives_narrow_loads_goes_for_bpf() {
+    // xdp1's protocol field: a 16-bit load on either path, masked again after the join.
+    let module = parse(
+        "
+function %f(i64, i64) {
+block0(v0: i64, v1: i64):
+    v2 = load.any.u16 v0+0
+    brif eq.w64 v1, v1, block1(v2), block2
+block2:
+    v3 = load.any.u16 v0+2
+    jump block1(v3)
+block1(v4: i64):
+    v5 = iconst 65535
+    v6 = and.w64 v4, v5
+    return v6
+}
+",
+    );
+    let mut out = module.clone();
+    optimize_module(&mut out, CostTarget::BpfInsnCount, &RunnerLimits::default());
+    ir::verifier::verify_module(&out).unwrap_or_else(|e| panic!("{e}"));
+    let text = ir::write::module_to_string(&out);
+    assert!(!text.contains("and.w64"), "{text}");
+    assert!(text.contains("return v4"), "{text}");
+    // Other targets do not consult the range analysis.
+    let mut native = module.clone();
+    optimize_module(
+        &mut native,
+        CostTarget::NativeLatency,
+        &RunnerLimits::default(),
+    );
+    assert!(ir::write::module_to_string(&native).contains("and.w64"));
+}
