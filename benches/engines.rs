@@ -32,8 +32,9 @@ use frontend::insn::RawInsn;
 use frontend::object::MapType;
 use frontend::Object;
 use nicc::bench::{
-    bench_program, kernel_accepted, pass_only_object, render_table, sample_packets, time_packets,
-    BenchConfig, Cell, Row, INTERP, JIT_NATIVE,
+    bench_program, compile_jit_variant, kernel_accepted, pass_only_object, render_table,
+    sample_packets, time_jit, time_packets, BenchConfig, Cell, Row, INTERP, JIT_NATIVE,
+    JIT_VARIANTS,
 };
 use nicc::commands::bench::{COLUMNS, RATIOS};
 use std::cell::Cell as StdCell;
@@ -383,13 +384,10 @@ fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
 }
 
-fn main() {
-    // `cargo bench` passes `--bench`; an optional filter selects objects by path.
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
-    if let Err(why) = hw::linux::kernel_available() {
-        eprintln!("the engines benchmark times the kernel's JIT: {why}");
-        std::process::exit(1);
-    }
+/// The packets every engine runs: 64 generated probes and 32 capture packets, evenly spaced.
+/// Every test run costs the kernel milliseconds around the timed loop (see nicc::bench), so
+/// the set is kept small.
+fn bench_packets() -> Vec<Vec<u8>> {
     let mut all = Vec::new();
     let pcaps =
         nicc::commands::bench::files_under(&corpus().join("pcap"), &|_| true).unwrap_or_default();
@@ -398,11 +396,62 @@ fn main() {
             all.extend(capture.ethernet().map(|p| p.data.clone()));
         }
     }
-    // Every test run costs the kernel milliseconds around the timed loop (see nicc::bench),
-    // so the set is kept small: 64 probes and 32 capture packets, evenly spaced.
     let mut list = sample_packets(packets::generated(), 64);
     list.extend(sample_packets(all, 32));
-    let packets = sample_packets(list, 0);
+    sample_packets(list, 0)
+}
+
+/// `engines --profile OBJECT [INDEX] [REPEAT] [COLUMN]`: only the nicc JIT's timed loop
+/// ([`sim::native::PreparedRun::run_repeated`]) of one program, on the benchmark's packets,
+/// for a profiler. Under `valgrind --tool=callgrind --toggle-collect='*run_repeated*'` the
+/// instructions counted divided by packets times `REPEAT` are the instructions one run
+/// costs, entry loop included; the line printed says what to divide by.
+fn profile(args: &[String]) -> Result<(), String> {
+    let path = args.first().ok_or("--profile needs an object")?;
+    let number = |i: usize, default: u64| -> Result<u64, String> {
+        args.get(i).map_or(Ok(default), |a| {
+            a.parse().map_err(|e| format!("`{a}`: {e}"))
+        })
+    };
+    let index = number(1, 0)? as usize;
+    let repeat = number(2, 1000)? as u32;
+    let column = args.get(3).map_or(JIT_NATIVE, String::as_str);
+    let obj = frontend::elf::read_file(Path::new(path)).map_err(|d| d.to_string())?;
+    let (_, variant) = JIT_VARIANTS
+        .iter()
+        .find(|(c, _)| *c == column)
+        .ok_or_else(|| format!("no JIT column `{column}`"))?;
+    let jit = compile_jit_variant(&obj, index, variant)?;
+    let packets = bench_packets();
+    let config = BenchConfig {
+        repeat,
+        interp_repeat: 1,
+        rounds: 1,
+    };
+    let ns = time_jit(&jit, &obj, &packets, &config)?;
+    println!(
+        "{path} program {index} ({column}): {} packets x {repeat} runs, {ns:.1} ns per run",
+        packets.len()
+    );
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--profile") {
+        if let Err(e) = profile(&args[at + 1..]) {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    // `cargo bench` passes `--bench`; an optional filter selects objects by path.
+    let filter: Option<String> = args.into_iter().find(|a| !a.starts_with("--"));
+    if let Err(why) = hw::linux::kernel_available() {
+        eprintln!("the engines benchmark times the kernel's JIT: {why}");
+        std::process::exit(1);
+    }
+    let packets = bench_packets();
     let config = BenchConfig::default();
     let pass_only = hw::linux::KernelObject::load(&pass_only_object(), &[0])
         .expect("the kernel loads the two-instruction program");

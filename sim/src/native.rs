@@ -201,7 +201,8 @@ impl JitProgram {
         let isa = isa_with(NativeTarget::Host, false, options.regalloc)
             .map_err(|d| d.program(name.clone()))?;
         let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
-        let callbacks: [(&str, *const u8); 7] = [
+        let callbacks: [(&str, *const u8); 8] = [
+            (abi::SYM_MAP_LOOKUP, cb_map_lookup as *const u8),
             (abi::SYM_LOAD, cb_load as *const u8),
             (abi::SYM_STORE, cb_store as *const u8),
             (abi::SYM_ATOMIC, cb_atomic as *const u8),
@@ -215,6 +216,7 @@ impl JitProgram {
         let mut jit = JITModule::new(builder);
         let options = LowerOptions {
             helpers: HelperLinkage::Named,
+            frame_key_lookups: true,
             ..options.clone()
         };
         let lowered = match lower_module(&mut jit, module, &options) {
@@ -302,6 +304,8 @@ struct Engine<'a> {
     /// The module map index of each runtime map, by runtime map index (`None` for maps the
     /// module does not use).
     module_map: Vec<Option<usize>>,
+    /// The runtime map index of each module map (the other direction).
+    runtime_maps: Vec<usize>,
 }
 
 /// Helpers that never insert into a map, so map value storage cannot move during them. Every
@@ -448,6 +452,38 @@ impl Engine<'_> {
         }
     }
 
+    /// The body of [`cb_map_lookup`].
+    fn lookup_frame_key(
+        &mut self,
+        c: &mut NativeCtx,
+        map: usize,
+        key_offset: usize,
+    ) -> Result<u64, Fault> {
+        let frame = self.st.depth.saturating_sub(1);
+        let m = self.runtime_maps.get(map).copied().unwrap_or(usize::MAX);
+        let key_size = self
+            .rt
+            .maps()
+            .get(m)
+            .map_or(usize::MAX, |d| d.def.key_size as usize);
+        let mut buf = [0u8; abi::FRAME_KEY_MAX as usize];
+        let key = key_offset
+            .checked_add(key_size)
+            .and_then(|end| self.st.stacks.get(frame)?.get(key_offset..end))
+            .filter(|k| k.len() <= buf.len());
+        let Some(key) = key else {
+            // The pointer values the program passed: the map's handle and the key's address.
+            let handle = self.rt.map_handle(m as i64).unwrap_or(0);
+            let key = make_addr(REGION_STACK + frame as u32, key_offset as u32);
+            return helper_in_engine(self, c, 1, [handle, key, 0, 0, 0]);
+        };
+        let key = &mut buf[..key.len()];
+        key.copy_from_slice(&self.st.stacks[frame][key_offset..key_offset + key.len()]);
+        let v = helpers::map_lookup_with_key(self.rt, m, key)?;
+        self.register_value(c, v);
+        Ok(v)
+    }
+
     /// Invalidates the entries of maps whose storage may have moved.
     fn invalidate_movable(&mut self, ctx: &mut NativeCtx) {
         if self.movable.is_empty() {
@@ -515,6 +551,22 @@ unsafe fn with_engine(
             ctx,
             Fault::new("internal error: the runtime panicked in a callback"),
         ),
+    }
+}
+
+/// `nicc_map_lookup`: `bpf_map_lookup_elem` with the map given by its module index and the
+/// key by its offset in the caller's frame, which native code found to hold the whole key.
+/// The key is copied out of the frame and looked up by
+/// [`helpers::map_lookup_with_key`], the helper's own code after it has read its operands;
+/// the result is made reachable inline as after the helper. Anything unexpected (a map or
+/// frame the engine does not have) goes through the helper with the pointer values the
+/// program passed, so the fault, if any, is the helper's.
+extern "C" fn cb_map_lookup(ctx: *mut NativeCtx, map: u64, key_offset: u64) -> u64 {
+    // SAFETY: only native code of a run calls this, with its context block.
+    unsafe {
+        with_engine(ctx, |e, c| {
+            e.lookup_frame_key(c, map as usize, key_offset as usize)
+        })
     }
 }
 
@@ -892,6 +944,10 @@ impl<'a> PreparedRun<'a> {
             lookup_tables,
             lookup_pointers,
             module_map,
+            runtime_maps: runtime_index
+                .iter()
+                .map(|m| m.unwrap_or(usize::MAX))
+                .collect(),
         });
         ctx.lookup_cache = engine.lookup_pointers.as_ptr();
         engine.publish_values(&mut ctx);

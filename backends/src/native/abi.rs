@@ -61,6 +61,7 @@
 //! | [`SYM_TAIL_CALL`] | `uint64_t nicc_tail_call(ctx, uint64_t ctx_arg, uint64_t map, uint64_t index)` | 0: the tail call failed, continue; 1: it ran, its r0 is in `ctx->tail_result` |
 //! | [`SYM_MAP_VALUE_ADDR`] | `uint64_t nicc_map_value_addr(ctx, uint64_t map, uint64_t offset)` | the address of global data the inline table does not cover (faults where the interpreter does) |
 //! | [`SYM_HELPER`] | `uint64_t nicc_helper(ctx, uint64_t id, uint64_t r1..r5)` | helper call by kernel id (JIT linkage) |
+//! | [`SYM_MAP_LOOKUP`] | `uint64_t nicc_map_lookup(ctx, uint64_t map, uint64_t key_offset)` | `bpf_map_lookup_elem` on map `map` (an index like `map_handles`') with the key at `key_offset` in the caller's frame (JIT linkage only) |
 //! | `nicc_helper_<name>` | `uint64_t nicc_helper_<name>(ctx, uint64_t r1..r5)` | one symbol per helper (object linkage), e.g. `nicc_helper_map_lookup_elem` |
 //!
 //! Every branch back to a block that dominates it in reverse postorder (a loop back-edge)
@@ -338,6 +339,15 @@ pub const SYM_TAIL_CALL: &str = "nicc_tail_call";
 pub const SYM_MAP_VALUE_ADDR: &str = "nicc_map_value_addr";
 /// Callback symbol: helper dispatcher by id (JIT linkage).
 pub const SYM_HELPER: &str = "nicc_helper";
+/// Callback symbol: a map lookup whose key lies in the caller's frame (JIT linkage, with
+/// `LowerOptions::frame_key_lookups`): the host gets the map's index and the key's offset
+/// in the frame (`ctx->frames[ctx->depth - 1]`), which native code has checked to hold the
+/// whole key.
+pub const SYM_MAP_LOOKUP: &str = "nicc_map_lookup";
+
+/// The longest key [`SYM_MAP_LOOKUP`] takes (longer ones go through the helper): what the
+/// host copies onto its own stack.
+pub const FRAME_KEY_MAX: u32 = 64;
 
 /// The `op` argument of [`SYM_ATOMIC`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -80,6 +80,11 @@ pub struct LowerOptions {
     /// Cranelift's register allocator (used where the caller builds the ISA from these
     /// options: the JIT engine).
     pub regalloc: Regalloc,
+    /// Lookups whose map is known and whose key lies in the caller's stack frame call
+    /// [`abi::SYM_MAP_LOOKUP`] with the map's index and the key's offset in the frame,
+    /// instead of the helper with two pointer values that the host must decode and check.
+    /// Only for hosts that define the callback (the JIT engine); objects never use it.
+    pub frame_key_lookups: bool,
 }
 
 /// Which of Cranelift's register allocators assigns registers.
@@ -99,6 +104,7 @@ impl Default for LowerOptions {
             helpers: HelperLinkage::Dispatcher,
             proven_safe: HashSet::new(),
             regalloc: Regalloc::Backtracking,
+            frame_key_lookups: false,
         }
     }
 }
@@ -808,6 +814,12 @@ impl<M: Module> FnLower<'_, '_, M> {
                     );
                 }
             }
+            I::CallHelper { helper, args }
+                if self.frame_key_lookup_map(helper, &args).is_some() =>
+            {
+                let v = self.frame_key_lookup(inst, &args)?;
+                self.def(inst, v);
+            }
             I::CallHelper { helper, args } => {
                 let mut vals = Vec::new();
                 for a in &args {
@@ -1069,6 +1081,63 @@ impl<M: Module> FnLower<'_, '_, M> {
             .jump(join, &[BlockArg::Value(r), BlockArg::Value(unknown)]);
         self.b.switch_to_block(join);
         Ok((result, host, map))
+    }
+
+    /// The map of a `bpf_map_lookup_elem` call that [`FnLower::frame_key_lookup`] lowers: the
+    /// options allow it, the map operand is a `map_ref` (so its index is known here), the
+    /// lookup is not one of the cached array lookups, the key fits the host's key buffer, and
+    /// the function has its frame at hand to find the key in.
+    fn frame_key_lookup_map(&self, helper: u32, args: &[Value]) -> Option<MapRef> {
+        if !self.options.frame_key_lookups
+            || helper != 1
+            || args.len() < 2
+            || self.frame.is_none()
+            || self.cached_lookup_map(helper, args).is_some()
+        {
+            return None;
+        }
+        let Some(I::MapRef { map }) = self.base_def(args[0]).cloned() else {
+            return None;
+        };
+        let d = self.module.maps.get(map)?;
+        (d.key_size >= 1 && d.key_size <= abi::FRAME_KEY_MAX).then_some(map)
+    }
+
+    /// `bpf_map_lookup_elem(map, key)` with the key in the current frame: one compare finds
+    /// the key's offset inside the frame, and [`abi::SYM_MAP_LOOKUP`] gets the map's index and
+    /// that offset, so the host neither decodes a map pointer nor checks the key's region. A
+    /// key anywhere else goes to the helper, which checks it and faults as it always does.
+    fn frame_key_lookup(&mut self, inst: Inst, args: &[Value]) -> Result<cl::Value, Diagnostic> {
+        let map = self
+            .frame_key_lookup_map(1, args)
+            .ok_or_else(|| self.err(inst, "not a lookup with its key in the frame"))?;
+        let key_size = self.module.maps[map].key_size as i64;
+        let handle = self.val(inst, args[0])?;
+        let key = self.val(inst, args[1])?;
+        let (fvalue, _) = self.frame();
+        let key_off = self.b.ins().isub(key, fvalue);
+        let in_frame = self.b.ins().icmp_imm_s(
+            IntCC::UnsignedLessThanOrEqual,
+            key_off,
+            FRAME_SIZE as i64 - key_size,
+        );
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        let result = self.b.append_block_param(join, types::I64);
+        self.b.set_cold_block(slow);
+        self.b.ins().brif(in_frame, fast, &[], slow, &[]);
+        self.b.switch_to_block(fast);
+        let cb = self.callback(abi::SYM_MAP_LOOKUP, 3)?;
+        let ctxp = self.ctxp();
+        let index = self.b.ins().iconst(types::I64, map_index(map) as i64);
+        let r = self.call_checked(inst, cb, &[ctxp, index, key_off]);
+        self.b.ins().jump(join, &[BlockArg::Value(r)]);
+        self.b.switch_to_block(slow);
+        let r = self.helper_call(inst, 1, &[handle, key])?;
+        self.b.ins().jump(join, &[BlockArg::Value(r)]);
+        self.b.switch_to_block(join);
+        Ok(result)
     }
 
     /// Records that the result of `inst` (an add or subtract of a constant) is a companion

@@ -443,9 +443,23 @@ fn map_lookup_elem(
     id: i32,
     a: [u64; 5],
 ) -> Result<HelperOutcome, Fault> {
-    let name = std::cell::LazyCell::new(|| helper_name(id));
-    let cpu = rt.config.cpu;
     let m = rt.map_of_pointer(a[0])?;
+    check_lookup_map(rt, m, id)?;
+    let key_size = rt.maps()[m].def.key_size as usize;
+    with_bytes::<KEY_BUF, _>(rt, st, a[1], key_size, |rt, _, key| {
+        let lookup_cpu = if id == 195 {
+            a[2]
+        } else {
+            rt.config.cpu as u64
+        };
+        ret(lookup_key(rt, m, key, lookup_cpu))
+    })
+}
+
+/// Refuses a lookup (helper `id`, 1 or 195) in map `m` where the kernel's verifier refuses
+/// it: maps without lookable values, and a per-CPU lookup in a map that is not per-CPU.
+#[inline(always)]
+fn check_lookup_map(rt: &Runtime, m: usize, id: i32) -> Result<(), Fault> {
     let t = rt.maps()[m].map_type();
     if matches!(
         t,
@@ -457,26 +471,66 @@ fn map_lookup_elem(
             | MapType::Cpumap
     ) || (id == 195 && !t.is_per_cpu())
     {
-        return Err(wrong_map(&name, t, &rt.maps()[m].def.name));
+        return Err(wrong_lookup_map(rt, m, id));
     }
-    let key_size = rt.maps()[m].def.key_size as usize;
-    with_bytes::<KEY_BUF, _>(rt, st, a[1], key_size, |rt, _, key| {
-        let lookup_cpu = if id == 195 { a[2] } else { cpu as u64 };
-        if lookup_cpu >= rt.config.cpus as u64 {
-            return ret(0);
+    Ok(())
+}
+
+/// The fault of [`check_lookup_map`], formatted out of the way of the lookups that pass.
+#[cold]
+#[inline(never)]
+fn wrong_lookup_map(rt: &Runtime, m: usize, id: i32) -> Fault {
+    let map = &rt.maps()[m];
+    wrong_map(&helper_name(id), map.map_type(), &map.def.name)
+}
+
+/// The pointer value a lookup of `key` in map `m` for CPU `lookup_cpu` returns (0: none).
+#[inline]
+fn lookup_key(rt: &mut Runtime, m: usize, key: &[u8], lookup_cpu: u64) -> u64 {
+    if lookup_cpu >= rt.config.cpus as u64 {
+        return 0;
+    }
+    let Some(map) = rt.map_mut(m) else {
+        return 0;
+    };
+    match map.lookup(key) {
+        None => 0,
+        Some(Found::Value(slot)) => rt.value_pointer(m, slot, lookup_cpu as u32),
+        Some(Found::Map(inner)) if (inner as usize) < rt.maps().len() => {
+            make_addr(REGION_MAP + inner, 0)
         }
-        let Some(map) = rt.map_mut(m) else {
-            return ret(0);
-        };
-        match map.lookup(key) {
-            None => ret(0),
-            Some(Found::Value(slot)) => ret(rt.value_pointer(m, slot, lookup_cpu as u32)),
-            Some(Found::Map(inner)) if (inner as usize) < rt.maps().len() => {
-                ret(make_addr(REGION_MAP + inner, 0))
-            }
-            Some(Found::Map(_)) => ret(0),
-        }
-    })
+        Some(Found::Map(_)) => 0,
+    }
+}
+
+/// `bpf_map_lookup_elem` on runtime map `m` with its key already read: exactly what the
+/// helper does once it has found the map and read the key, for an engine that did both
+/// itself (the JIT, which passes a key it found inside its own stack frame and a map it
+/// resolved when it set up the run). A map the key does not fit is refused as the kernel's
+/// verifier refuses it.
+pub fn map_lookup_with_key(rt: &mut Runtime, m: usize, key: &[u8]) -> Result<u64, Fault> {
+    if m >= rt.maps().len() || key.len() != rt.maps()[m].def.key_size as usize {
+        return Err(lookup_key_mismatch(rt, m, key.len()));
+    }
+    check_lookup_map(rt, m, 1)?;
+    let cpu = rt.config.cpu as u64;
+    Ok(lookup_key(rt, m, key, cpu))
+}
+
+/// The fault of [`map_lookup_with_key`] given a map the runtime does not have, or a key of
+/// another size than the map's.
+#[cold]
+#[inline(never)]
+fn lookup_key_mismatch(rt: &Runtime, m: usize, key_len: usize) -> Fault {
+    match rt.maps().get(m) {
+        None => Fault::new(format!(
+            "bpf_map_lookup_elem on map {m}, which the runtime does not have"
+        )),
+        Some(map) => Fault::new(format!(
+            "bpf_map_lookup_elem with a {key_len}-byte key on map `{}`, whose keys are {} bytes",
+            map.def.name, map.def.key_size
+        )),
+    }
 }
 
 /// bpf_map_update_elem

@@ -133,11 +133,14 @@ enum Index {
     Hash(FastMap<Vec<u8>, u32>),
     /// LPM trie: `table` is keyed by the prefix length (4 bytes, little-endian) followed by
     /// the key data masked to that length, so a lookup can build its probe in a stack buffer
-    /// and borrow it; `prefix_counts[p]` is how many stored prefixes are `p` bits long, so a
-    /// lookup probes only lengths that exist.
+    /// and borrow it; `prefix_counts[p]` is how many stored prefixes are `p` bits long, and
+    /// `lengths` lists the lengths whose count is not zero, longest first, so that a lookup
+    /// visits only lengths that exist (none at all in an empty trie) instead of testing every
+    /// length up to the key's.
     Lpm {
         table: FastMap<Vec<u8>, u32>,
         prefix_counts: Vec<u32>,
+        lengths: Vec<u32>,
     },
     /// Queue or stack of values (no keys).
     Queue {
@@ -301,6 +304,7 @@ impl MapState {
             Index::Lpm {
                 table: FastMap::default(),
                 prefix_counts: vec![0; (def.key_size as usize - 4) * 8 + 1],
+                lengths: Vec::new(),
             }
         } else if matches!(t, MapType::Queue | MapType::Stack) {
             Index::Queue {
@@ -455,18 +459,15 @@ impl MapState {
                 i
             }
             Index::Hash(h) => *h.get(key)?,
-            Index::Lpm {
-                table,
-                prefix_counts,
-            } => {
+            Index::Lpm { table, lengths, .. } => {
                 let (plen, data) = lpm_parts(key)?;
                 // The longest stored prefix that covers the key wins; a stored prefix longer than
                 // the key's own length cannot match. Only lengths some prefix has are probed.
+                let mut candidates = lengths.iter().filter(|p| **p <= plen).peekable();
+                // The probe buffer is only filled when there is something to probe.
+                candidates.peek()?;
                 let mut buf = [0u8; 4 + LPM_DATA_SIZE_MAX];
-                (0..=plen)
-                    .rev()
-                    .filter(|p| prefix_counts.get(*p as usize).is_some_and(|c| *c > 0))
-                    .find_map(|p| table.get(lpm_probe(&mut buf, data, p)).copied())?
+                candidates.find_map(|p| table.get(lpm_probe(&mut buf, data, *p)).copied())?
             }
             Index::Queue { .. } | Index::None => return None,
         };
@@ -613,11 +614,18 @@ impl MapState {
                         if let Index::Lpm {
                             table,
                             prefix_counts,
+                            lengths,
                         } = &mut self.index
                         {
                             table.insert(probe.to_vec(), s);
                             if let Some(c) = prefix_counts.get_mut(plen as usize) {
                                 *c += 1;
+                                if *c == 1 {
+                                    // Longest first: the new length goes before the first
+                                    // shorter one.
+                                    let at = lengths.partition_point(|l| *l > plen);
+                                    lengths.insert(at, plen);
+                                }
                             }
                         }
                         s
@@ -745,6 +753,7 @@ impl MapState {
             Index::Lpm {
                 table,
                 prefix_counts,
+                lengths,
             } => {
                 let Some((plen, data)) = lpm_parts(key) else {
                     return -EINVAL;
@@ -754,6 +763,9 @@ impl MapState {
                     Some(s) => {
                         if let Some(c) = prefix_counts.get_mut(plen as usize) {
                             *c = c.saturating_sub(1);
+                            if *c == 0 {
+                                lengths.retain(|l| *l != plen);
+                            }
                         }
                         s
                     }
