@@ -126,6 +126,9 @@ pub struct Selector<'a> {
     pub map_key_sizes: Vec<u32>,
     /// The map routines the program calls, and where each starts once emitted.
     pub routines: Vec<(map_ops::RoutineKey, Option<usize>)>,
+    /// The instructions of the block being selected before the current one, for looking back
+    /// at what the block stored (see `map_ops::stored_stack_const`).
+    earlier_in_block: Vec<Inst>,
 }
 
 fn alu_of(op: BinaryOp) -> Option<AluOp> {
@@ -256,6 +259,7 @@ impl<'a> Selector<'a> {
             map_value_sizes: Vec::new(),
             map_key_sizes: Vec::new(),
             routines: Vec::new(),
+            earlier_in_block: Vec::new(),
         }
     }
 
@@ -762,6 +766,8 @@ impl<'a> Selector<'a> {
                 skip = last;
                 continue;
             }
+            self.earlier_in_block.clear();
+            self.earlier_in_block.extend_from_slice(&insts[..k]);
             self.inst(inst, next)?;
             if let Some(first) = self.items.get_mut(start) {
                 first.comment = format!("{:?}", self.func.dfg.inst(inst).opcode()).to_lowercase();

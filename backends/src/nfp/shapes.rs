@@ -294,6 +294,13 @@ fn shape_of(
                 Shape::reg32()
             }
         }
+        // Helpers whose result is a 32-bit number by their definition: get_prandom_u32,
+        // get_smp_processor_id, get_numa_node_id, and redirect and redirect_map, which answer
+        // with an XDP action (`sim::runtime::helpers` returns these and nothing else).
+        I::CallHelper {
+            helper: 7 | 8 | 23 | 42 | 51,
+            ..
+        } => Shape::reg32(),
         I::Atomic { size, .. } | I::CmpXchg { size, .. } => {
             if size.bytes() == 8 {
                 Shape::reg64()

@@ -124,7 +124,9 @@ pub struct MapLayout {
 /// prefix cleared, the mask of the prefix in the same byte order, and the key's data as last
 /// stored (the kernel keeps the whole key of the last update, which a snapshot shows). The
 /// values follow at `value_offset`, `value_stride` bytes each, in the order of the prefixes,
-/// and the count of prefixes is at `count_offset`.
+/// and the count of prefixes is at `count_offset`, followed by the high-water mark: how many
+/// reads of 4 prefixes cover every prefix in use (inserts take the first free prefix, so the
+/// used ones stay packed low and an empty or small trie is scanned in a few reads).
 /// Entry states of a hash table in chip memory.
 pub const HASH_EMPTY: u32 = 0;
 pub const HASH_USED: u32 = 1;

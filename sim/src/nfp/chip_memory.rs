@@ -170,6 +170,7 @@ impl MapImage {
         }
         let count = contents.entries.len() as u32;
         self.write(l.count_offset as u64, &count.to_le_bytes());
+        self.write(l.count_offset as u64 + 4, &count.div_ceil(4).to_le_bytes());
         Ok(())
     }
 

@@ -317,6 +317,52 @@ impl<'a> Selector<'a> {
         Ok(S::X(X))
     }
 
+    /// The 32-bit constant the block stored at stack byte `off` before the current
+    /// instruction, when nothing in between can have changed it (no call, no atomic, no
+    /// store that may overlap): a map key the program just wrote, such as the `0` of a
+    /// counter in a one-entry array.
+    fn stored_stack_const(&self, off: u32) -> Option<u32> {
+        use ir::instructions::InstructionData as I;
+        for &inst in self.earlier_in_block.iter().rev() {
+            match self.func.dfg.inst(inst) {
+                I::Store {
+                    region,
+                    size,
+                    base,
+                    offset,
+                    value,
+                } => {
+                    let Some(at) = self.stack_const(*base, *offset) else {
+                        // A store through a pointer into anything but the stack cannot
+                        // reach the key.
+                        if matches!(region, Region::Stack(_) | Region::Any) {
+                            return None;
+                        }
+                        continue;
+                    };
+                    let end = at as u64 + size.bytes() as u64;
+                    if end <= off as u64 || at as u64 >= off as u64 + 4 {
+                        continue;
+                    }
+                    let s = self.shape(*value);
+                    return match (*size, off - at.min(off)) {
+                        (MemSize::U32, 0) if at == off => s.lo.constant(),
+                        (MemSize::U64, 0) if at == off => s.lo.constant(),
+                        (MemSize::U64, 4) => s.hi.constant(),
+                        _ => None,
+                    };
+                }
+                I::CallHelper { .. }
+                | I::Call { .. }
+                | I::Atomic { .. }
+                | I::CmpXchg { .. }
+                | I::TailCall { .. } => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// `dst = index * slot_stride (+ context * value_stride)`: the offset of the value.
     fn value_offset(&mut self, dst: u8, index: S, layout: &MapLayout) -> Result<(), Diagnostic> {
         let k = layout.slot_stride.trailing_zeros();
@@ -355,21 +401,52 @@ impl<'a> Selector<'a> {
             .ok_or_else(|| self.err("bpf_map_lookup_elem needs a key"))?;
         let Some(r) = result else { return Ok(()) };
         let (dl, dh) = (self.dst(r, false), self.dst(r, true));
+        let max = self.max_entries(m);
+        // A key the block just stored as a constant: the pointer is known but for the
+        // per-CPU copy, and there is nothing to check.
+        if let Some(c) = self
+            .stack_const(key, 0)
+            .and_then(|off| self.stored_stack_const(off))
+        {
+            let off = if c < max {
+                Some(c as u64 * layout.slot_stride as u64).filter(|o| *o <= u32::MAX as u64)
+            } else {
+                None
+            };
+            if let (Some(off), Some(d)) = (off, dl) {
+                if layout.copies > 1 {
+                    self.shf(
+                        Dest::Both(d),
+                        S::X(XFER_CONTEXT),
+                        ShfOp::None,
+                        ShiftClass::Left,
+                        layout.value_stride.trailing_zeros(),
+                    )?;
+                    if off != 0 {
+                        self.alu(Dest::Both(d), S::R(d), AluOp::Add, S::C(off as u32))?;
+                    }
+                } else {
+                    self.imm32(Dest::Both(d), off as u32);
+                }
+            } else if let Some(d) = dl {
+                self.imm32(Dest::Both(d), 0);
+            }
+            if let Some(d) = dh {
+                self.imm32(Dest::Both(d), if off.is_some() { layout.region } else { 0 });
+            }
+            return Ok(());
+        }
         let index = self.array_index(key)?;
-        // The offset goes to a scratch register first: the result's registers may be the ones
-        // the key was read into only if the allocator shared them, which it never does for an
-        // operand and the result of one instruction, but the index read is not an operand.
-        let off = self.scratch()?;
-        self.value_offset(off, index, layout)?;
+        // The index is in a scratch or transfer register, never one of the result's, so the
+        // offset goes straight into the result.
         if let Some(d) = dl {
-            self.mov(Dest::Both(d), S::R(off))?;
+            self.value_offset(d, index, layout)?;
         }
         if let Some(d) = dh {
             self.imm32(Dest::Both(d), layout.region);
         }
         // The shifts and `immed` leave the condition codes alone, so the bounds test can come
         // last and clear the pointer when it fails.
-        let max = self.max_entries(m);
         self.alu(Dest::None, index, AluOp::Sub, S::C(max))?;
         let to_done = self.branch_here(Insn::Br {
             cond: BrCond::Lo,
@@ -1083,8 +1160,13 @@ impl<'a> Selector<'a> {
             // No free prefix seen yet.
             self.imm32(Dest::Both(RET_HI), u32::MAX);
         }
+        // Only the reads of 4 prefixes up to the high-water mark (every prefix in use lies
+        // below it) are scanned.
+        self.imm32(Dest::Both(R_ENTRY), l.count_offset + 4);
+        self.mem_cmd(level, MemAction::Read, region, R_ENTRY, 2)?;
+        self.mov(Dest::Both(R_LEFT), S::X(XFER_ENTRY))?;
         self.imm32(Dest::Both(R_ENTRY), 0);
-        self.imm32(Dest::Both(R_LEFT), l.capacity / 4);
+        let to_end = self.br(BrCond::Eq);
         let top = self.items.len();
         self.mem_cmd(level, MemAction::Read, region, R_ENTRY, 6)?;
         let mut to_found = Vec::new();
@@ -1153,6 +1235,8 @@ impl<'a> Selector<'a> {
             },
             Target::Here(top),
         );
+        // Register 5 is now the offset of the first read past the high-water mark.
+        self.bind(&[to_end]);
         // The value of the prefix at offset `reg`: the values follow the prefixes in order.
         let value_shift = l.value_stride.trailing_zeros().saturating_sub(4);
         match key.op {
@@ -1189,12 +1273,34 @@ impl<'a> Selector<'a> {
                 if flags == 2 {
                     self.return_with(&[(RET_LO, errno(-ENOENT))])?;
                 } else {
-                    // A new prefix: room for it, then the prefix, then the count.
+                    // A new prefix: room for it (the count and the high-water mark in one
+                    // read), then the prefix, then the count.
                     self.imm32(Dest::Both(t), l.count_offset);
-                    self.mem_cmd(level, MemAction::Read, region, t, 2)?;
+                    self.mem_cmd(level, MemAction::Read, region, t, 3)?;
                     self.imm32(Dest::Both(R_LEFT), max);
                     self.alu(Dest::None, S::X(XFER_ENTRY), AluOp::Sub, S::R(R_LEFT))?;
                     let to_full = self.br(BrCond::Hs);
+                    // No free prefix below the mark: the first one past it, where the scan
+                    // stopped.
+                    self.alu(Dest::None, S::R(RET_HI), AluOp::Add, S::C(1))?;
+                    let have_free = self.br(BrCond::Ne);
+                    self.mov(Dest::Both(RET_HI), S::R(R_ENTRY))?;
+                    self.bind(&[have_free]);
+                    // Raise the mark past the read holding the new prefix.
+                    self.shf(
+                        Dest::Both(R_ENTRY),
+                        S::R(RET_HI),
+                        ShfOp::None,
+                        ShiftClass::Right,
+                        6,
+                    )?;
+                    self.alu(Dest::Both(R_ENTRY), S::R(R_ENTRY), AluOp::Add, S::C(1))?;
+                    self.alu(Dest::None, S::X(XFER_ENTRY + 1), AluOp::Sub, S::R(R_ENTRY))?;
+                    let kept = self.br(BrCond::Hs);
+                    self.mov(Dest::Xfer(XFER_ENTRY), S::R(R_ENTRY))?;
+                    self.alu(Dest::Both(R_LEFT), S::R(t), AluOp::Add, S::C(4))?;
+                    self.mem_cmd(level, MemAction::Write, region, R_LEFT, 2)?;
+                    self.bind(&[kept]);
                     self.alu(Dest::Xfer(XFER_ENTRY), plen, AluOp::Add, S::C(1))?;
                     self.alu(Dest::Xfer(XFER_ENTRY + 1), data, AluOp::And, S::R(R_INDEX))?;
                     self.mov(Dest::Xfer(XFER_ENTRY + 2), S::R(R_INDEX))?;
