@@ -8,7 +8,8 @@
 //! spills the values with the fewest uses, the coalescing one also in a variant that puts
 //! values between calls in `r0`), and the shortest resulting code is kept; [`isel`] turns IR instructions into BPF instructions with labels;
 //! [`peephole`] removes the register copies allocation and selection leave behind;
-//! [`merge_stores`] writes constant stack fields with fewer, wider stores;
+//! [`stack_forwarding`] reads back stored registers without the load and drops spills no
+//! load reads; [`merge_stores`] writes constant stack fields with fewer, wider stores;
 //! [`hoist_moves`] writes an edge's moves before its conditional jump where the other path
 //! does not need their registers, and [`known_constants`] drops the constant moves that
 //! leaves repeated; [`shared_exit`] returns constants through one `exit` with `r0` written
@@ -39,6 +40,7 @@ pub mod peephole;
 pub mod regalloc;
 pub mod shared_edges;
 pub mod shared_exit;
+pub mod stack_forwarding;
 #[cfg(test)]
 mod testing;
 
@@ -117,7 +119,16 @@ fn with_allocation(
     let alloc = allocator(func, order).map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
     let code = isel::select(func, order, &alloc)
         .map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
-    let code = merge_stores::optimize(peephole::optimize(code));
+    let spill_slots: std::collections::HashSet<i16> = alloc
+        .locs
+        .values()
+        .filter_map(|loc| match loc {
+            regalloc::Loc::Spill(off) => Some(*off),
+            _ => None,
+        })
+        .collect();
+    let code = stack_forwarding::optimize(peephole::optimize(code), &spill_slots);
+    let code = merge_stores::optimize(code);
     let code = known_constants::optimize(hoist_moves::optimize(code));
     let code = shared_exit::optimize(code);
     let code = shared_edges::optimize(code);
