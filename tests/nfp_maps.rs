@@ -249,3 +249,142 @@ fn a_map_chosen_at_run_time_dispatches_over_maps_in_chip_memory() {
         );
     }
 }
+
+/// samples/bpf `xdp_router_ipv4` with routes in its LPM trie, which lives in chip memory and
+/// is scanned by the LPM routine: nested prefixes (a default route, a /8 and a /24 inside
+/// it, a host route) over the generated packets' destinations, and ARP entries for some of
+/// them, so that packets take the longest-prefix, gateway and no-route paths. Every verdict,
+/// packet, redirect and the final maps must be the interpreter's.
+#[test]
+fn router_ipv4_routes_through_the_lpm_trie_in_chip_memory() {
+    use frontend::mapdata::{to_hex, MapContents, MapEntry, MapsSnapshot};
+    let path = support::corpus().join("elf/linux/xdp_router_ipv4_kern.o");
+    let obj = frontend::elf::read_file(&path).unwrap_or_else(|d| panic!("{d}"));
+    let lift = |p: usize| -> Result<ir::Module, frontend::Diagnostic> {
+        let mut module = lift_program(&obj, p, &LiftOptions { inline_calls: true })?;
+        let pipe = pipeline("nfp").unwrap();
+        PassManager::new()
+            .run(&pipe, &mut module, &mut PassContext::new(pipe.target))
+            .map_err(|e| frontend::Diagnostic::new(e.to_string()))?;
+        Ok(module)
+    };
+    let prog = compile_linked(&lift, 0, &[0]).unwrap_or_else(|d| panic!("{d}"));
+    let lpm = prog.maps.iter().position(|m| m.name == "lpm_map").unwrap();
+    assert_eq!(
+        prog.maps[lpm].layout.as_ref().map(|l| l.kind.as_str()),
+        Some("lpm_trie")
+    );
+    // The route value (samples/bpf `struct trie_value`): the prefix's bytes, a 64-bit value,
+    // the ifindex, a metric and the gateway (0: the destination is on the link).
+    let route = |prefix: [u8; 4], ifindex: u32, gw: [u8; 4]| {
+        let mut v = vec![0u8; 32];
+        v[..4].copy_from_slice(&prefix);
+        v[8..16].copy_from_slice(&0x0000_0a0b_0c0d_0e0fu64.to_le_bytes());
+        v[16..20].copy_from_slice(&ifindex.to_le_bytes());
+        v[20..24].copy_from_slice(&7u32.to_le_bytes());
+        v[24..28].copy_from_slice(&gw);
+        v
+    };
+    let routes = [
+        (0u32, [0, 0, 0, 0], route([0; 4], 3, [198, 18, 0, 7])),
+        (8, [10, 0, 0, 0], route([10, 0, 0, 0], 1, [0; 4])),
+        (24, [192, 168, 1, 0], route([192, 168, 1, 0], 2, [0; 4])),
+        (32, [8, 8, 8, 8], route([8, 8, 8, 8], 4, [10, 0, 0, 1])),
+    ];
+    let arp = [[192u8, 168, 1, 10], [198, 18, 0, 7], [10, 0, 0, 1]];
+    let mut snap = MapsSnapshot::default();
+    let def = |name: &str| obj.map_by_name(name).unwrap().1.clone();
+    let lpm_def = def("lpm_map");
+    snap.maps.insert(
+        "lpm_map".into(),
+        MapContents {
+            map_type: lpm_def.map_type,
+            key_size: lpm_def.key_size,
+            value_size: lpm_def.value_size,
+            entries: routes
+                .iter()
+                .map(|(plen, addr, value)| MapEntry {
+                    key: to_hex(&[plen.to_le_bytes().to_vec(), addr.to_vec()].concat()),
+                    value: Some(to_hex(value)),
+                    per_cpu: None,
+                })
+                .collect(),
+        },
+    );
+    let arp_def = def("arp_table");
+    snap.maps.insert(
+        "arp_table".into(),
+        MapContents {
+            map_type: arp_def.map_type,
+            key_size: arp_def.key_size,
+            value_size: arp_def.value_size,
+            entries: arp
+                .iter()
+                .enumerate()
+                .map(|(i, a)| MapEntry {
+                    key: to_hex(a),
+                    value: Some(to_hex(&(0x0200_0000_0010u64 + i as u64).to_le_bytes())),
+                    per_cpu: None,
+                })
+                .collect(),
+        },
+    );
+    // The egress ports of routes 1 to 3 exist (route 4's does not).
+    let tx_def = def("tx_port");
+    snap.maps.insert(
+        "tx_port".into(),
+        MapContents {
+            map_type: tx_def.map_type,
+            key_size: tx_def.key_size,
+            value_size: tx_def.value_size,
+            entries: (1u32..=3)
+                .map(|i| MapEntry {
+                    key: to_hex(&i.to_le_bytes()),
+                    value: Some(to_hex(&(10 + i).to_le_bytes())),
+                    per_cpu: None,
+                })
+                .collect(),
+        },
+    );
+    let seeded = || {
+        let mut rt = Runtime::new(&obj, RuntimeConfig::default()).unwrap();
+        rt.load_snapshot(&snap)
+            .unwrap_or_else(|e| panic!("seeding: {e}"));
+        rt
+    };
+    let (mut rt_bc, mut rt_nfp) = (seeded(), seeded());
+    let machine = NfpMachine::load(&prog, &mut rt_nfp).unwrap_or_else(|d| panic!("{d}"));
+    let mut verdicts = std::collections::BTreeMap::new();
+    let mut routed = 0;
+    for (k, pkt) in support::engine_diff::corpus_packets().iter().enumerate() {
+        let input = XdpInput::new(pkt.clone());
+        let (want, got) = match (
+            sim::interp::run_xdp(&obj, 0, &mut rt_bc, &input),
+            run_xdp_nfp(&machine, &mut rt_nfp, &input),
+        ) {
+            (Ok(w), Ok((g, _))) => (w, g),
+            (Err(_), Err(_)) => continue,
+            (w, g) => panic!(
+                "packet {k}: interpreter {:?}, NFP {:?}",
+                w.map(|o| o.retval),
+                g.map(|(o, _)| o.retval)
+            ),
+        };
+        assert_eq!(got.retval, want.retval, "packet {k}: verdicts differ");
+        assert_eq!(got.test_run_data(), want.test_run_data(), "packet {k}");
+        assert_eq!(got.redirect, want.redirect, "packet {k}: redirects differ");
+        *verdicts.entry(want.retval).or_insert(0) += 1;
+        routed += usize::from(want.redirect.is_some());
+        rt_bc.take_outputs();
+        rt_nfp.take_outputs();
+    }
+    machine.store_maps(&mut rt_nfp).unwrap();
+    assert_eq!(rt_nfp.snapshot(), rt_bc.snapshot(), "final maps differ");
+    println!("verdicts by count: {verdicts:?}; {routed} packets redirected along a route");
+    // Packets were forwarded along routes the trie answered, and others were not.
+    assert!(routed > 0, "no packet found a route: {verdicts:?}");
+    assert!(
+        verdicts.len() > 1,
+        "every packet took the same path: {verdicts:?}"
+    );
+}
