@@ -67,7 +67,7 @@ pub fn optimize_module(
     limits: &RunnerLimits,
 ) -> EgraphStats {
     let mut stats = EgraphStats::default();
-    let rules = match rules::all_rewrites() {
+    let rules = match rules::rewrites_for(target) {
         Ok(rules) => rules,
         Err(e) => {
             stats.rule_error = Some(e);

@@ -23,6 +23,7 @@ pub mod arith;
 pub mod byteswap;
 pub mod comparisons;
 pub mod extensions;
+pub mod narrowing;
 pub mod shifts;
 pub mod strength;
 
@@ -218,7 +219,21 @@ pub struct RuleTable {
     pub rules: Vec<RuleSpec>,
 }
 
-/// Every rule table the optimizer runs.
+/// The egg rewrites the optimizer runs for `target`: every table of [`all_tables`], and for BPF
+/// also [`narrowing`], which the other targets do not run yet (its module says why).
+pub fn rewrites_for(
+    target: super::CostTarget,
+) -> Result<Vec<Rewrite<BpfLang, BpfAnalysis>>, String> {
+    let mut rewrites = all_rewrites()?;
+    if target == super::CostTarget::BpfInsnCount {
+        for rule in &narrowing::table().rules {
+            rewrites.push(rule.to_rewrite()?);
+        }
+    }
+    Ok(rewrites)
+}
+
+/// Every rule table the optimizer runs for every target.
 pub fn all_tables() -> Vec<RuleTable> {
     vec![
         arith::table(),
