@@ -12,6 +12,7 @@ use backends::verilog::{
 use frontend::lift::{lift_program, LiftOptions};
 use frontend::object::ProgramKind;
 use frontend::Object;
+use hw::pipeline::MemoryKind;
 use passes::pass::PassContext;
 use passes::pipeline::{pipeline, PassManager, PIPELINE_NAMES};
 use std::fmt::Write;
@@ -197,11 +198,20 @@ pub fn readme(c: &CompiledPipeline) -> String {
             "| ctl_mem | map | rows | bytes per row |\n|---|---|---|---|"
         );
         for (k, m) in b.memories.iter().enumerate() {
-            let _ = writeln!(s, "| {k} | `{}` | {} | {} |", m.name, m.rows, m.row_bytes);
+            let what = match m.kind {
+                MemoryKind::Array => format!("`{}`", m.name),
+                MemoryKind::Hash(l) => format!(
+                    "`{}` (hash: {} buckets of {} ways)",
+                    m.name, l.buckets, l.ways
+                ),
+                MemoryKind::Clock => "the clock of `bpf_ktime_get_ns` (no map)".to_string(),
+                MemoryKind::Random => "the state of `bpf_get_prandom_u32` (no map)".to_string(),
+            };
+            let _ = writeln!(s, "| {k} | {what} | {} | {} |", m.rows, m.row_bytes);
         }
         let _ = writeln!(
             s,
-            "\nA row is the map's value for the key equal to the row number (array maps; per-CPU arrays hold CPU 0's value), little-endian as the program sees it. Memories are read synchronously and written through one port each, so synthesis can put them in block RAM; the pipeline reads a map in one stage and writes it in the next, forwarding the write to the read when both hit the same row, so back-to-back packets see each other's updates in order. A control-port write between a packet's read and its write (the pipeline holds, but the packet already has its row) is not forwarded: write maps over the control port while no packet is inside."
+            "\nA row is the map's value for the key equal to the row number (array maps; per-CPU arrays hold CPU 0's value), little-endian as the program sees it. Memories are read synchronously and written through one port each, so synthesis can put them in block RAM; the pipeline reads a map in one stage and writes it in the next, forwarding the write to the read when both hit the same row, so back-to-back packets see each other's updates in order. A control-port write between a packet's read and its write (the pipeline holds, but the packet already has its row) is not forwarded: write maps over the control port while no packet is inside.\n\nA hash map's row is a bucket: its ways one after the other, each a valid byte (1 when the way holds a key), the key and the value. A key lives in bucket `fold16(x) & (buckets - 1)`, where `x` is the XOR of the key's little-endian chunks (8 bytes while they last, then 4, 2, 1) and `fold16` XORs the four 16-bit quarters of `x`; the control plane puts a key into the way that holds it, else the first free way, and refuses the insert when the bucket is full. The program only looks keys up (all ways compared in parallel) and changes the values it found. The clock row holds the next `bpf_ktime_get_ns` value and the step it advances by at every read (two little-endian 64-bit words); the random row holds the SplitMix64 state `bpf_get_prandom_u32` advances."
         );
     }
     let sh = shell::shell_name(b);

@@ -57,6 +57,12 @@ pub fn runtime_for(obj: &frontend::Object) -> Runtime {
     rt
 }
 
+/// True when `NICC_VERILOG_ONLY` narrows the candidates (see
+/// [`kernel_accepted_candidates`]), so counts are of a subset.
+pub fn candidates_filtered() -> bool {
+    std::env::var_os("NICC_VERILOG_ONLY").is_some()
+}
+
 /// A kernel-accepted XDP program of the corpus and what the pipeline backend made of it.
 pub struct Candidate {
     /// The object's path under `elf/` and the program's name.
@@ -69,10 +75,15 @@ pub struct Candidate {
 /// Every XDP program of the corpus the running kernel's verifier accepts, compiled (or
 /// refused) for the pipeline target. Panics when the kernel cannot be asked: the tests that
 /// call this must run on a machine with `bpf()`.
+///
+/// While developing, `NICC_VERILOG_ONLY=substring` keeps the candidates whose name contains
+/// the substring (the counts printed then cover only those); unset, every program is a
+/// candidate, as the committed results require.
 pub fn kernel_accepted_candidates() -> Vec<Candidate> {
     if let Err(why) = hw::linux::kernel_available() {
         panic!("this test needs the kernel's bpf() to know which programs it accepts: {why}");
     }
+    let only = std::env::var("NICC_VERILOG_ONLY").ok();
     let mut out = Vec::new();
     for path in crate::support::valid_objects() {
         let Ok(obj) = frontend::elf::read_file(&path) else {
@@ -84,11 +95,15 @@ pub fn kernel_accepted_candidates() -> Vec<Candidate> {
             .display()
             .to_string();
         for (i, p) in obj.programs.iter().enumerate() {
+            let name = format!("{rel} {}", p.name);
+            if only.as_deref().is_some_and(|o| !name.contains(o)) {
+                continue;
+            }
             if p.kind != ProgramKind::Xdp || hw::linux::KernelObject::load(&obj, &[i]).is_err() {
                 continue;
             }
             out.push(Candidate {
-                name: format!("{rel} {}", p.name),
+                name,
                 compiled: compile(&obj, i),
                 obj: obj.clone(),
                 index: i,

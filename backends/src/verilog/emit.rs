@@ -357,6 +357,29 @@ impl<'a> Emitter<'a> {
                 value,
                 enable,
             } => self.write_bytes(array, offset, size as u32, value, enable, s),
+            NodeKind::Slice { array, offset } => {
+                let arr = self.named(array, s);
+                let len = self.block.node(id).shape.bits();
+                Expr::slice(arr, 8 * offset + len - 1, 8 * offset)
+            }
+            NodeKind::Splice {
+                array,
+                offset,
+                part,
+            } => {
+                let n = self.block.node(array).shape.bits();
+                let len = self.block.node(part).shape.bits();
+                let arr = self.named(array, s);
+                let mut parts = Vec::new();
+                if 8 * offset + len < n {
+                    parts.push(Expr::slice(arr.clone(), n - 1, 8 * offset + len));
+                }
+                parts.push(self.operand(part, s));
+                if offset > 0 {
+                    parts.push(Expr::slice(arr, 8 * offset - 1, 0));
+                }
+                Expr::Concat(parts)
+            }
             // A memory read has no wire in its own stage: its row is registered at the end of
             // the stage (`registered_read`) and nothing in the stage uses it.
             NodeKind::MemRead { .. } => return None,

@@ -11,24 +11,39 @@
 //!
 //! Pointers are lowered by provenance, which the IR's regions and the lifter's typing give
 //! statically: a packet pointer is its offset from `data` (so `data_end` is the length), a
-//! stack pointer its offset in its slot, a map value pointer `MAP_VALUE_TAG + offset` in the
+//! stack pointer its offset in its slot, a map value pointer `site_tag(site) + offset` in the
 //! row its lookup read (0 when the lookup missed, so null checks still compare with 0).
 
 use super::Rejection;
+use hw::pipeline::hash_table::{key_chunks, HashLayout};
 use hw::pipeline::{
-    Block, Input, Logic, Memory, Node, NodeId, NodeKind, Output, RedirectMap, Shape,
+    Block, Input, Logic, Memory, MemoryKind, Node, NodeId, NodeKind, Output, RedirectMap, Shape,
     REDIRECT_IFINDEX, REDIRECT_MAP, REDIRECT_NONE,
 };
 use ir::semantics::{AluOp, JmpCond, Width};
 use ir::{FuncRef, InstructionData, MapRef, Module, Region, StackSlot, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// The scalar a non-null map value pointer holds at offset 0 of its value.
+/// The scalar a non-null map value pointer of the first site holds at offset 0 of its value;
+/// site `s` has `(s + 1)` times this ([`site_tag`]), so a pointer merged from several lookups
+/// says by its upper half which row it points into.
 pub const MAP_VALUE_TAG: u64 = 1 << 32;
+
+/// The value a pointer to offset 0 of the row of site `site` holds.
+pub fn site_tag(site: usize) -> u64 {
+    MAP_VALUE_TAG.wrapping_mul(site as u64 + 1)
+}
 
 /// `BPF_MAP_TYPE_ARRAY` and `BPF_MAP_TYPE_PERCPU_ARRAY`: the map kinds held as memories.
 const MAP_TYPE_ARRAY: u32 = 2;
 const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+/// `BPF_MAP_TYPE_HASH`, `_PERCPU_HASH`, `_LRU_HASH` and `_LRU_PERCPU_HASH`: held as hash
+/// memories with parallel probing (`hw::pipeline::hash_table`), per-CPU ones as plain maps of
+/// the runtime's CPU.
+const MAP_TYPE_HASH: u32 = 1;
+const MAP_TYPE_PERCPU_HASH: u32 = 5;
+const MAP_TYPE_LRU_HASH: u32 = 9;
+const MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
 /// `BPF_MAP_TYPE_DEVMAP`, `BPF_MAP_TYPE_CPUMAP` and `BPF_MAP_TYPE_XSKMAP`: the redirect maps,
 /// held as memories whose rows carry a presence byte.
 const MAP_TYPE_DEVMAP: u32 = 14;
@@ -73,7 +88,12 @@ enum Prov {
     Stack(StackSlot),
     /// A value of the row read by lookup site `n`.
     MapValue(usize),
+    /// A value of the row of one of several sites (`Lowerer::choices[n]`), merged from
+    /// different lookups; the pointer's upper half says which.
+    MapValues(usize),
     MapHandle(MapRef),
+    /// One of several maps (`Lowerer::handle_choices[n]`), or null.
+    MapHandles(usize),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -84,9 +104,11 @@ struct Lv {
 
 /// A place where a map row enters the pipeline: a lookup, or global data.
 struct Site {
-    map: MapRef,
     mem: u32,
     row: NodeId,
+    /// For a hash lookup: the bucket row as read and each way's hit bit, so the value (the
+    /// site's state) goes back into the way it came from.
+    bucket: Option<(NodeId, Vec<NodeId>, HashLayout)>,
     /// The row is valid (the lookup hit) and the lookup's block ran.
     live: NodeId,
     state: NodeId,
@@ -105,6 +127,8 @@ struct Lowerer<'a> {
     stacks: BTreeMap<StackSlot, NodeId>,
     sites: Vec<Site>,
     global_sites: HashMap<MapRef, usize>,
+    /// The site of the clock and of the random state, once a helper reads them.
+    register_sites: HashMap<&'static str, usize>,
     memories: Vec<Memory>,
     memory_of_map: HashMap<MapRef, u32>,
     returns: Vec<(NodeId, NodeId)>,
@@ -115,6 +139,10 @@ struct Lowerer<'a> {
     zero: NodeId,
     redirects: Vec<RedirectEvent>,
     redirect_map: Option<(RedirectMap, u32)>,
+    /// The site sets of [`Prov::MapValues`] pointers, each sorted.
+    choices: Vec<Vec<usize>>,
+    /// The map sets of [`Prov::MapHandles`] handles, each sorted.
+    handle_choices: Vec<Vec<MapRef>>,
 }
 
 /// Lowers entry function `func` of `module` (maps indexed as in the object) into an
@@ -141,6 +169,7 @@ pub fn if_convert(
         stacks: BTreeMap::new(),
         sites: Vec::new(),
         global_sites: HashMap::new(),
+        register_sites: HashMap::new(),
         memories: Vec::new(),
         memory_of_map: HashMap::new(),
         returns: Vec::new(),
@@ -151,6 +180,8 @@ pub fn if_convert(
         zero: 0,
         redirects: Vec::new(),
         redirect_map: None,
+        choices: Vec::new(),
+        handle_choices: Vec::new(),
     };
     l.one = l.konst(1, 1);
     l.zero = l.konst(0, 64);
@@ -381,7 +412,7 @@ impl<'a> Lowerer<'a> {
             let mut acc = last_args[k];
             for (p, args) in edges.iter().rev().skip(1) {
                 let lv = args[k];
-                let prov = merge_prov(self, lv, acc).ok_or_else(|| {
+                let prov = self.merge_prov(lv, acc).ok_or_else(|| {
                     Rejection::new(
                         self.insn,
                         format!(
@@ -417,9 +448,35 @@ impl<'a> Lowerer<'a> {
         let Some(decl) = self.module.maps.get(map) else {
             return self.reject(format!("{map} is not declared in the module"));
         };
+        if matches!(
+            decl.map_type,
+            MAP_TYPE_HASH | MAP_TYPE_PERCPU_HASH | MAP_TYPE_LRU_HASH | MAP_TYPE_LRU_PERCPU_HASH
+        ) {
+            let layout = HashLayout::for_lookups(decl.max_entries, decl.key_size, decl.value_size)
+                .map_err(|why| {
+                    Rejection::new(
+                        self.insn,
+                        format!(
+                            "hash map `{}` does not fit an on-chip memory: {why}",
+                            decl.name
+                        ),
+                    )
+                })?;
+            let m = self.memories.len() as u32;
+            self.memories.push(Memory {
+                name: decl.name.clone(),
+                map_index: map.as_u32() as usize,
+                rows: layout.buckets,
+                row_bytes: layout.row_bytes(),
+                presence: false,
+                kind: MemoryKind::Hash(layout),
+            });
+            self.memory_of_map.insert(map, m);
+            return Ok(m);
+        }
         if !matches!(decl.map_type, MAP_TYPE_ARRAY | MAP_TYPE_PERCPU_ARRAY) {
             return self.reject(format!(
-                "map `{}` has type {}; only array and per-CPU array maps are held as on-chip memories so far",
+                "map `{}` has type {}; array, per-CPU array, hash, per-CPU hash and LRU hash maps are held as on-chip memories, this type not yet",
                 decl.name, decl.map_type
             ));
         }
@@ -436,6 +493,7 @@ impl<'a> Lowerer<'a> {
             rows: decl.max_entries,
             row_bytes: decl.value_size,
             presence: false,
+            kind: MemoryKind::Array,
         });
         self.memory_of_map.insert(map, m);
         Ok(m)
@@ -461,7 +519,7 @@ impl<'a> Lowerer<'a> {
                 Ok((Target::Stack(s), at))
             }
             (Region::MapValue(_) | Region::Global(_), Prov::MapValue(site)) => {
-                let k = self.konst((offset as i64 as u64).wrapping_sub(MAP_VALUE_TAG), 64);
+                let k = self.konst((offset as i64 as u64).wrapping_sub(site_tag(site)), 64);
                 let at = self.alu(AluOp::Add, Width::W64, ptr.node, k);
                 Ok((Target::Site(site), at))
             }
@@ -589,9 +647,9 @@ impl<'a> Lowerer<'a> {
                 if region == Region::Ctx || ptr.prov == Prov::Ctx {
                     Some(self.ctx_load(ptr, offset, size.bytes())?)
                 } else {
-                    let (t, at) = self.target(region, ptr, offset, size.bytes())?;
+                    let targets = self.targets(region, ptr, offset, size.bytes())?;
                     Some(Lv {
-                        node: self.read(t, at, size.bytes() as u8, signed),
+                        node: self.read_any(&targets, size.bytes() as u8, signed),
                         prov: Prov::Scalar,
                     })
                 }
@@ -611,8 +669,8 @@ impl<'a> Lowerer<'a> {
                         v.prov
                     ));
                 }
-                let (t, at) = self.target(region, ptr, offset, size.bytes())?;
-                self.write(t, at, size.bytes() as u8, v.node, pred);
+                let targets = self.targets(region, ptr, offset, size.bytes())?;
+                self.write_any(&targets, size.bytes() as u8, v.node, pred);
                 None
             }
             InstructionData::Atomic {
@@ -626,8 +684,8 @@ impl<'a> Lowerer<'a> {
             } => {
                 let ptr = self.value(base)?;
                 let v = self.scalar(value)?;
-                let (t, at) = self.target(region, ptr, offset, size.bytes())?;
-                let old = self.read(t, at, size.bytes() as u8, false);
+                let targets = self.targets(region, ptr, offset, size.bytes())?;
+                let old = self.read_any(&targets, size.bytes() as u8, false);
                 let new = match op {
                     ir::AtomicOp::Add => self.alu(AluOp::Add, Width::W64, old, v),
                     ir::AtomicOp::Or => self.alu(AluOp::Or, Width::W64, old, v),
@@ -635,7 +693,7 @@ impl<'a> Lowerer<'a> {
                     ir::AtomicOp::Xor => self.alu(AluOp::Xor, Width::W64, old, v),
                     ir::AtomicOp::Xchg => v,
                 };
-                self.write(t, at, size.bytes() as u8, new, pred);
+                self.write_any(&targets, size.bytes() as u8, new, pred);
                 fetch.then_some(Lv {
                     node: old,
                     prov: Prov::Scalar,
@@ -649,13 +707,13 @@ impl<'a> Lowerer<'a> {
                 prov: Prov::Stack(slot),
             }),
             InstructionData::MapRef { map } => Some(Lv {
-                node: self.konst(map.as_u32() as u64, 64),
+                node: self.konst(map_handle_value(map), 64),
                 prov: Prov::MapHandle(map),
             }),
             InstructionData::MapValueAddr { map, offset } => {
                 let site = self.global_site(map)?;
                 Some(Lv {
-                    node: self.konst(MAP_VALUE_TAG.wrapping_add(offset as i64 as u64), 64),
+                    node: self.konst(site_tag(site).wrapping_add(offset as i64 as u64), 64),
                     prov: Prov::MapValue(site),
                 })
             }
@@ -682,8 +740,8 @@ impl<'a> Lowerer<'a> {
             } => {
                 let (a, b) = (self.value(args[0])?, self.value(args[1])?);
                 let comparable = a.prov == b.prov
-                    || (matches!(a.prov, Prov::MapValue(_)) && b.prov == Prov::Scalar)
-                    || (a.prov == Prov::Scalar && matches!(b.prov, Prov::MapValue(_)));
+                    || ((is_map_value(a.prov) || is_map_handle(a.prov)) && b.prov == Prov::Scalar)
+                    || (a.prov == Prov::Scalar && (is_map_value(b.prov) || is_map_handle(b.prov)));
                 if !comparable {
                     return self.reject(format!(
                         "comparing a {:?} with a {:?} value is not supported by the pipeline backend",
@@ -782,9 +840,9 @@ impl<'a> Lowerer<'a> {
         );
         let s = self.sites.len();
         self.sites.push(Site {
-            map,
             mem,
             row,
+            bucket: None,
             live: self.one,
             state,
             written: false,
@@ -794,27 +852,129 @@ impl<'a> Lowerer<'a> {
         Ok(s)
     }
 
+    /// The site of a state register the runtime keeps beside the maps (the clock, the random
+    /// state): a one-row memory of `bytes` bytes, read once per packet and written back in
+    /// the next stage, so packets see each other's updates in arrival order as the
+    /// interpreter's sequential runs do.
+    fn register_site(&mut self, name: &'static str, kind: MemoryKind, bytes: u32) -> usize {
+        if let Some(&s) = self.register_sites.get(name) {
+            return s;
+        }
+        let mem = self.memories.len() as u32;
+        self.memories.push(Memory {
+            name: name.to_string(),
+            map_index: usize::MAX,
+            rows: 1,
+            row_bytes: bytes,
+            presence: false,
+            kind,
+        });
+        let row = self.zero;
+        let state = self.add(NodeKind::MemRead { mem, row }, Shape::Bytes(bytes));
+        let s = self.sites.len();
+        self.sites.push(Site {
+            mem,
+            row,
+            bucket: None,
+            live: self.one,
+            state,
+            written: false,
+            insn: self.insn,
+        });
+        self.register_sites.insert(name, s);
+        s
+    }
+
+    /// `bpf_ktime_get_ns` and the other clocks: the runtime's clock (row bytes 0..8) advances
+    /// by its step (bytes 8..16, set by the control plane like the clock) at every read, so
+    /// the pipeline keeps both in a register and returns exactly the interpreter's sequence.
+    fn clock_read(&mut self, pred: NodeId) -> NodeId {
+        let s = self.register_site("ktime", MemoryKind::Clock, 16);
+        let (at0, at8) = (self.konst(0, 64), self.konst(8, 64));
+        let now = self.read(Target::Site(s), at0, 8, false);
+        let step = self.read(Target::Site(s), at8, 8, false);
+        let next = self.alu(AluOp::Add, Width::W64, now, step);
+        self.write(Target::Site(s), at0, 8, next, pred);
+        now
+    }
+
+    /// `bpf_get_prandom_u32`: the runtime's SplitMix64 (`sim::runtime::Runtime::next_random`)
+    /// as gates: the state advances by the golden-ratio increment, and the returned word is
+    /// the low 32 bits of the mixed state.
+    fn random_read(&mut self, pred: NodeId) -> NodeId {
+        let s = self.register_site("prandom", MemoryKind::Random, 8);
+        let at0 = self.konst(0, 64);
+        let state = self.read(Target::Site(s), at0, 8, false);
+        let golden = self.konst(0x9e37_79b9_7f4a_7c15, 64);
+        let next = self.alu(AluOp::Add, Width::W64, state, golden);
+        self.write(Target::Site(s), at0, 8, next, pred);
+        let mut z = next;
+        for (shift, mul) in [(30, 0xbf58_476d_1ce4_e5b9u64), (27, 0x94d0_49bb_1331_11eb)] {
+            let k = self.konst(shift, 64);
+            let hi = self.alu(AluOp::Rsh, Width::W64, z, k);
+            let x = self.alu(AluOp::Xor, Width::W64, z, hi);
+            let m = self.konst(mul, 64);
+            z = self.alu(AluOp::Mul, Width::W64, x, m);
+        }
+        let k = self.konst(31, 64);
+        let hi = self.alu(AluOp::Rsh, Width::W64, z, k);
+        let x = self.alu(AluOp::Xor, Width::W64, z, hi);
+        self.alu(AluOp::Mov, Width::W32, x, x)
+    }
+
     fn helper(&mut self, helper: u32, args: &[Value], pred: NodeId) -> Result<Lv, Rejection> {
         match helper {
+            // bpf_ktime_get_ns, bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns,
+            // bpf_ktime_get_tai_ns: one clock in the runtime.
+            5 | 125 | 160 | 208 => Ok(Lv {
+                node: self.clock_read(pred),
+                prov: Prov::Scalar,
+            }),
+            // bpf_get_prandom_u32
+            7 => Ok(Lv {
+                node: self.random_read(pred),
+                prov: Prov::Scalar,
+            }),
             // bpf_map_lookup_elem(map, key)
             1 => {
                 let (Some(&m), Some(&k)) = (args.first(), args.get(1)) else {
                     return self.reject("bpf_map_lookup_elem needs two arguments");
                 };
-                let map = match self.value(m)?.prov {
-                    Prov::MapHandle(map) => map,
+                let handle = self.value(m)?;
+                let maps = match handle.prov {
+                    Prov::MapHandle(map) => vec![(map, self.one)],
+                    Prov::MapHandles(c) => {
+                        // The map is chosen at run time: each candidate is looked up under
+                        // the condition that the handle names it, and the value pointer says
+                        // which lookup it came from.
+                        let candidates = self.handle_choices[c].clone();
+                        let mut out = Vec::new();
+                        for map in candidates {
+                            let id = self.konst(map_handle_value(map), 64);
+                            let sel = self.add(
+                                NodeKind::Cmp {
+                                    cond: JmpCond::Eq,
+                                    width: Width::W64,
+                                    a: handle.node,
+                                    b: id,
+                                },
+                                Shape::Bits(1),
+                            );
+                            out.push((map, sel));
+                        }
+                        out
+                    }
                     p => {
                         return self.reject(format!(
                             "bpf_map_lookup_elem on a {p:?} value rather than a map"
                         ))
                     }
                 };
-                let mem = self.memory_for(map)?;
                 let key_ptr = self.value(k)?;
                 let (t, at) = match key_ptr.prov {
                     Prov::Stack(s) => (Target::Stack(s), key_ptr.node),
                     Prov::MapValue(site) => {
-                        let kk = self.konst(0u64.wrapping_sub(MAP_VALUE_TAG), 64);
+                        let kk = self.konst(0u64.wrapping_sub(site_tag(site)), 64);
                         (
                             Target::Site(site),
                             self.alu(AluOp::Add, Width::W64, key_ptr.node, kk),
@@ -825,38 +985,41 @@ impl<'a> Lowerer<'a> {
                             .reject(format!("a map key behind a {p:?} pointer is not supported"))
                     }
                 };
-                let key = self.read(t, at, 4, false);
-                let rows = self.memories[mem as usize].rows as u64;
-                let limit = self.konst(rows, 64);
-                let hit = self.add(
-                    NodeKind::Cmp {
-                        cond: JmpCond::Lt,
-                        width: Width::W64,
-                        a: key,
-                        b: limit,
-                    },
-                    Shape::Bits(1),
-                );
-                let state = self.add(
-                    NodeKind::MemRead { mem, row: key },
-                    Shape::Bytes(self.memories[mem as usize].row_bytes),
-                );
-                let live = self.and(pred, hit);
-                let s = self.sites.len();
-                self.sites.push(Site {
-                    map,
-                    mem,
-                    row: key,
-                    live,
-                    state,
-                    written: false,
-                    insn: self.insn,
-                });
-                let tag = self.konst(MAP_VALUE_TAG, 64);
-                Ok(Lv {
-                    node: self.mux(hit, tag, self.zero),
-                    prov: Prov::MapValue(s),
-                })
+                let mut ptr = self.zero;
+                let mut sites = Vec::new();
+                for &(map, sel) in maps.iter().rev() {
+                    let p = self.and(pred, sel);
+                    let lv = self.lookup_one(map, t, at, p)?;
+                    ptr = self.mux(sel, lv.node, ptr);
+                    sites.extend(self.sites_of(lv.prov));
+                }
+                let prov = match sites.as_slice() {
+                    [one] => Prov::MapValue(*one),
+                    _ => self.choice_of(sites),
+                };
+                Ok(Lv { node: ptr, prov })
+            }
+            // bpf_map_update_elem and bpf_map_delete_elem
+            2 | 3 => {
+                let name = if helper == 2 {
+                    "bpf_map_update_elem"
+                } else {
+                    "bpf_map_delete_elem"
+                };
+                let map = match args.first().map(|&m| self.value(m)).transpose()? {
+                    Some(Lv {
+                        prov: Prov::MapHandle(map),
+                        ..
+                    }) => map,
+                    _ => return self.reject(format!("{name} on a value that is not a map")),
+                };
+                let decl = &self.module.maps[map];
+                let why = if matches!(decl.map_type, MAP_TYPE_LRU_HASH | MAP_TYPE_LRU_PERCPU_HASH) {
+                    "an insert into an LRU hash evicts as the kernel's LRU lists decide (per-CPU free lists, active and inactive rotation), which the pipeline's memories do not replicate"
+                } else {
+                    "the pipeline's maps are changed from the data path only through the value a lookup returned; inserting and deleting keys are for the control plane"
+                };
+                self.reject(format!("{name} on map `{}`: {why}", decl.name))
             }
             // bpf_redirect(ifindex, flags)
             23 => {
@@ -954,6 +1117,7 @@ impl<'a> Lowerer<'a> {
                             rows,
                             row_bytes: value_size + 1,
                             presence: true,
+                            kind: MemoryKind::Array,
                         });
                         self.redirect_map = Some((
                             RedirectMap {
@@ -1011,6 +1175,305 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// `bpf_map_lookup_elem` of the key at `at` in `key_target` in one map, under `pred`.
+    fn lookup_one(
+        &mut self,
+        map: MapRef,
+        key_target: Target,
+        at: NodeId,
+        pred: NodeId,
+    ) -> Result<Lv, Rejection> {
+        let mem = self.memory_for(map)?;
+        if let MemoryKind::Hash(layout) = self.memories[mem as usize].kind {
+            return Ok(self.hash_lookup(mem, layout, key_target, at, pred));
+        }
+        let key = self.read(key_target, at, 4, false);
+        let rows = self.memories[mem as usize].rows as u64;
+        let limit = self.konst(rows, 64);
+        let hit = self.add(
+            NodeKind::Cmp {
+                cond: JmpCond::Lt,
+                width: Width::W64,
+                a: key,
+                b: limit,
+            },
+            Shape::Bits(1),
+        );
+        let state = self.add(
+            NodeKind::MemRead { mem, row: key },
+            Shape::Bytes(self.memories[mem as usize].row_bytes),
+        );
+        let live = self.and(pred, hit);
+        let s = self.sites.len();
+        self.sites.push(Site {
+            mem,
+            row: key,
+            bucket: None,
+            live,
+            state,
+            written: false,
+            insn: self.insn,
+        });
+        let tag = self.konst(site_tag(s), 64);
+        Ok(Lv {
+            node: self.mux(hit, tag, self.zero),
+            prov: Prov::MapValue(s),
+        })
+    }
+
+    /// `bpf_map_lookup_elem` on a hash memory: the key's bucket is read in one stage, and the
+    /// next compares the key with every way's at once. The site's state is the value of the
+    /// first valid way whose key matches (ways hold distinct keys, so there is at most one),
+    /// selected by constant part-selects and multiplexers, so the program's accesses to it
+    /// are at constant offsets as in an array row; the write puts it back into that way. The
+    /// value pointer is null when no way matches.
+    fn hash_lookup(
+        &mut self,
+        mem: u32,
+        layout: HashLayout,
+        key_target: Target,
+        key_at: NodeId,
+        pred: NodeId,
+    ) -> Lv {
+        let chunks: Vec<(NodeId, u32, u32)> = key_chunks(layout.key_bytes)
+            .into_iter()
+            .map(|(off, n)| {
+                let k = self.konst(off as u64, 64);
+                let at = self.alu(AluOp::Add, Width::W64, key_at, k);
+                (self.read(key_target, at, n as u8, false), off, n)
+            })
+            .collect();
+        let row = if layout.buckets <= 1 {
+            self.zero
+        } else {
+            // `hw::pipeline::hash_table::bucket_of`, gate for gate: the chunks' XOR, its
+            // 16-bit quarters XORed, masked to the bucket count.
+            let mut x = chunks[0].0;
+            for &(c, _, _) in &chunks[1..] {
+                x = self.alu(AluOp::Xor, Width::W64, x, c);
+            }
+            let (k32, k16) = (self.konst(32, 64), self.konst(16, 64));
+            let hi = self.alu(AluOp::Rsh, Width::W64, x, k32);
+            let y = self.alu(AluOp::Xor, Width::W64, x, hi);
+            let hi = self.alu(AluOp::Rsh, Width::W64, y, k16);
+            let z = self.alu(AluOp::Xor, Width::W64, y, hi);
+            let mask = self.konst(layout.buckets as u64 - 1, 64);
+            self.alu(AluOp::And, Width::W64, z, mask)
+        };
+        let bucket = self.add(
+            NodeKind::MemRead { mem, row },
+            Shape::Bytes(layout.row_bytes()),
+        );
+        let zero = self.zero;
+        let mut hits = Vec::new();
+        for way in 0..layout.ways {
+            let at = self.konst(layout.valid_offset(way) as u64, 64);
+            let flag = self.add(
+                NodeKind::ReadBytes {
+                    array: bucket,
+                    offset: at,
+                    size: 1,
+                    signed: false,
+                },
+                Shape::Bits(64),
+            );
+            let mut hit = self.add(
+                NodeKind::Cmp {
+                    cond: JmpCond::Ne,
+                    width: Width::W64,
+                    a: flag,
+                    b: zero,
+                },
+                Shape::Bits(1),
+            );
+            for &(key, off, n) in &chunks {
+                let at = self.konst((layout.key_offset(way) + off) as u64, 64);
+                let stored = self.add(
+                    NodeKind::ReadBytes {
+                        array: bucket,
+                        offset: at,
+                        size: n as u8,
+                        signed: false,
+                    },
+                    Shape::Bits(64),
+                );
+                let same = self.add(
+                    NodeKind::Cmp {
+                        cond: JmpCond::Eq,
+                        width: Width::W64,
+                        a: stored,
+                        b: key,
+                    },
+                    Shape::Bits(1),
+                );
+                hit = self.and(hit, same);
+            }
+            hits.push(hit);
+        }
+        let value_shape = Shape::Bytes(layout.value_bytes);
+        let slice = |l: &mut Self, way: u32| {
+            l.add(
+                NodeKind::Slice {
+                    array: bucket,
+                    offset: layout.value_offset(way),
+                },
+                value_shape,
+            )
+        };
+        let last = layout.ways - 1;
+        let mut value = slice(self, last);
+        let mut found = hits[last as usize];
+        for way in (0..last).rev() {
+            let v = slice(self, way);
+            value = self.mux(hits[way as usize], v, value);
+            found = self.or(found, hits[way as usize]);
+        }
+        let live = self.and(pred, found);
+        let s = self.sites.len();
+        self.sites.push(Site {
+            mem,
+            row,
+            bucket: Some((bucket, hits, layout)),
+            live,
+            state: value,
+            written: false,
+            insn: self.insn,
+        });
+        let tag = self.konst(site_tag(s), 64);
+        Lv {
+            node: self.mux(found, tag, zero),
+            prov: Prov::MapValue(s),
+        }
+    }
+
+    /// The sites a map value pointer may point into.
+    fn sites_of(&self, p: Prov) -> Vec<usize> {
+        match p {
+            Prov::MapValue(s) => vec![s],
+            Prov::MapValues(c) => self.choices[c].clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The [`Prov::MapValues`] of a set of sites.
+    fn choice_of(&mut self, mut set: Vec<usize>) -> Prov {
+        set.sort_unstable();
+        set.dedup();
+        let c = match self.choices.iter().position(|x| *x == set) {
+            Some(c) => c,
+            None => {
+                self.choices.push(set);
+                self.choices.len() - 1
+            }
+        };
+        Prov::MapValues(c)
+    }
+
+    /// The maps a map handle may name.
+    fn maps_of(&self, p: Prov) -> Vec<MapRef> {
+        match p {
+            Prov::MapHandle(m) => vec![m],
+            Prov::MapHandles(c) => self.handle_choices[c].clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// What a block parameter merging `a` and `b` points to: the same kind, a map value
+    /// pointer or map handle or null, map values of several lookups, or one of several maps.
+    fn merge_prov(&mut self, a: Lv, b: Lv) -> Option<Prov> {
+        if a.prov == b.prov {
+            return Some(a.prov);
+        }
+        let is_zero = |l: &Self, lv: Lv| lv.prov == Prov::Scalar && l.const_of(lv.node) == Some(0);
+        let maybe_null = |p: Prov| is_map_value(p) || is_map_handle(p);
+        match (a.prov, b.prov) {
+            (p, Prov::Scalar) if maybe_null(p) && is_zero(self, b) => Some(p),
+            (Prov::Scalar, p) if maybe_null(p) && is_zero(self, a) => Some(p),
+            (p, q) if is_map_value(p) && is_map_value(q) => {
+                let mut set = self.sites_of(p);
+                set.extend(self.sites_of(q));
+                Some(self.choice_of(set))
+            }
+            (p, q) if is_map_handle(p) && is_map_handle(q) => {
+                let mut set = self.maps_of(p);
+                set.extend(self.maps_of(q));
+                set.sort_unstable();
+                set.dedup();
+                let c = match self.handle_choices.iter().position(|x| *x == set) {
+                    Some(c) => c,
+                    None => {
+                        self.handle_choices.push(set);
+                        self.handle_choices.len() - 1
+                    }
+                };
+                Some(Prov::MapHandles(c))
+            }
+            _ => None,
+        }
+    }
+
+    /// Where an access through `ptr` may land: one target when the pointer's kind says where,
+    /// else one per site it may point into, each with the bit that says the pointer is into
+    /// that site (its upper half is the site's tag).
+    fn targets(
+        &mut self,
+        region: Region,
+        ptr: Lv,
+        offset: i32,
+        size: u32,
+    ) -> Result<Vec<(Target, NodeId, NodeId)>, Rejection> {
+        let Prov::MapValues(_) = ptr.prov else {
+            let (t, at) = self.target(region, ptr, offset, size)?;
+            return Ok(vec![(t, at, self.one)]);
+        };
+        let k32 = self.konst(32, 64);
+        let upper = self.alu(AluOp::Rsh, Width::W64, ptr.node, k32);
+        let mut out = Vec::new();
+        for site in self.sites_of(ptr.prov) {
+            let one = Lv {
+                node: ptr.node,
+                prov: Prov::MapValue(site),
+            };
+            let (t, at) = self.target(region, one, offset, size)?;
+            let tag = self.konst(site as u64 + 1, 64);
+            let sel = self.add(
+                NodeKind::Cmp {
+                    cond: JmpCond::Eq,
+                    width: Width::W64,
+                    a: upper,
+                    b: tag,
+                },
+                Shape::Bits(1),
+            );
+            out.push((t, at, sel));
+        }
+        Ok(out)
+    }
+
+    /// A load through every target, the one the pointer selects winning.
+    fn read_any(&mut self, targets: &[(Target, NodeId, NodeId)], size: u8, signed: bool) -> NodeId {
+        let mut value = self.zero;
+        for &(t, at, sel) in targets.iter().rev() {
+            let v = self.read(t, at, size, signed);
+            value = self.mux(sel, v, value);
+        }
+        value
+    }
+
+    /// A store through every target, each enabled where the pointer selects it.
+    fn write_any(
+        &mut self,
+        targets: &[(Target, NodeId, NodeId)],
+        size: u8,
+        value: NodeId,
+        pred: NodeId,
+    ) {
+        for &(t, at, sel) in targets {
+            let enable = self.and(pred, sel);
+            self.write(t, at, size, value, enable);
+        }
+    }
+
     fn finish(mut self, name: &str, options: &IfConvOptions) -> Result<Block, Rejection> {
         // A map row written back while another lookup of the same map read its own copy would
         // lose one of the updates, so a written map may have one site only.
@@ -1022,26 +1485,45 @@ impl<'a> Lowerer<'a> {
                 .sites
                 .iter()
                 .enumerate()
-                .find(|(j, o)| *j != i && o.map == s.map)
+                .find(|(j, o)| *j != i && o.mem == s.mem)
             {
-                let decl = &self.module.maps[s.map];
                 return Err(Rejection::new(
                     other.1.insn,
                     format!(
                         "map `{}` is written through one lookup and read by another; the pipeline holds one row per map and packet",
-                        decl.name
+                        self.memories[s.mem as usize].name
                     ),
                 ));
             }
         }
-        let writes: Vec<(u32, NodeId, NodeId, NodeId, u32)> = self
+        let writes: Vec<_> = self
             .sites
             .iter()
             .filter(|s| s.written)
-            .map(|s| (s.mem, s.row, s.state, s.live, s.insn))
+            .map(|s| (s.mem, s.row, s.state, s.live, s.insn, s.bucket.clone()))
             .collect();
-        for (mem, row, data, enable, insn) in writes {
+        for (mem, row, state, enable, insn, bucket) in writes {
             self.insn = insn;
+            // A hash value goes back into the way it was found in; the other ways keep theirs.
+            let data = match bucket {
+                None => state,
+                Some((bucket, hits, layout)) => {
+                    let shape = Shape::Bytes(layout.row_bytes());
+                    let mut data = bucket;
+                    for way in (0..layout.ways).rev() {
+                        let spliced = self.add(
+                            NodeKind::Splice {
+                                array: bucket,
+                                offset: layout.value_offset(way),
+                                part: state,
+                            },
+                            shape,
+                        );
+                        data = self.mux(hits[way as usize], spliced, data);
+                    }
+                    data
+                }
+            };
             self.add(
                 NodeKind::MemWrite {
                     mem,
@@ -1135,16 +1617,17 @@ enum Target {
     Site(usize),
 }
 
-fn merge_prov(l: &Lowerer, a: Lv, b: Lv) -> Option<Prov> {
-    if a.prov == b.prov {
-        return Some(a.prov);
-    }
-    let is_zero = |lv: Lv| lv.prov == Prov::Scalar && l.const_of(lv.node) == Some(0);
-    match (a.prov, b.prov) {
-        (Prov::MapValue(_), Prov::Scalar) if is_zero(b) => Some(a.prov),
-        (Prov::Scalar, Prov::MapValue(_)) if is_zero(a) => Some(b.prov),
-        _ => None,
-    }
+fn is_map_value(p: Prov) -> bool {
+    matches!(p, Prov::MapValue(_) | Prov::MapValues(_))
+}
+
+fn is_map_handle(p: Prov) -> bool {
+    matches!(p, Prov::MapHandle(_) | Prov::MapHandles(_))
+}
+
+/// The scalar a map handle holds: the map's index plus one, so that no handle is null.
+fn map_handle_value(map: MapRef) -> u64 {
+    map.as_u32() as u64 + 1
 }
 
 /// The largest value node `n` can take, when a simple walk over its definition bounds it.

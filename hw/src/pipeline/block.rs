@@ -214,6 +214,16 @@ pub enum NodeKind {
         value: NodeId,
         enable: NodeId,
     },
+    /// The bytes `offset .. offset + n` of byte array `array`, where the node's shape is
+    /// `Bytes(n)` (the range lies inside the array): wiring, as a constant part-select is.
+    Slice { array: NodeId, offset: u32 },
+    /// Byte array `array` with the bytes of byte array `part` in place of its bytes from
+    /// `offset` on (the part lies inside the array): wiring too.
+    Splice {
+        array: NodeId,
+        offset: u32,
+        part: NodeId,
+    },
     /// Row `row` of memory `mem` (zero past the last row), read synchronously as block RAM
     /// reads: the row address is presented in the node's stage and the row is registered at
     /// the end of it, so the value exists only from the next stage on (no node of the read's
@@ -255,6 +265,8 @@ impl NodeKind {
                 enable,
                 ..
             } => vec![array, offset, value, enable],
+            NodeKind::Slice { array, .. } => vec![array],
+            NodeKind::Splice { array, part, .. } => vec![array, part],
             NodeKind::MemRead { row, .. } => vec![row],
             NodeKind::MemWrite {
                 row, data, enable, ..
@@ -284,12 +296,29 @@ pub struct Node {
     pub insn: u32,
 }
 
+/// How a memory's rows hold what the runtime keeps, so the control plane and simulators can
+/// load it and read it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MemoryKind {
+    /// An array-like map: row `i` is entry `i`'s value (with a presence byte when
+    /// [`Memory::presence`]).
+    Array,
+    /// A hash map: each row is a bucket of ways (`super::hash_table`).
+    Hash(super::hash_table::HashLayout),
+    /// The runtime's clock, which `bpf_ktime_get_ns` reads: one 8-byte row.
+    Clock,
+    /// The runtime's random-number state, which `bpf_get_prandom_u32` advances: one 8-byte
+    /// row.
+    Random,
+}
+
 /// Where a memory's contents come from, so the control plane and simulators can load it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Memory {
-    /// The map's name in the object.
+    /// The map's name in the object (for the clock and random state, a name of our own).
     pub name: String,
-    /// The map's index in the object (`frontend::Object::maps`).
+    /// The map's index in the object (`frontend::Object::maps`); `usize::MAX` for the clock
+    /// and random state, which are no map.
     pub map_index: usize,
     pub rows: u32,
     /// Bytes per row: the map's value, then one presence byte when [`Memory::presence`].
@@ -297,6 +326,7 @@ pub struct Memory {
     /// Rows carry a last byte that is 1 when the entry exists (device and CPU maps, whose
     /// entries can be absent rather than zero).
     pub presence: bool,
+    pub kind: MemoryKind,
 }
 
 /// A pipeline register: the value of `node` held at boundary `boundary`.

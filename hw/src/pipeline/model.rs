@@ -83,6 +83,7 @@ impl OpClass {
             NodeKind::ReadBytes { .. } => OpClass::Select,
             NodeKind::WriteBytes { offset, .. } if is_const(*offset) => OpClass::Mux,
             NodeKind::WriteBytes { .. } => OpClass::Merge,
+            NodeKind::Slice { .. } | NodeKind::Splice { .. } => OpClass::Wire,
             NodeKind::MemRead { .. } => OpClass::MemRead,
             NodeKind::MemWrite { .. } => OpClass::MemWrite,
         }

@@ -98,6 +98,24 @@ pub fn validate(block: &Block) -> Vec<String> {
                     && is_bit(*enable)
                     && matches!(size, 1 | 2 | 4 | 8)
             }
+            NodeKind::Slice { array, offset } => match (shape_of(*array), node.shape) {
+                (Some(Shape::Bytes(n)), Shape::Bytes(len)) => {
+                    len > 0 && offset.checked_add(len).is_some_and(|end| end <= n)
+                }
+                _ => false,
+            },
+            NodeKind::Splice {
+                array,
+                offset,
+                part,
+            } => match (shape_of(*array), shape_of(*part)) {
+                (Some(Shape::Bytes(n)), Some(Shape::Bytes(len))) => {
+                    node.shape == Shape::Bytes(n)
+                        && len > 0
+                        && offset.checked_add(len).is_some_and(|end| end <= n)
+                }
+                _ => false,
+            },
             NodeKind::MemRead { mem, row } => match block.memories.get(*mem as usize) {
                 Some(m) => node.shape == Shape::Bytes(m.row_bytes) && is_scalar(*row),
                 None => false,
@@ -168,7 +186,7 @@ pub fn validate(block: &Block) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::block::{Input, Memory, Node};
+    use crate::pipeline::block::{Input, Memory, MemoryKind, Node};
     use ir::semantics::{AluOp, Width};
 
     /// A counter: read row `in_len` of a one-row memory in stage `read`, add one, write it
@@ -235,6 +253,7 @@ mod tests {
                 rows: 1,
                 row_bytes: 8,
                 presence: false,
+                kind: MemoryKind::Array,
             }],
             outputs,
             redirect_map: None,

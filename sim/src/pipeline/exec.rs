@@ -221,6 +221,29 @@ impl<'b> PipelineSim<'b> {
                 }
                 Val::Bytes(bytes)
             }
+            NodeKind::Slice { array, offset } => {
+                let len = (node.shape.bits() / 8) as usize;
+                let bytes = op(*array);
+                let src = bytes.bytes();
+                Val::Bytes(
+                    (0..len)
+                        .map(|k| src.get(*offset as usize + k).copied().unwrap_or(0))
+                        .collect(),
+                )
+            }
+            NodeKind::Splice {
+                array,
+                offset,
+                part,
+            } => {
+                let mut bytes = op(*array).bytes().to_vec();
+                for (k, b) in op(*part).bytes().iter().enumerate() {
+                    if let Some(slot) = bytes.get_mut(*offset as usize + k) {
+                        *slot = *b;
+                    }
+                }
+                Val::Bytes(bytes)
+            }
             // The row as the memory holds it before this edge; nothing reads it in this stage
             // (the block's validator makes sure), and waveforms show the address's row.
             NodeKind::MemRead { mem, row } => Val::Bytes(self.memory_row(*mem, op(*row).bits())),

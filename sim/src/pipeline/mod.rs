@@ -11,14 +11,32 @@ pub mod vcd;
 
 pub use exec::{drive, PacketIn, PacketOut, PipelineSim, RunResult, Step, Val};
 
+use crate::runtime::maps::{Found, MapState, BPF_NOEXIST};
 use crate::runtime::{Redirect, Runtime, XdpAction, XdpInput};
-use hw::pipeline::{Block, REDIRECT_IFINDEX, REDIRECT_MAP};
+use frontend::mapdata::{from_hex, to_hex};
+use hw::pipeline::hash_table::{self, HashLayout};
+use hw::pipeline::{Block, MemoryKind, REDIRECT_IFINDEX, REDIRECT_MAP};
+use std::collections::BTreeMap;
 
 /// Loads every memory of the simulator from the runtime's maps (the runtime's CPU for per-CPU
-/// maps, as the interpreter reads them).
+/// maps, as the interpreter reads them), its clock with the clock's step, and its random
+/// state.
 pub fn load_memories(sim: &mut PipelineSim, rt: &Runtime) -> Result<(), String> {
     let cpu = rt.config.cpu;
     for (k, m) in sim.block.memories.iter().enumerate() {
+        match m.kind {
+            MemoryKind::Clock => {
+                let mut row = rt.clock().to_le_bytes().to_vec();
+                row.extend_from_slice(&rt.config.ktime_step_ns.to_le_bytes());
+                sim.memories[k][0] = row;
+                continue;
+            }
+            MemoryKind::Random => {
+                sim.memories[k][0] = rt.random_state().to_le_bytes().to_vec();
+                continue;
+            }
+            MemoryKind::Array | MemoryKind::Hash(_) => {}
+        }
         let state = rt
             .maps()
             .get(m.map_index)
@@ -29,6 +47,10 @@ pub fn load_memories(sim: &mut PipelineSim, rt: &Runtime) -> Result<(), String> 
                     m.name, m.map_index
                 )
             })?;
+        if let MemoryKind::Hash(layout) = m.kind {
+            load_hash(&mut sim.memories[k], &m.name, &layout, state, cpu as usize)?;
+            continue;
+        }
         if m.presence {
             // Device and CPU maps: the value when the entry exists, then a presence byte.
             // `get` marks entries as used (LRU maps), so it reads a copy.
@@ -58,7 +80,99 @@ pub fn load_memories(sim: &mut PipelineSim, rt: &Runtime) -> Result<(), String> 
     Ok(())
 }
 
-/// Writes every memory of the simulator back into the runtime's maps.
+/// The entries of a map as `(key, value)` with the value `cpu` sees, from its snapshot form.
+fn map_entries(state: &MapState, cpu: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    let contents = state.contents();
+    contents
+        .entries
+        .iter()
+        .map(|e| {
+            let key = from_hex(&e.key)?;
+            let value = match (&e.value, &e.per_cpu) {
+                (Some(v), _) => from_hex(v)?,
+                (None, Some(per_cpu)) => from_hex(per_cpu.get(cpu).map_or("", String::as_str))?,
+                (None, None) => Vec::new(),
+            };
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// Places every entry of a hash map in its bucket, as the control plane inserts them; an
+/// entry whose bucket is full is an error naming the map and bucket (the hardware would refuse
+/// the insert, see `hw::pipeline::hash_table`).
+fn load_hash(
+    rows: &mut [Vec<u8>],
+    name: &str,
+    layout: &HashLayout,
+    state: &MapState,
+    cpu: usize,
+) -> Result<(), String> {
+    for row in rows.iter_mut() {
+        row.fill(0);
+    }
+    for (key, value) in map_entries(state, cpu)? {
+        let b = layout.bucket_of(&key) as usize;
+        let row = rows
+            .get_mut(b)
+            .ok_or_else(|| format!("hash map `{name}` has no bucket {b}"))?;
+        if !hash_table::place(layout, row, &key, &value) {
+            return Err(format!(
+                "hash map `{name}`: bucket {b} already holds {} keys, so key {} cannot be inserted into the on-chip memory",
+                layout.ways,
+                to_hex(&key)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes a hash memory back into the runtime's map: values that changed are written in
+/// place for `cpu` (through `lookup`, as the program reached them), keys the memory no longer
+/// holds are deleted and keys it gained are inserted (neither happens while the data path only
+/// looks keys up, which is all the backend compiles).
+fn store_hash(
+    rows: &[Vec<u8>],
+    name: &str,
+    layout: &HashLayout,
+    state: &mut MapState,
+    cpu: u32,
+) -> Result<(), String> {
+    let before: BTreeMap<Vec<u8>, Vec<u8>> =
+        map_entries(state, cpu as usize)?.into_iter().collect();
+    let after: BTreeMap<Vec<u8>, Vec<u8>> = rows
+        .iter()
+        .flat_map(|row| hash_table::entries(layout, row))
+        .collect();
+    for key in before.keys().filter(|k| !after.contains_key(*k)) {
+        state.delete(key);
+    }
+    for (key, value) in &after {
+        match before.get(key) {
+            Some(old) if old == value => {}
+            Some(_) => {
+                let Some(Found::Value(slot)) = state.lookup(key) else {
+                    return Err(format!("hash map `{name}` lost key {}", to_hex(key)));
+                };
+                if let Some(v) = state.value_mut(slot, cpu) {
+                    v.copy_from_slice(value);
+                }
+            }
+            None => {
+                let rc = state.update(key, value, BPF_NOEXIST, cpu);
+                if rc != 0 {
+                    return Err(format!(
+                        "hash map `{name}` refused key {} from the pipeline ({rc})",
+                        to_hex(key)
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes every memory of the simulator back into the runtime's maps, clock and random state.
 pub fn store_memories(sim: &PipelineSim, rt: &mut Runtime) -> Result<(), String> {
     let cpu = rt.config.cpu;
     for (k, m) in sim.block.memories.iter().enumerate() {
@@ -66,9 +180,33 @@ pub fn store_memories(sim: &PipelineSim, rt: &mut Runtime) -> Result<(), String>
         if m.presence {
             continue;
         }
+        let word = |row: &[u8]| {
+            row.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        match m.kind {
+            MemoryKind::Clock => {
+                if let Some(t) = word(&sim.memories[k][0]) {
+                    rt.set_clock(t);
+                }
+                continue;
+            }
+            MemoryKind::Random => {
+                if let Some(r) = word(&sim.memories[k][0]) {
+                    rt.set_random_state(r);
+                }
+                continue;
+            }
+            MemoryKind::Array | MemoryKind::Hash(_) => {}
+        }
         let state = rt
             .map_mut(m.map_index)
             .ok_or_else(|| format!("the runtime has no map {}", m.map_index))?;
+        if let MemoryKind::Hash(layout) = m.kind {
+            store_hash(&sim.memories[k], &m.name, &layout, state, cpu)?;
+            continue;
+        }
         for row in 0..m.rows {
             if let Some(v) = state.value_mut(row, cpu) {
                 v.copy_from_slice(&sim.memories[k][row as usize]);

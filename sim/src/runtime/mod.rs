@@ -275,9 +275,26 @@ impl Runtime {
         t
     }
 
+    /// The value the next clock read returns, without advancing the clock.
+    pub fn clock(&self) -> u64 {
+        self.clock_ns
+    }
+
     /// Sets the clock, e.g. to a packet's capture timestamp.
     pub fn set_clock(&mut self, ns: u64) {
         self.clock_ns = ns;
+    }
+
+    /// The random generator's state, for engines that keep it themselves (the pipeline
+    /// simulator holds it in a memory, as the emitted hardware does) and hand it back with
+    /// [`Runtime::set_random_state`].
+    pub fn random_state(&self) -> u64 {
+        self.prng
+    }
+
+    /// Sets the random generator's state.
+    pub fn set_random_state(&mut self, state: u64) {
+        self.prng = state;
     }
 
     /// The next pseudo-random 32-bit value (SplitMix64).
