@@ -450,6 +450,52 @@ fn range_bits(ranges: &RangeAnalysis, block: Block, v: Value) -> Option<u32> {
     Some(64 - interval.umax.leading_zeros())
 }
 
+/// How many low bits of `v` can be non-zero by what defines it, looking through a few pure
+/// instructions of any block: a zero extension has 32, an `and` no more than its narrower
+/// operand, a right shift no more than its left operand, a constant its own, a narrow
+/// unsigned load its size. This sees values the e-graph of earlier blocks created, which the
+/// range analysis (computed before) does not know.
+fn definition_bits(func: &Function, v: Value, depth: u32) -> Option<u32> {
+    if let Some(c) = func.dfg.value_const(v) {
+        return Some(64 - (c as u64).leading_zeros());
+    }
+    if let Some(bits) = leaf_bits(func, v) {
+        return Some(bits);
+    }
+    if depth == 0 {
+        return None;
+    }
+    let inst = func.dfg.value_inst(v)?;
+    let bits = |x: Value| definition_bits(func, x, depth - 1);
+    match *func.dfg.inst(inst) {
+        InstructionData::Unary {
+            op: ir::UnaryOp::Mov,
+            width: Width::W32,
+            arg,
+        } => Some(bits(arg).map_or(32, |b| b.min(32))),
+        InstructionData::Binary {
+            op: ir::BinaryOp::And,
+            width,
+            args,
+        } => {
+            let narrower = match (bits(args[0]), bits(args[1])) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match width {
+                Width::W32 => Some(narrower.map_or(32, |b| b.min(32))),
+                Width::W64 => narrower,
+            }
+        }
+        InstructionData::Binary {
+            op: ir::BinaryOp::Rsh,
+            width: Width::W64,
+            args,
+        } => bits(args[0]),
+        _ => None,
+    }
+}
+
 /// Optimizes one block. `outside_uses` holds every value used in a block other than the one
 /// defining it; `ranges`, when given, is the range analysis of the function as it was before
 /// the e-graph, whose intervals bound the bits of the block's leaves (values the analysis
@@ -463,7 +509,14 @@ pub fn optimize_block(
     outside_uses: &HashSet<Value>,
     ranges: Option<&RangeAnalysis>,
 ) -> (BlockOutcome, PureCounts) {
-    let known_bits = |v: Value| ranges.and_then(|r| range_bits(r, block, v));
+    // Only where the range analysis is given (BPF): other targets keep their reviewed output.
+    let known_bits = |v: Value| {
+        let ranges = ranges?;
+        match (range_bits(ranges, block, v), definition_bits(func, v, 4)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    };
     let insts: Vec<Inst> = func.layout.block_insts(block).collect();
     let pure: Vec<Inst> = insts
         .iter()

@@ -618,3 +618,28 @@ block1(v4: i64):
     );
     assert!(ir::write::module_to_string(&native).contains("and.w64"));
 }
+
+#[test]
+fn a_bpf_mask_of_a_value_narrowed_in_another_block_is_a_32_bit_and() {
+    // lathist: a zero extension in one block, shifted right and masked with 0xfffffffe in the
+    // next; the 64-bit mask would need an lddw or a register, the 32-bit one is an immediate.
+    let module = parse(
+        "
+function %f(i64, i64) {
+block0(v0: i64, v1: i64):
+    v2 = mov.w32 v0
+    v3 = rsh.w64 v2, v1
+    jump block1
+block1:
+    v4 = rsh.w64 v3, v1
+    v5 = iconst 4294967294
+    v6 = and.w64 v4, v5
+    return v6
+}
+",
+    );
+    let (out, _) = optimize_checked(&module, CostTarget::BpfInsnCount, &sample_inputs());
+    let text = ir::write::module_to_string(&out);
+    assert!(text.contains("and.w32"), "{text}");
+    assert!(!text.contains("and.w64"), "{text}");
+}
