@@ -15,7 +15,7 @@
 //! leaves repeated; [`shared_exit`] returns constants through one `exit` with `r0` written
 //! early, where that is shorter; [`shared_edges`] keeps one copy of edge code that several
 //! edges repeat; [`narrow_compares`] tests a zero-extended value with a 32-bit jump on its
-//! source;
+//! source; [`reroll`] turns a sequence repeated several times in a row into a counted loop;
 //! [`branches`] resolves labels into jump offsets and drops jumps to the next instruction.
 //! [`elf`] then writes the functions of a module, with their map, global-data and call
 //! relocations, as an object like the ones clang builds, keeping a one-function program's
@@ -38,6 +38,7 @@ pub mod narrow_compares;
 pub mod original_code;
 pub mod peephole;
 pub mod regalloc;
+pub mod reroll;
 pub mod shared_edges;
 pub mod shared_exit;
 pub mod stack_forwarding;
@@ -133,6 +134,7 @@ fn with_allocation(
     let code = shared_exit::optimize(code);
     let code = shared_edges::optimize(code);
     let code = peephole::optimize(narrow_compares::optimize(code));
+    let code = reroll::optimize(code);
     branches::resolve(code).map_err(|e| diagnostic(module, fref, None, &e.message))
 }
 
