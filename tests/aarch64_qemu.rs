@@ -15,11 +15,7 @@ mod object_diff;
 mod support;
 
 use hw::qemu::Arch;
-use native_remote::RemoteProgram;
-use object_diff::{
-    compare_xdp, compile_corpus_program, conformance_suite, kernel_accepted_xdp_programs, link,
-    summarize, target_of, toolchain, HarnessCache,
-};
+use object_diff::{conformance_suite, run_corpus_programs, summarize, toolchain};
 
 /// Every `PCAP_STRIDE`-th Ethernet packet of the pcap corpus is run under qemu (with every
 /// generated probe packet): each run is at least one round trip to an emulated process, and
@@ -73,68 +69,26 @@ fn kernel_accepted_corpus_programs_as_aarch64_objects_under_qemu_match_the_inter
     let dir = hw::qemu::scratch_dir("corpus-aarch64").unwrap();
     let packets = packets();
     println!("{} packets per program", packets.len());
-    let programs = kernel_accepted_xdp_programs();
-    let mut cache = HarnessCache::default();
-    let (mut compared, mut runs, mut faults, mut round_trips) = (0, 0, 0, 0u64);
-    let mut failures = Vec::new();
-    let mut times = Vec::new();
     let started = std::time::Instant::now();
-    for (n, p) in programs.iter().enumerate() {
-        let name = &p.obj.programs[p.index].name;
-        let what = format!("{} {name}", p.rel);
-        let (compilation, module_index) = match compile_corpus_program(p, target_of(&tc)) {
-            Ok(c) => c,
-            Err(e) => {
-                failures.push(format!("{what}: not compiled: {e}"));
-                continue;
-            }
-        };
-        if let Some(r) = compilation.programs.iter().find(|r| &r.name == name) {
-            times.push(r.compile_time);
-        }
-        let linked = match link(&tc, &mut cache, &dir, &format!("prog{n}"), compilation) {
-            Ok(l) => l,
-            Err(e) => {
-                failures.push(format!("{what}: {e}"));
-                continue;
-            }
-        };
-        let mut remote =
-            match RemoteProgram::start(tc.command(&linked.exe), &linked.compilation.module) {
-                Ok(r) => r,
-                Err(e) => {
-                    failures.push(format!("{what}: {e}"));
-                    continue;
-                }
-            };
-        let r = compare_xdp(p, &mut remote, module_index, &packets);
-        round_trips += remote.round_trips;
-        if let Err(e) = remote.finish() {
-            failures.push(format!("{what}: {e}"));
-        }
-        compared += 1;
-        runs += r.packets;
-        faults += r.both_faulted;
-        println!(
-            "compared {what:60} {} packets ({} faulted in both), {} mismatches",
-            r.packets,
-            r.both_faulted,
-            r.mismatches.len()
-        );
-        for (k, m) in r.mismatches.iter().take(3) {
-            failures.push(format!("{what}: packet {k:?}: {m}"));
-        }
-    }
+    let mut run = run_corpus_programs(&tc, &dir, &packets);
     println!(
-        "{} kernel-accepted XDP programs, {compared} run as aarch64 objects under qemu-aarch64 over {runs} packet runs ({faults} faulted in both, {round_trips} harness round trips) in {:.1} s, {} failures",
-        programs.len(),
+        "{} kernel-accepted XDP programs, {} run as aarch64 objects under qemu-aarch64 over {} packet runs ({} faulted in both, {} harness round trips) in {:.1} s, {} failures",
+        run.programs,
+        run.compared,
+        run.runs,
+        run.both_faulted,
+        run.round_trips,
         started.elapsed().as_secs_f64(),
-        failures.len()
+        run.failures.len()
     );
     println!(
         "aarch64 compile time per program (lift + native pipeline + code generation): {}",
-        summarize(&mut times)
+        summarize(&mut run.compile_times)
     );
-    assert!(compared >= 10, "only {compared} programs were compared");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        run.compared >= 10,
+        "only {} programs were compared",
+        run.compared
+    );
+    assert!(run.failures.is_empty(), "{}", run.failures.join("\n"));
 }

@@ -12,12 +12,8 @@ mod object_diff;
 mod support;
 
 use hw::qemu::Arch;
-use native_remote::RemoteProgram;
 use nicc::commands::compile::{CompileArgs, CompileTarget};
-use object_diff::{
-    compare_xdp, compile_corpus_program, conformance_suite, kernel_accepted_xdp_programs, link,
-    summarize, toolchain, HarnessCache,
-};
+use object_diff::{conformance_suite, run_corpus_programs, summarize, toolchain};
 
 fn xdp1() -> std::path::PathBuf {
     support::corpus().join("elf/linux/xdp1_kern.o")
@@ -101,64 +97,24 @@ fn kernel_accepted_corpus_programs_as_linked_x86_64_objects_match_the_interprete
     let tc = toolchain(Arch::X86_64);
     let dir = hw::qemu::scratch_dir("corpus-x86_64").unwrap();
     let packets = support::engine_diff::corpus_packets();
-    let programs = kernel_accepted_xdp_programs();
-    let mut cache = HarnessCache::default();
-    let (mut compared, mut runs, mut faults, mut round_trips) = (0, 0, 0, 0u64);
-    let mut failures = Vec::new();
-    let mut times = Vec::new();
-    for (n, p) in programs.iter().enumerate() {
-        let what = format!("{} {}", p.rel, p.obj.programs[p.index].name);
-        let (compilation, module_index) =
-            match compile_corpus_program(p, object_diff::target_of(&tc)) {
-                Ok(c) => c,
-                Err(e) => {
-                    failures.push(format!("{what}: not compiled: {e}"));
-                    continue;
-                }
-            };
-        let report = compilation
-            .programs
-            .iter()
-            .find(|r| r.name == p.obj.programs[p.index].name);
-        if let Some(r) = report {
-            times.push(r.compile_time);
-        }
-        let linked = match link(&tc, &mut cache, &dir, &format!("prog{n}"), compilation) {
-            Ok(l) => l,
-            Err(e) => {
-                failures.push(format!("{what}: {e}"));
-                continue;
-            }
-        };
-        let mut remote = RemoteProgram::start(tc.command(&linked.exe), &linked.compilation.module)
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-        let r = compare_xdp(p, &mut remote, module_index, packets);
-        round_trips += remote.round_trips;
-        if let Err(e) = remote.finish() {
-            failures.push(format!("{what}: {e}"));
-        }
-        compared += 1;
-        runs += r.packets;
-        faults += r.both_faulted;
-        println!(
-            "compared {what:60} {} packets ({} faulted in both), {} mismatches",
-            r.packets,
-            r.both_faulted,
-            r.mismatches.len()
-        );
-        for (k, m) in r.mismatches.iter().take(3) {
-            failures.push(format!("{what}: packet {k:?}: {m}"));
-        }
-    }
+    let mut run = run_corpus_programs(&tc, &dir, packets);
     println!(
-        "{} kernel-accepted XDP programs, {compared} linked as x86_64 objects and compared over {runs} packet runs ({faults} faulted in both, {round_trips} harness round trips), {} failures",
-        programs.len(),
-        failures.len()
+        "{} kernel-accepted XDP programs, {} linked as x86_64 objects and compared over {} packet runs ({} faulted in both, {} harness round trips), {} failures",
+        run.programs,
+        run.compared,
+        run.runs,
+        run.both_faulted,
+        run.round_trips,
+        run.failures.len()
     );
     println!(
         "x86_64 compile time per program (lift + native pipeline + code generation): {}",
-        summarize(&mut times)
+        summarize(&mut run.compile_times)
     );
-    assert!(compared >= 20, "only {compared} programs were compared");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        run.compared >= 20,
+        "only {} programs were compared",
+        run.compared
+    );
+    assert!(run.failures.is_empty(), "{}", run.failures.join("\n"));
 }

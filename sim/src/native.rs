@@ -42,6 +42,11 @@
 //! head/meta/tail adjustment, checksums, clocks): keys are read onto the host stack (straight
 //! from a live stack frame or the packet when they lie inside it), hash keys hash with a
 //! multiply-rotate hasher, and a lookup result is registered in the value-region table once.
+//! A lookup whose map native code knows and whose key lies in its own frame (most lookups:
+//! the key is a local variable) calls [`cb_map_lookup`] with the map's index and the key's
+//! offset in the frame instead: the host then neither decodes a map pointer nor checks the
+//! key's region, and runs the helper's own lookup on the key
+//! ([`crate::runtime::helpers::map_lookup_with_key`]).
 //! Lookups in array maps of up to [`abi::LOOKUP_CACHE_MAX_ENTRIES`] entries make no call
 //! after the first for a key: native code reads the pointer value and the host address of the
 //! value from `ctx->lookup_cache`, and reads and writes the value at that address, the

@@ -363,6 +363,87 @@ pub fn compare_xdp(
     report
 }
 
+/// What [`run_corpus_programs`] found.
+pub struct CorpusRun {
+    /// Kernel-accepted XDP programs in the corpus.
+    pub programs: usize,
+    /// Programs compiled, linked and run over every packet.
+    pub compared: usize,
+    /// Packet runs compared, and how many of them faulted in both.
+    pub runs: usize,
+    pub both_faulted: usize,
+    /// Requests the harness processes answered.
+    pub round_trips: u64,
+    /// Everything that went wrong, one line each (at most three mismatches per program).
+    pub failures: Vec<String>,
+    /// Lift + native pipeline + code generation, per program.
+    pub compile_times: Vec<Duration>,
+}
+
+/// Compiles every kernel-accepted XDP program of the corpus for `tc`'s architecture, links
+/// each with the harness in `dir`, runs it (natively or under qemu-user) over `packets` beside
+/// the interpreter with [`compare_xdp`], and prints one line per program.
+pub fn run_corpus_programs(tc: &Toolchain, dir: &Path, packets: &[Vec<u8>]) -> CorpusRun {
+    let programs = kernel_accepted_xdp_programs();
+    let mut cache = HarnessCache::default();
+    let mut run = CorpusRun {
+        programs: programs.len(),
+        compared: 0,
+        runs: 0,
+        both_faulted: 0,
+        round_trips: 0,
+        failures: Vec::new(),
+        compile_times: Vec::new(),
+    };
+    for (n, p) in programs.iter().enumerate() {
+        let name = &p.obj.programs[p.index].name;
+        let what = format!("{} {name}", p.rel);
+        let (compilation, module_index) = match compile_corpus_program(p, target_of(tc)) {
+            Ok(c) => c,
+            Err(e) => {
+                run.failures.push(format!("{what}: not compiled: {e}"));
+                continue;
+            }
+        };
+        if let Some(r) = compilation.programs.iter().find(|r| &r.name == name) {
+            run.compile_times.push(r.compile_time);
+        }
+        let linked = match link(tc, &mut cache, dir, &format!("prog{n}"), compilation) {
+            Ok(l) => l,
+            Err(e) => {
+                run.failures.push(format!("{what}: {e}"));
+                continue;
+            }
+        };
+        let mut remote =
+            match RemoteProgram::start(tc.command(&linked.exe), &linked.compilation.module) {
+                Ok(r) => r,
+                Err(e) => {
+                    run.failures.push(format!("{what}: {e}"));
+                    continue;
+                }
+            };
+        let r = compare_xdp(p, &mut remote, module_index, packets);
+        run.round_trips += remote.round_trips;
+        if let Err(e) = remote.finish() {
+            run.failures.push(format!("{what}: {e}"));
+        }
+        run.compared += 1;
+        run.runs += r.packets;
+        run.both_faulted += r.both_faulted;
+        println!(
+            "compared {what:60} {} packets ({} faulted in both), {} mismatches",
+            r.packets,
+            r.both_faulted,
+            r.mismatches.len()
+        );
+        for (k, m) in r.mismatches.iter().take(3) {
+            run.failures.push(format!("{what}: packet {k:?}: {m}"));
+        }
+    }
+    run
+}
+
 /// Total and median of compile times, for the test output.
 pub fn summarize(times: &mut [Duration]) -> String {
     if times.is_empty() {
