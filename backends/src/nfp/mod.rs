@@ -118,9 +118,20 @@ pub fn placement_level(bytes: u64) -> MemLevel {
     }
 }
 
-/// The chip-memory layout of map `index` of type `map_type`, when its operations run as
-/// microcode routines (array, per-CPU array and global data today); `None` when the lookup
-/// engine serves it from the shared runtime.
+/// The chip-memory layout of map `index`, when its operations run as microcode routines
+/// (arrays, per-CPU arrays, global data, hashes and per-CPU hashes with keys up to
+/// [`MAX_CHIP_HASH_KEY`] bytes, LPM tries up to [`MAX_CHIP_LPM_ENTRIES`] prefixes of IPv4
+/// size); `None` when the lookup engine serves it from the shared runtime.
+///
+/// LRU hashes stay with the lookup engine on purpose. Until a table is full a hash routine
+/// would give the same contents, but the kernel evicts in ways a simpler policy cannot
+/// match: a CPU refills its local free list in batches of `target_free` nodes and shrinks the
+/// inactive list by the shortfall, so several unreferenced elements go at once, and with more
+/// than one CPU this can start before the map holds `max_entries` elements; an update of an
+/// existing key of an `LRU_HASH` takes a fresh node and so can evict when the map is full.
+/// `sim::runtime::lru` reproduces those lists node for node; a microcode routine that did
+/// not would change which keys survive, and the differential test (cilium's
+/// `xdp_stats_map`, 16 entries, sees more source addresses than that) would show it.
 pub fn map_layout(index: usize, m: &ir::MapDecl) -> Option<MapLayout> {
     let region = REGION_CHIP_MAP.checked_add(u32::try_from(index).ok()?)?;
     if region >= REGION_CHIP_MAP_END {
