@@ -56,7 +56,10 @@ const RUNTIME_OBJECTS: [&str; 2] = ["verilated.o", "verilated_threads.o"];
 /// outlives the process. Every build uses [`base_args`], and those are the only arguments
 /// that change how the runtime is compiled (tracing, coverage and threads are never
 /// enabled), so one copy fits every design.
-static RUNTIME: Mutex<Option<Arc<Vec<(String, Vec<u8>)>>>> = Mutex::new(None);
+static RUNTIME: Mutex<Option<Arc<RuntimeObjects>>> = Mutex::new(None);
+
+/// Each runtime object file's name and contents.
+type RuntimeObjects = Vec<(String, Vec<u8>)>;
 
 /// Runs `verilator` with `args` in `dir`, linking the runtime objects kept from an earlier
 /// build when there are some, and keeping this build's otherwise.
