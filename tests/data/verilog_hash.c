@@ -1,8 +1,9 @@
 // Per-source and per-flow counters in hash maps, for the read-after-write hazard test of
 // tests/verilog_diff.rs: back-to-back packets of a few flows update the same hash entries
 // (some of them in different ways of one bucket) through the value pointers their lookups
-// return, read the clock into the entry and let a random draw decide some verdicts, so every
-// packet's result depends on the packet just before it in the pipeline.
+// return, read the clock into the entry, rewrite the destination address with a checksum
+// patch from bpf_csum_diff and let a random draw decide some verdicts, so every packet's
+// result depends on the packet just before it in the pipeline.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -77,6 +78,12 @@ int count_flows(struct xdp_md *ctx)
         if ((*seen & 3) == 0)
             return XDP_DROP;
     }
+    // Rewrites the destination address as a NAT would, patching the IP header checksum with
+    // bpf_csum_diff over the old address in the packet and the new one on the stack.
+    __be32 to = ip->daddr ^ bpf_htonl((__u32)c->packets & 0xff);
+    __s64 sum = bpf_csum_diff(&ip->daddr, 4, &to, 4, ~(__u32)ip->check & 0xffff);
+    ip->daddr = to;
+    ip->check = ~(__u16)sum;
     if ((bpf_get_prandom_u32() & 7) == 0)
         return XDP_ABORTED;
     return c->packets & 2 ? XDP_TX : XDP_PASS;

@@ -922,6 +922,94 @@ impl<'a> Lowerer<'a> {
         self.alu(AluOp::Mov, Width::W32, x, x)
     }
 
+    /// `csum_partial` of the `size` bytes `ptr` points to (the runtime's definition): the
+    /// 16-bit little-endian words and `seed` summed in 64 bits, then the upper half folded in
+    /// twice, which is exact for the at most 512 bytes `bpf_csum_diff` takes.
+    fn csum_partial(&mut self, ptr: Lv, size: u32, seed: NodeId) -> Result<NodeId, Rejection> {
+        let region = match ptr.prov {
+            Prov::Packet => Region::Packet,
+            Prov::Stack(slot) => Region::Stack(slot),
+            p => {
+                return self.reject(format!(
+                    "bpf_csum_diff over a buffer behind a {p:?} pointer; the pipeline sums packet and stack bytes"
+                ))
+            }
+        };
+        let mut sum = seed;
+        for k in 0..size / 2 {
+            let targets = self.targets(region, ptr, (2 * k) as i32, 2)?;
+            let word = self.read_any(&targets, 2, false);
+            sum = self.alu(AluOp::Add, Width::W64, sum, word);
+        }
+        Ok(self.fold32(sum))
+    }
+
+    /// A 64-bit sum below 2^33 folded to 32 bits with end-around carry: twice suffices.
+    fn fold32(&mut self, mut sum: NodeId) -> NodeId {
+        let (k32, low) = (self.konst(32, 64), self.konst(0xffff_ffff, 64));
+        for _ in 0..2 {
+            let hi = self.alu(AluOp::Rsh, Width::W64, sum, k32);
+            let lo = self.alu(AluOp::And, Width::W64, sum, low);
+            sum = self.alu(AluOp::Add, Width::W64, lo, hi);
+        }
+        sum
+    }
+
+    /// `bpf_csum_diff` as the runtime defines it (`sim::runtime::helpers::csum_diff`, checked
+    /// against the kernel): the checksum of `to` plus the complement of that of `from`,
+    /// seeded, folded to 16 bits. The sizes must be constants, so the buffers are fixed sets
+    /// of bytes summed by an adder tree.
+    fn csum_diff(&mut self, args: &[Value]) -> Result<NodeId, Rejection> {
+        let from = self.value(args[0])?;
+        let to = self.value(args[2])?;
+        let (from_size, to_size, seed) = (
+            self.scalar(args[1])?,
+            self.scalar(args[3])?,
+            self.scalar(args[4])?,
+        );
+        let (Some(from_size), Some(to_size)) = (self.const_of(from_size), self.const_of(to_size))
+        else {
+            return self.reject("bpf_csum_diff with buffer sizes that are not constants; the pipeline sums a fixed set of bytes");
+        };
+        let (from_size, to_size) = (from_size as u32, to_size as u32);
+        if (from_size | to_size) & 3 != 0 || from_size as u64 + to_size as u64 > 512 {
+            return Ok(self.konst(ir::semantics::alu(AluOp::Neg, Width::W64, 22, 22), 64));
+        }
+        let mask = self.konst(0xffff_ffff, 64);
+        let seed = self.alu(AluOp::And, Width::W64, seed, mask);
+        let not32 = |l: &mut Self, x: NodeId| l.alu(AluOp::Xor, Width::W64, x, mask);
+        let sum = match (from_size, to_size) {
+            (0, 0) => return Ok(seed),
+            (0, _) => self.csum_partial(to, to_size, seed)?,
+            (_, 0) => {
+                let s = not32(self, seed);
+                let p = self.csum_partial(from, from_size, s)?;
+                not32(self, p)
+            }
+            _ => {
+                let t = self.csum_partial(to, to_size, seed)?;
+                let zero = self.zero;
+                let f = self.csum_partial(from, from_size, zero)?;
+                let nf = not32(self, f);
+                let s = self.alu(AluOp::Add, Width::W64, t, nf);
+                let k32 = self.konst(32, 64);
+                let hi = self.alu(AluOp::Rsh, Width::W64, s, k32);
+                let lo = self.alu(AluOp::And, Width::W64, s, mask);
+                let s = self.alu(AluOp::Add, Width::W64, lo, hi);
+                self.alu(AluOp::And, Width::W64, s, mask)
+            }
+        };
+        // fold16: the halves added twice.
+        let (k16, m16) = (self.konst(16, 64), self.konst(0xffff, 64));
+        let mut x = sum;
+        for _ in 0..2 {
+            let hi = self.alu(AluOp::Rsh, Width::W64, x, k16);
+            let lo = self.alu(AluOp::And, Width::W64, x, m16);
+            x = self.alu(AluOp::Add, Width::W64, lo, hi);
+        }
+        Ok(x)
+    }
+
     fn helper(&mut self, helper: u32, args: &[Value], pred: NodeId) -> Result<Lv, Rejection> {
         match helper {
             // bpf_ktime_get_ns, bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns,
@@ -935,6 +1023,16 @@ impl<'a> Lowerer<'a> {
                 node: self.random_read(pred),
                 prov: Prov::Scalar,
             }),
+            // bpf_csum_diff(from, from_size, to, to_size, seed)
+            28 => {
+                if args.len() < 5 {
+                    return self.reject("bpf_csum_diff needs five arguments");
+                }
+                Ok(Lv {
+                    node: self.csum_diff(args)?,
+                    prov: Prov::Scalar,
+                })
+            }
             // bpf_map_lookup_elem(map, key)
             1 => {
                 let (Some(&m), Some(&k)) = (args.first(), args.get(1)) else {
