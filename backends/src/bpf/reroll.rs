@@ -9,7 +9,8 @@
 //! `k * body > body + 3` on.
 //!
 //! The counter is one of `r6`-`r9` that no instruction of the function reads or writes (those
-//! survive calls), so it is dead before and after the loop and the body cannot see it. Bodies
+//! survive calls), so it is dead before and after each loop and the body cannot see it; the
+//! loops this pass makes follow one another, so they share it. Bodies
 //! are runs of straight-line instructions without labels, jumps, exits or bpf-to-bpf calls.
 //! The kernel verifier accepts bounded loops (Linux 5.3 and later): it follows every
 //! iteration, whose states differ in the counter, so a loop of `k` iterations costs it what
@@ -65,12 +66,10 @@ pub fn optimize(code: Vec<MachInsn>) -> Vec<MachInsn> {
                     src: Operand::Imm(0),
                     target: label,
                 });
+                // Loops made here follow one another and never nest, and each sets the
+                // counter before it starts, so one counter serves them all.
                 i += body * times;
                 rerolled = true;
-                // One loop per function: a second would need a second free counter only if
-                // they nested, but one is where the corpus's unrolled code lives.
-                out.extend_from_slice(&code[i..]);
-                break;
             }
             None => {
                 out.push(code[i].clone());
@@ -184,5 +183,29 @@ mod tests {
         }
         code.extend(exit_with(1));
         assert_eq!(optimize(code.clone()).len(), code.len());
+    }
+
+    #[test]
+    fn two_repeated_runs_become_two_loops_sharing_the_counter() {
+        let mut code = vec![];
+        for _ in 0..6 {
+            code.push(alu(Width::W64, AluOp::Add, 1, Operand::Imm(3)));
+            code.push(alu(Width::W64, AluOp::Mul, 1, Operand::Imm(5)));
+        }
+        code.push(store_reg(Size::DW, -8, 1));
+        for _ in 0..5 {
+            code.push(alu(Width::W64, AluOp::Xor, 2, Operand::Reg(Reg(1))));
+            code.push(alu(Width::W64, AluOp::Lsh, 2, Operand::Imm(1)));
+        }
+        code.extend(exit_with(2));
+        let out = optimize(code.clone());
+        // Two loops of 2 + 3 instructions, the store, r0 = r2, exit.
+        assert_eq!(insn_count(&out), 13, "{out:?}");
+        for r1 in [0, 1, 9, u64::MAX] {
+            assert_eq!(
+                run(&code, [r1, 4, 0, 0, 0]).map(|f| (f.regs[..6].to_vec(), f.stack)),
+                run(&out, [r1, 4, 0, 0, 0]).map(|f| (f.regs[..6].to_vec(), f.stack)),
+            );
+        }
     }
 }
