@@ -22,6 +22,9 @@ pub struct BenchOptArgs {
     /// The pipeline `nicc opt` runs.
     #[arg(long, default_value = "bpf")]
     pub pipeline: String,
+    /// Measure `nicc opt --size`: repeated code may become loops that run slower.
+    #[arg(long)]
+    pub size: bool,
 }
 
 /// One program's row.
@@ -241,8 +244,13 @@ pub fn bench_rows(args: &BenchOptArgs) -> Result<Vec<Row>, String> {
         };
         let start = Instant::now();
         let original = std::fs::read(&path).ok();
-        let optimized =
-            super::opt::optimize_original(&obj, original.as_deref(), &args.pipeline, false);
+        let optimized = super::opt::optimize_original(
+            &obj,
+            original.as_deref(),
+            &args.pipeline,
+            false,
+            args.size,
+        );
         let micros = start.elapsed().as_micros() / obj.programs.len().max(1) as u128;
         let emitted = optimized
             .as_ref()

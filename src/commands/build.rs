@@ -247,7 +247,7 @@ fn rows_len(obj: &Object, job: &Job<'_>) -> usize {
 fn build_bpf(job: &Job<'_>) -> Vec<BuildRow> {
     let obj = job.obj;
     let rows = || (0..obj.programs.len()).map(|i| row(obj, i, BuildTarget::Bpf));
-    match super::opt::optimize_original(obj, Some(job.bytes), "bpf", false) {
+    match super::opt::optimize_original(obj, Some(job.bytes), "bpf", false, false) {
         Ok((bytes, programs, _, _)) => {
             let path = job.dir.join("bpf.o");
             let written = std::fs::write(&path, &bytes);

@@ -19,6 +19,10 @@ pub struct OptArgs {
     /// Inline bpf-to-bpf calls instead of keeping them as functions.
     #[arg(long)]
     pub inline_calls: bool,
+    /// Smallest code even where it runs slower: repeated straight-line code becomes a
+    /// counted loop. Without it, nothing that costs run time is done to save size.
+    #[arg(long)]
+    pub size: bool,
 }
 
 /// The target whose cost model a pipeline optimizes for.
@@ -40,16 +44,18 @@ pub fn optimize(
     pipeline_name: &str,
     inline_calls: bool,
 ) -> Result<(Vec<u8>, Vec<OptimizedProgram>, usize, usize), String> {
-    optimize_original(obj, None, pipeline_name, inline_calls)
+    optimize_original(obj, None, pipeline_name, inline_calls, false)
 }
 
 /// Like [`optimize`]; `original` is the object file's bytes, whose BTF the output carries
-/// over (BTF-defined maps stay in `.maps` with their types).
+/// over (BTF-defined maps stay in `.maps` with their types); `size` trades run time for size
+/// (see [`OptArgs::size`]).
 pub fn optimize_original(
     obj: &frontend::Object,
     original: Option<&[u8]>,
     pipeline_name: &str,
     inline_calls: bool,
+    size: bool,
 ) -> Result<(Vec<u8>, Vec<OptimizedProgram>, usize, usize), String> {
     let pipe = pipeline(pipeline_name).ok_or_else(|| {
         format!(
@@ -65,8 +71,9 @@ pub fn optimize_original(
         .run(&pipe, &mut module, &mut ctx)
         .map_err(|e| e.to_string())?;
     let ir_after = count_insts(&module);
-    let options = backends::bpf::ObjectOptions::from_original(obj, original)
+    let mut options = backends::bpf::ObjectOptions::from_original(obj, original)
         .map_err(|e| format!("{}: {e}", obj.name))?;
+    options.code.reroll_loops = size;
     let bytes =
         backends::bpf::emit_object_with(&module, &obj.name, &options).map_err(|d| d.to_string())?;
     let emitted = frontend::elf::read_object(&bytes, &obj.name)
@@ -107,8 +114,13 @@ pub fn optimized_module(
 pub fn opt(args: &OptArgs) -> Result<String, String> {
     let obj = super::read_object(&args.object)?;
     let original = std::fs::read(&args.object).ok();
-    let (bytes, programs, ir_before, ir_after) =
-        optimize_original(&obj, original.as_deref(), &args.pipeline, args.inline_calls)?;
+    let (bytes, programs, ir_before, ir_after) = optimize_original(
+        &obj,
+        original.as_deref(),
+        &args.pipeline,
+        args.inline_calls,
+        args.size,
+    )?;
     std::fs::write(&args.output, &bytes)
         .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
     let mut s = String::new();

@@ -53,6 +53,8 @@ pub struct ObjectOptions {
     /// The original programs' code: a one-function program whose original is shorter than
     /// nicc's code is written as the original (see [`super::original_code`]).
     pub originals: Option<OriginalPrograms>,
+    /// How the code trades run time against size.
+    pub code: super::CodeOptions,
 }
 
 impl Default for ObjectOptions {
@@ -63,6 +65,7 @@ impl Default for ObjectOptions {
             sections: Vec::new(),
             btf: None,
             originals: None,
+            code: super::CodeOptions::default(),
         }
     }
 }
@@ -87,6 +90,7 @@ impl ObjectOptions {
                 None => None,
             },
             originals: Some(OriginalPrograms::from_object(obj)),
+            code: super::CodeOptions::default(),
         })
     }
 }
@@ -150,7 +154,7 @@ pub fn write_object_with(
     let mut subprograms: Vec<FuncRef> = Vec::new();
     let mut codes = HashMap::new();
     for entry in &module.programs {
-        let (c, order) = compile_reachable(module, entry.func)?;
+        let (c, order) = compile_reachable(module, entry.func, options.code)?;
         for f in order.iter().skip(1) {
             if !subprograms.contains(f) {
                 subprograms.push(*f);

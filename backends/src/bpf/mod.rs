@@ -15,7 +15,8 @@
 //! leaves repeated; [`shared_exit`] returns constants through one `exit` with `r0` written
 //! early, where that is shorter; [`shared_edges`] keeps one copy of edge code that several
 //! edges repeat; [`narrow_compares`] tests a zero-extended value with a 32-bit jump on its
-//! source; [`reroll`] turns a sequence repeated several times in a row into a counted loop;
+//! source; [`reroll`] turns a sequence repeated several times in a row into a counted loop
+//! when [`CodeOptions::reroll_loops`] asks for the smallest code rather than the fastest;
 //! [`branches`] resolves labels into jump offsets and drops jumps to the next instruction.
 //! [`elf`] then writes the functions of a module, with their map, global-data and call
 //! relocations, as an object like the ones clang builds, keeping a one-function program's
@@ -51,8 +52,27 @@ use frontend::Diagnostic;
 use ir::{FuncRef, Inst, Module};
 use std::collections::HashMap;
 
-/// Compiles one function to its code and relocations, unlinked.
+/// Choices that trade run time against size. The default keeps run time: every choice that
+/// could make a program slower to make it smaller is off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CodeOptions {
+    /// Turn straight-line code repeated several times in a row into a counted loop
+    /// ([`reroll`]); each iteration then runs two more instructions (the count and the jump).
+    pub reroll_loops: bool,
+}
+
+/// Compiles one function to its code and relocations, unlinked, with the default
+/// [`CodeOptions`].
 pub fn compile_function(module: &Module, fref: FuncRef) -> Result<FunctionCode, Diagnostic> {
+    compile_function_with(module, fref, CodeOptions::default())
+}
+
+/// Compiles one function to its code and relocations, unlinked.
+pub fn compile_function_with(
+    module: &Module,
+    fref: FuncRef,
+    options: CodeOptions,
+) -> Result<FunctionCode, Diagnostic> {
     let Some(func) = module.functions.get(fref) else {
         return Err(Diagnostic::new(format!(
             "cannot emit BPF for {fref}: the module has no such function"
@@ -64,7 +84,7 @@ pub fn compile_function(module: &Module, fref: FuncRef) -> Result<FunctionCode, 
     }
     let mut best: Option<Result<FunctionCode, Diagnostic>> = None;
     for (_, allocator) in ALLOCATORS {
-        let code = with_allocation(module, fref, func, &order, allocator);
+        let code = with_allocation(module, fref, func, &order, allocator, options);
         best = match (best, code) {
             (None, code) => Some(code),
             (Some(Ok(a)), Ok(b)) if b.insns.len() < a.insns.len() => Some(Ok(b)),
@@ -103,7 +123,14 @@ pub fn strategy_lengths(module: &Module, fref: FuncRef) -> Vec<(&'static str, Op
     ALLOCATORS
         .iter()
         .map(|&(name, allocator)| {
-            let code = with_allocation(module, fref, func, &order, allocator);
+            let code = with_allocation(
+                module,
+                fref,
+                func,
+                &order,
+                allocator,
+                CodeOptions::default(),
+            );
             (name, code.ok().map(|c| c.insns.len()))
         })
         .collect()
@@ -116,6 +143,7 @@ fn with_allocation(
     func: &ir::Function,
     order: &layout::LinearOrder,
     allocator: Allocator,
+    options: CodeOptions,
 ) -> Result<FunctionCode, Diagnostic> {
     let alloc = allocator(func, order).map_err(|e| diagnostic(module, fref, e.inst, &e.message))?;
     let code = isel::select(func, order, &alloc)
@@ -134,7 +162,11 @@ fn with_allocation(
     let code = shared_exit::optimize(code);
     let code = shared_edges::optimize(code);
     let code = peephole::optimize(narrow_compares::optimize(code));
-    let code = reroll::optimize(code);
+    let code = if options.reroll_loops {
+        reroll::optimize(code)
+    } else {
+        code
+    };
     branches::resolve(code).map_err(|e| diagnostic(module, fref, None, &e.message))
 }
 
@@ -143,7 +175,7 @@ fn with_allocation(
 /// Map references are `lddw` with `BPF_PSEUDO_MAP_IDX` (-`_VALUE`) and the map's index in
 /// `module.maps`; calls and function addresses are relative.
 pub fn emit_program(module: &Module, func: FuncRef) -> Result<Vec<Insn>, Diagnostic> {
-    let (codes, order) = compile_reachable(module, func)?;
+    let (codes, order) = compile_reachable(module, func, CodeOptions::default())?;
     let mut start = HashMap::new();
     let mut total = 0usize;
     for f in &order {
@@ -180,13 +212,14 @@ pub fn emit_program(module: &Module, func: FuncRef) -> Result<Vec<Insn>, Diagnos
 pub(crate) fn compile_reachable(
     module: &Module,
     entry: FuncRef,
+    options: CodeOptions,
 ) -> Result<(HashMap<FuncRef, FunctionCode>, Vec<FuncRef>), Diagnostic> {
     let mut codes = HashMap::new();
     let mut order = vec![entry];
     let mut k = 0;
     while k < order.len() {
         let f = order[k];
-        let code = compile_function(module, f)?;
+        let code = compile_function_with(module, f, options)?;
         for (_, reloc) in &code.relocs {
             if let Reloc::Call(t) | Reloc::Func(t) = reloc {
                 if !order.contains(t) {
