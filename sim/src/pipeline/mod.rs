@@ -80,8 +80,11 @@ pub fn load_memories(sim: &mut PipelineSim, rt: &Runtime) -> Result<(), String> 
     Ok(())
 }
 
+/// A map entry's key and value bytes.
+type EntryBytes = (Vec<u8>, Vec<u8>);
+
 /// The entries of a map as `(key, value)` with the value `cpu` sees, from its snapshot form.
-fn map_entries(state: &MapState, cpu: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn map_entries(state: &MapState, cpu: usize) -> Result<Vec<EntryBytes>, String> {
     let contents = state.contents();
     contents
         .entries
