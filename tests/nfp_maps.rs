@@ -17,41 +17,10 @@ use passes::pass::PassContext;
 use passes::pipeline::{pipeline, PassManager};
 use sim::nfp::{run_xdp_nfp, NfpMachine};
 use sim::runtime::{Runtime, RuntimeConfig, XdpInput};
-use std::path::PathBuf;
-use std::process::Command;
-
-/// Compiles `tests/data/nfp_maps.c` for BPF into a fresh temporary directory.
-fn build_object() -> PathBuf {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/nfp_maps.c");
-    let dir = std::env::temp_dir().join(format!("nicc-nfp-maps-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("nfp_maps.o");
-    let run = Command::new("clang")
-        .args([
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            "-I/usr/include/x86_64-linux-gnu",
-            "-c",
-        ])
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap_or_else(|e| panic!("this test needs clang to build {}: {e}", src.display()));
-    assert!(
-        run.status.success(),
-        "clang failed on {}: {}",
-        src.display(),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out
-}
 
 #[test]
 fn map_routines_in_chip_memory_match_the_interpreter() {
-    let path = build_object();
+    let path = support::clang_bpf_object("nfp_maps");
     let obj = frontend::elf::read_file(&path).unwrap_or_else(|d| panic!("{d}"));
     let lift = |p: usize| -> Result<ir::Module, frontend::Diagnostic> {
         let mut module = lift_program(&obj, p, &LiftOptions { inline_calls: true })?;

@@ -338,35 +338,6 @@ fn back_to_back_updates_of_one_map_entry_equal_sequential_execution() {
     );
 }
 
-/// Compiles `tests/data/verilog_hash.c` for BPF into a fresh temporary directory.
-fn build_hash_program() -> std::path::PathBuf {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/verilog_hash.c");
-    let dir = std::env::temp_dir().join(format!("nicc-verilog-hash-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temporary directory");
-    let out = dir.join("verilog_hash.o");
-    let run = std::process::Command::new("clang")
-        .args([
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            "-I/usr/include/x86_64-linux-gnu",
-            "-c",
-        ])
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap_or_else(|e| panic!("this test needs clang to build {}: {e}", src.display()));
-    assert!(
-        run.status.success(),
-        "clang failed on {}: {}",
-        src.display(),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out
-}
-
 /// An Ethernet, IPv4 and UDP packet from `src` to `dst` with `payload` zero bytes.
 fn udp_packet(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: usize) -> XdpInput {
     let mut p = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
@@ -400,7 +371,7 @@ fn back_to_back_updates_of_hash_entries_equal_sequential_execution() {
     // Per-source counters in a hash map and per-flow counters in a per-CPU hash map, updated
     // through the value pointers of their lookups, plus the clock and the random state: every
     // packet reads what the packet before it wrote, one clock earlier.
-    let path = build_hash_program();
+    let path = support::clang_bpf_object("verilog_hash");
     let obj = frontend::elf::read_file(&path).unwrap_or_else(|d| panic!("{d}"));
     let compiled = compile(&obj, 0).unwrap_or_else(|e| panic!("verilog_hash.c: {e}"));
     let block = &compiled.block;

@@ -40,3 +40,34 @@ pub fn valid_objects() -> Vec<PathBuf> {
         p.extension().is_some_and(|e| e == "o") && !p.starts_with(elf.join("invalid"))
     })
 }
+
+/// Compiles `tests/data/<name>.c` for BPF with clang (as the corpus objects are built: `-O2 -g`)
+/// into a fresh temporary directory and returns the object's path; a missing clang or a
+/// compile error fails the test.
+pub fn clang_bpf_object(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{name}.c"));
+    let dir = std::env::temp_dir().join(format!("nicc-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let out = dir.join(format!("{name}.o"));
+    let run = std::process::Command::new("clang")
+        .args([
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-I/usr/include/x86_64-linux-gnu",
+            "-c",
+        ])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("this test needs clang to build {}: {e}", src.display()));
+    assert!(
+        run.status.success(),
+        "clang failed on {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
