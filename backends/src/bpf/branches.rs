@@ -46,6 +46,20 @@ pub enum MachInsn {
     },
 }
 
+impl MachInsn {
+    /// The instruction slots this takes once resolved: none for a label, two for a `lddw`.
+    pub fn slots(&self) -> usize {
+        match self {
+            MachInsn::Label(_) => 0,
+            MachInsn::LoadMap { .. }
+            | MachInsn::LoadMapValue { .. }
+            | MachInsn::LoadFunc { .. }
+            | MachInsn::Insn(Insn::Imm64 { .. }) => 2,
+            _ => 1,
+        }
+    }
+}
+
 /// What an instruction slot refers to, to be resolved when functions are placed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reloc {

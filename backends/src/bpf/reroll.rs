@@ -98,18 +98,6 @@ fn straight(m: &MachInsn) -> bool {
     }
 }
 
-/// Slots of an instruction once resolved.
-fn slots(m: &MachInsn) -> usize {
-    match m {
-        MachInsn::Label(_) => 0,
-        MachInsn::LoadMap { .. }
-        | MachInsn::LoadMapValue { .. }
-        | MachInsn::LoadFunc { .. }
-        | MachInsn::Insn(Insn::Imm64 { .. }) => 2,
-        _ => 1,
-    }
-}
-
 /// The body length and repetition count starting at `i` that saves the most slots, if any
 /// saves at least one.
 fn best_repetition(code: &[MachInsn], keys: &[String], i: usize) -> Option<(usize, usize)> {
@@ -125,7 +113,7 @@ fn best_repetition(code: &[MachInsn], keys: &[String], i: usize) -> Option<(usiz
         {
             times += 1;
         }
-        let body_slots: usize = code[i..i + body].iter().map(slots).sum();
+        let body_slots: usize = code[i..i + body].iter().map(MachInsn::slots).sum();
         let unrolled = times * body_slots;
         let looped = body_slots + 3;
         if times >= 2 && unrolled > looped {

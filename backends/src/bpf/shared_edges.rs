@@ -73,20 +73,8 @@ fn is_straight(m: &MachInsn) -> bool {
     }
 }
 
-/// The slots an instruction takes once resolved.
-fn slots(m: &MachInsn) -> usize {
-    match m {
-        MachInsn::Label(_) => 0,
-        MachInsn::LoadMap { .. }
-        | MachInsn::LoadMapValue { .. }
-        | MachInsn::LoadFunc { .. }
-        | MachInsn::Insn(Insn::Imm64 { .. }) => 2,
-        _ => 1,
-    }
-}
-
 fn total(code: &[MachInsn]) -> usize {
-    code.iter().map(slots).sum()
+    code.iter().map(MachInsn::slots).sum()
 }
 
 /// Every `run; ja L` with a non-empty run, with how it is reached.
@@ -163,7 +151,10 @@ fn share_once(code: &[MachInsn]) -> Option<Vec<MachInsn>> {
             continue;
         }
         let first = group[0];
-        let run: usize = code[first.start..first.ja].iter().map(slots).sum();
+        let run: usize = code[first.start..first.ja]
+            .iter()
+            .map(MachInsn::slots)
+            .sum();
         let saved: usize = group
             .iter()
             .map(|o| match o.shape {

@@ -79,16 +79,7 @@ fn drop_exits_before_exits(code: Vec<MachInsn>) -> Vec<MachInsn> {
 
 /// The number of instruction slots the code will take.
 fn slots(code: &[MachInsn]) -> usize {
-    code.iter()
-        .map(|m| match m {
-            MachInsn::Label(_) => 0,
-            MachInsn::LoadMap { .. }
-            | MachInsn::LoadMapValue { .. }
-            | MachInsn::LoadFunc { .. }
-            | MachInsn::Insn(Insn::Imm64 { .. }) => 2,
-            _ => 1,
-        })
-        .sum()
+    code.iter().map(MachInsn::slots).sum()
 }
 
 /// True for `r0 = c` and `r0 = rX` (a 64-bit copy from another register).
